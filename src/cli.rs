@@ -1,0 +1,453 @@
+//! The `playgate` command line. Each command parses its arguments, calls
+//! into the library and maps the outcome to output and an exit code:
+//! 0 success, 1 a negative answer (`verify`: invalid), 2 bad input or
+//! configuration (one line on stderr, never a secret).
+
+use crate::clock::{Clock, SystemClock};
+use crate::cloudfront::HashAlg;
+use crate::cloudfront::keys::{KeyRing, SigningKey, VerifyKey};
+use crate::cloudfront::policy::Cidr;
+use crate::cloudfront::signer::{SignOptions, Signature};
+use crate::config::{Config, DEFAULT_CONFIG, LogFormat};
+use crate::domain::{KeyPairId, TierName};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "playgate", version, about = "Secure playback gateway and CloudFront edge signer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Overrides `log.format`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Check a configuration file: every problem, or a summary.
+    CheckConfig {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Write a CloudFront key pair and a dev JWT issuer key pair.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// ECDSA P-256 for the CloudFront key instead of RSA 2048.
+        #[arg(long)]
+        ec: bool,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mint a viewer token with the config's dev issuer.
+    Token {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        tier: String,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Issuer `name` (default: the first dev issuer).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Scopes for service tokens, e.g. playgate:admin (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Sign a URL or cookies.
+    #[command(subcommand)]
+    Sign(SignCommand),
+    /// Verify a signed URL as CloudFront would.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HashArg {
+    Sha1,
+    Sha256,
+}
+
+#[derive(Subcommand)]
+enum SignCommand {
+    /// Print the signed URL.
+    Url(SignArgs),
+    /// Print the cookies as a JSON object (name → value).
+    Cookies(SignArgs),
+}
+
+#[derive(Args)]
+struct SignArgs {
+    #[arg(long)]
+    key_pair_id: String,
+    #[arg(long)]
+    private_key: PathBuf,
+    #[arg(long)]
+    expires: Option<u64>,
+    #[arg(long)]
+    starts: Option<u64>,
+    #[arg(long)]
+    ip: Option<String>,
+    #[arg(long)]
+    resource: Option<String>,
+    /// A policy to sign byte for byte (`JSON` or `@FILE`).
+    #[arg(long)]
+    policy: Option<String>,
+    #[arg(long, value_enum, default_value = "sha1")]
+    hash: HashArg,
+    url: String,
+}
+
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Print `valid` (exit 0) or the reason it is not (exit 1).
+    Url {
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long)]
+        key_pair_id: String,
+        #[arg(long)]
+        now: Option<u64>,
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
+        signed_url: String,
+    },
+}
+
+/// A failure to report as one line and exit 2.
+struct Fail(String);
+
+impl<E: std::fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, log_format } => serve(&config, log_format),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Keygen { out, ec, force } => keygen(&out, ec, force),
+        Command::Token {
+            config,
+            sub,
+            tier,
+            ttl,
+            issuer,
+            scopes,
+        } => token(&config, &sub, &tier, &ttl, issuer.as_deref(), &scopes),
+        Command::Sign(cmd) => sign(cmd),
+        Command::Verify(VerifyCommand::Url {
+            public_key,
+            key_pair_id,
+            now,
+            client_ip,
+            signed_url,
+        }) => verify_url(&public_key, &key_pair_id, now, client_ip, &signed_url),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail(msg)) => {
+            eprintln!("playgate: {}", msg.lines().next().unwrap_or("failed"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Installs the global subscriber: JSON or text lines on stderr.
+pub fn init_tracing(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn load_config(path: &Path) -> Result<Config, Fail> {
+    Config::load(path).map_err(|e| {
+        let lines: Vec<String> = e.0.iter().map(|i| i.to_string()).collect();
+        Fail(format!(
+            "{} configuration problem(s) in {} (run `playgate check-config --config {}`): {}",
+            lines.len(),
+            path.display(),
+            path.display(),
+            lines.join("; ")
+        ))
+    })
+}
+
+fn serve(path: &Path, log_format: Option<LogFormatArg>) -> Result<ExitCode, Fail> {
+    let config = load_config(path)?;
+    let format = match log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => config.log.format,
+    };
+    init_tracing(format, &config.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| Fail(format!("cannot listen on {}: {e}", config.server.listen)))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, public_url = %config.server.public_url, "playgate listening");
+        crate::run(config, listener, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn check_config(path: &Path) -> Result<ExitCode, Fail> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            for issue in &e.0 {
+                println!("{issue}");
+            }
+            eprintln!("playgate: {} problem(s) in {}", e.0.len(), path.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // Keys are parsed as at start-up, so a bad key fails here too.
+    if let Err(e) = KeyRing::from_config(&config.signing) {
+        println!("signing.keys: {e}");
+        eprintln!("playgate: 1 problem(s) in {}", path.display());
+        return Ok(ExitCode::from(2));
+    }
+    let mode = match config.mode {
+        crate::config::Mode::Local => "local",
+        crate::config::Mode::Aws => "aws",
+    };
+    println!("ok: {}", path.display());
+    println!("  mode: {mode}");
+    println!("  listen: {} (public {})", config.server.listen, config.server.public_url);
+    println!("  cdn: {}", config.cdn.base_url);
+    println!(
+        "  signing: active {} of {} key(s), {:?}",
+        config.signing.active,
+        config.signing.keys.len(),
+        config.signing.hash
+    );
+    let issuers: Vec<&str> = config.auth.issuers.iter().map(|i| i.name.as_str()).collect();
+    println!("  issuers: {}", if issuers.is_empty() { "none".into() } else { issuers.join(", ") });
+    let tiers: Vec<&str> = config.tiers.keys().map(|t| t.as_str()).collect();
+    println!("  tiers: {}", if tiers.is_empty() { "none".into() } else { tiers.join(", ") });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_new(path: &Path, bytes: &[u8], private: bool, force: bool) -> Result<(), Fail> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(if private { 0o600 } else { 0o644 });
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Fail(format!("{} exists; pass --force to replace it", path.display()))
+        } else {
+            Fail(format!("cannot write {}: {e}", path.display()))
+        }
+    })?;
+    f.write_all(bytes)?;
+    if private {
+        // Also tighten a file that existed before `--force`.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+fn keygen(out: &Path, ec: bool, force: bool) -> Result<ExitCode, Fail> {
+    std::fs::create_dir_all(out).map_err(|e| Fail(format!("cannot create {}: {e}", out.display())))?;
+    let (cf_private, cf_public) = crate::cloudfront::keys::generate(ec)?;
+    let (jwt_private, jwt_public) = crate::cloudfront::keys::generate(false)?;
+    let suffix: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase()
+        .chars()
+        .take(10)
+        .collect();
+    let id = format!("KDEV{suffix}\n");
+    let files: [(&str, &[u8], bool); 5] = [
+        ("cloudfront_private.pem", &cf_private, true),
+        ("cloudfront_public.pem", &cf_public, false),
+        ("cloudfront_key_pair_id", id.as_bytes(), false),
+        ("jwt_private.pem", &jwt_private, true),
+        ("jwt_public.pem", &jwt_public, false),
+    ];
+    if !force
+        && let Some((name, _, _)) = files.iter().find(|(n, _, _)| out.join(n).exists())
+    {
+        return Err(Fail(format!(
+            "{} exists; pass --force to replace the key set",
+            out.join(name).display()
+        )));
+    }
+    for (name, bytes, private) in files {
+        write_new(&out.join(name), bytes, private, force)?;
+    }
+    println!("wrote development keys to {} (key pair id {})", out.display(), id.trim());
+    println!("  these are for local use only: never register them with a real distribution");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(
+    path: &Path,
+    sub: &str,
+    tier: &str,
+    ttl: &str,
+    issuer: Option<&str>,
+    scopes: &[String],
+) -> Result<ExitCode, Fail> {
+    let config = load_config(path)?;
+    let tier = TierName::parse(tier)?;
+    if !config.tiers.contains_key(&tier) {
+        return Err(Fail(format!("no tier named {tier} in {}", path.display())));
+    }
+    let ttl = humantime::parse_duration(ttl).map_err(|e| Fail(format!("--ttl {ttl:?}: {e}")))?;
+    let iss = match issuer {
+        Some(name) => config
+            .auth
+            .issuers
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| Fail(format!("no issuer named {name:?}")))?,
+        None => config
+            .auth
+            .issuers
+            .iter()
+            .find(|i| i.dev)
+            .ok_or_else(|| Fail("no issuer is marked dev = true; playgate mints tokens only for development issuers".into()))?,
+    };
+    let jwt = crate::auth::mint_dev_token(iss, sub, &tier, scopes, SystemClock.now_epoch(), ttl)?;
+    println!("{jwt}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_policy(arg: &str) -> Result<String, Fail> {
+    match arg.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file).map_err(|e| Fail(format!("--policy {file}: {e}"))),
+        None => Ok(arg.to_owned()),
+    }
+}
+
+fn sign(cmd: SignCommand) -> Result<ExitCode, Fail> {
+    let (args, cookies) = match cmd {
+        SignCommand::Url(a) => (a, false),
+        SignCommand::Cookies(a) => (a, true),
+    };
+    let id = KeyPairId::parse(&args.key_pair_id).map_err(|e| Fail(format!("--key-pair-id: {e}")))?;
+    let key = SigningKey::from_file(id, &args.private_key)?;
+    let hash = match args.hash {
+        HashArg::Sha1 => HashAlg::Sha1,
+        HashArg::Sha256 => HashAlg::Sha256,
+    };
+    let wire = crate::cloudfront::encode::wire_url(&args.url).map_err(|e| Fail(format!("URL: {e}")))?;
+    let sig = match &args.policy {
+        Some(p) => {
+            if args.starts.is_some() || args.ip.is_some() || args.resource.is_some() || args.expires.is_some() {
+                return Err(Fail("--policy signs the policy as given; do not combine it with --expires, --starts, --ip or --resource".into()));
+            }
+            let policy = read_policy(p)?;
+            // Refuse what CloudFront would refuse, before signing it.
+            crate::cloudfront::policy::Policy::from_json(policy.as_bytes())?;
+            Signature::over_policy(&key, &policy, hash)?
+        }
+        None => {
+            let expires = args
+                .expires
+                .ok_or_else(|| Fail("--expires is required (epoch seconds)".into()))?;
+            let ip = args.ip.as_deref().map(Cidr::parse).transpose()?;
+            let opts = SignOptions {
+                expires,
+                starts: args.starts,
+                ip,
+                resource: args.resource.clone(),
+                hash,
+            };
+            Signature::for_url(&key, &wire, &opts)?
+        }
+    };
+    if cookies {
+        let map: serde_json::Map<String, serde_json::Value> = sig
+            .cookies()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        println!("{}", serde_json::Value::Object(map));
+    } else {
+        println!("{}", sig.append_to(&wire));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_url(
+    public_key: &Path,
+    key_pair_id: &str,
+    now: Option<u64>,
+    client_ip: Option<std::net::IpAddr>,
+    signed_url: &str,
+) -> Result<ExitCode, Fail> {
+    let id = KeyPairId::parse(key_pair_id).map_err(|e| Fail(format!("--key-pair-id: {e}")))?;
+    let public = VerifyKey::from_file(id, public_key)?;
+    let ring = crate::cloudfront::keys::PublicKeys::new(vec![public])?;
+    let wire = crate::cloudfront::encode::wire_url(signed_url).map_err(|e| Fail(format!("URL: {e}")))?;
+    let now = now.unwrap_or_else(|| SystemClock.now_epoch());
+    match crate::cloudfront::verifier::verify_request(&ring, &wire, None, client_ip, now) {
+        Ok(_) => {
+            println!("valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            println!("invalid: {reason}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! Typed configuration: a TOML file, then `PLAYGATE__SECTION__KEY`
+//! environment overrides, read field by field so that `check-config` (and
+//! start-up) report every problem at once as `key.path: reason`.
+//!
+//! Relative paths are relative to the working directory. Secrets are
+//! never inline in the file: they come from `*_file` or `*_env` keys and
+//! are held in `Secret`.
+
+mod reader;
+
+pub use reader::Issue;
+use reader::{Section, apply_env};
+pub(crate) use reader::Section as ConfigSection;
+
+use crate::domain::{KeyPairId, TierName};
+use crate::secret::Secret;
+use crate::tiers::TierRules;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG: &str = "config/local.toml";
+
+/// Every problem found, in file order within each section.
+#[derive(Debug, thiserror::Error)]
+#[error("{} configuration problem(s)", .0.len())]
+pub struct ConfigErrors(pub Vec<Issue>);
+
+impl ConfigErrors {
+    fn one(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigErrors(vec![Issue {
+            path: path.into(),
+            reason: reason.into(),
+        }])
+    }
+}
+
+/// A duration written as `"5m"`, `"2h 30m"`, `"500ms"` or whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl From<HumanDuration> for String {
+    fn from(d: HumanDuration) -> String {
+        humantime::format_duration(d.0).to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a duration such as \"30s\" or \"5m\""))?
+        {
+            Raw::Secs(s) => Ok(HumanDuration(Duration::from_secs(s))),
+            Raw::Text(t) => humantime::parse_duration(&t).map(HumanDuration).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{t:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"2h\""
+                ))
+            }),
+        }
+    }
+}
+
+/// A size written as `"5GiB"`, `"10 MB"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a size such as \"1MiB\" or \"5GiB\""))?
+        {
+            Raw::Bytes(b) => Ok(Size(b)),
+            Raw::Text(t) => t.parse::<bytesize::ByteSize>().map(|b| Size(b.0)).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{t:?} is not a size; write e.g. \"512KiB\", \"1MiB\", \"5GiB\""
+                ))
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Local,
+    Aws,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashAlg {
+    #[default]
+    Sha1,
+    Sha256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum SameSite {
+    #[default]
+    None,
+    Lax,
+    Strict,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub storage: StorageConfig,
+    pub store: StoreConfig,
+    pub cdn: CdnConfig,
+    pub signing: SigningConfig,
+    pub auth: AuthConfig,
+    pub tiers: BTreeMap<TierName, TierRules>,
+    pub aws: Option<AwsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// How clients reach this gateway (used in URLs it hands out).
+    pub public_url: String,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_body: u64,
+    pub max_concurrency: usize,
+    /// Origins allowed to call the play endpoints with credentials; `"*"`
+    /// mirrors any origin.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, e.g. `info` or `playgate=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Local mode: the directory that holds `assets/…`.
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub sqlite_path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct CdnConfig {
+    /// Base URL of the CDN that serves `assets/…` (local: `{public_url}/cdn`).
+    pub base_url: String,
+    pub cookie_domain: Option<String>,
+    pub same_site: SameSite,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyConfig {
+    pub id: KeyPairId,
+    pub private_key_file: Option<PathBuf>,
+    pub public_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    pub active: KeyPairId,
+    pub keys: Vec<SigningKeyConfig>,
+    pub hash: HashAlg,
+    pub expiry_bucket: Duration,
+    pub default_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub name: String,
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub public_key_file: Option<PathBuf>,
+    pub jwks_url: Option<String>,
+    pub hs256_secret: Option<Secret<String>>,
+    pub leeway: Duration,
+    pub tier_claim: String,
+    pub default_tier: Option<TierName>,
+    /// Marks a development issuer whose private key may mint tokens
+    /// (`playgate token`). Never set in production.
+    pub dev: bool,
+    pub private_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyConfig {
+    pub name: String,
+    /// Lower-case hex SHA-256 of the key; the key itself is never stored.
+    pub sha256: Secret<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub issuers: Vec<IssuerConfig>,
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub source_bucket: String,
+    pub output_bucket: String,
+    pub dynamodb_table_prefix: String,
+    pub mediaconvert_endpoint: String,
+    pub mediaconvert_role_arn: String,
+    pub mediaconvert_queue_arn: Option<String>,
+    pub cloudfront_distribution_id: String,
+    pub sns_topic_arn: Option<String>,
+}
+
+impl Config {
+    /// Loads `path` with the process environment's overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        Self::from_toml(&text, path, env)
+    }
+
+    pub fn from_toml(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigErrors::one(
+                origin.display().to_string(),
+                format!("not valid TOML: {}", e.message()),
+            )
+        })?;
+        apply_env(&mut table, env);
+        let mut issues = Vec::new();
+        let config = read(table, &mut issues);
+        if let Some(c) = &config {
+            c.validate(&mut issues);
+        }
+        match config {
+            Some(c) if issues.is_empty() => Ok(c),
+            _ => Err(ConfigErrors(issues)),
+        }
+    }
+
+    /// Cross-field and filesystem checks, after every field was read.
+    fn validate(&self, issues: &mut Vec<Issue>) {
+        let mut bad = |path: &str, reason: String| {
+            issues.push(Issue {
+                path: path.to_owned(),
+                reason,
+            })
+        };
+        if !is_http_url(&self.server.public_url) {
+            bad(
+                "server.public_url",
+                "must be an absolute http(s) URL".into(),
+            );
+        }
+        if !is_http_url(&self.cdn.base_url) {
+            bad("cdn.base_url", "must be an absolute http(s) URL".into());
+        }
+        if self.server.max_concurrency == 0 {
+            bad("server.max_concurrency", "must be at least 1".into());
+        }
+        if self.signing.keys.is_empty() {
+            bad("signing.keys", "at least one key is required".into());
+        } else if !self.signing.keys.iter().any(|k| k.id == self.signing.active) {
+            bad(
+                "signing.active",
+                format!("{} is not the id of any [[signing.keys]]", self.signing.active),
+            );
+        }
+        for (i, k) in self.signing.keys.iter().enumerate() {
+            if k.id == self.signing.active && k.private_key_file.is_none() {
+                bad(
+                    &format!("signing.keys[{i}].private_key_file"),
+                    "the active key needs a private key".into(),
+                );
+            }
+            for (field, file) in [
+                ("private_key_file", &k.private_key_file),
+                ("public_key_file", &k.public_key_file),
+            ] {
+                if let Some(f) = file {
+                    check_readable(&format!("signing.keys[{i}].{field}"), f, &mut bad);
+                }
+            }
+        }
+        if self.signing.expiry_bucket.is_zero() {
+            bad("signing.expiry_bucket", "must be more than zero".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, iss) in self.auth.issuers.iter().enumerate() {
+            let at = |f: &str| format!("auth.issuers[{i}].{f}");
+            if !names.insert(iss.name.clone()) {
+                bad(&at("name"), format!("{:?} is used twice", iss.name));
+            }
+            let sources = [
+                iss.public_key_file.is_some(),
+                iss.jwks_url.is_some(),
+                iss.hs256_secret.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if sources != 1 {
+                bad(
+                    &at("public_key_file"),
+                    "set exactly one of public_key_file, jwks_url, hs256_secret_file/_env".into(),
+                );
+            }
+            if let Some(f) = &iss.public_key_file {
+                check_readable(&at("public_key_file"), f, &mut bad);
+            }
+            if let Some(u) = &iss.jwks_url
+                && !is_http_url(u)
+            {
+                bad(&at("jwks_url"), "must be an absolute http(s) URL".into());
+            }
+            if iss.dev {
+                match &iss.private_key_file {
+                    Some(f) => check_readable(&at("private_key_file"), f, &mut bad),
+                    None => bad(
+                        &at("private_key_file"),
+                        "a dev issuer needs its private key to mint tokens".into(),
+                    ),
+                }
+            } else if iss.private_key_file.is_some() {
+                bad(
+                    &at("private_key_file"),
+                    "only an issuer marked dev = true may hold a private key".into(),
+                );
+            }
+            if let Some(t) = &iss.default_tier
+                && !self.tiers.contains_key(t)
+            {
+                bad(&at("default_tier"), format!("no tier named {t}"));
+            }
+        }
+        for (i, k) in self.auth.api_keys.iter().enumerate() {
+            let h = k.sha256.expose();
+            if h.len() != 64 || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+                bad(
+                    &format!("auth.api_keys[{i}].sha256"),
+                    "must be 64 hex digits (the SHA-256 of the key)".into(),
+                );
+            }
+        }
+        if self.mode == Mode::Aws && self.aws.is_none() {
+            bad("aws", "mode = \"aws\" needs an [aws] section".into());
+        }
+    }
+}
+
+const KEYGEN_HINT: &str = " (dev keys: run `playgate keygen --out keys/dev`)";
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .unwrap_or(false)
+}
+
+fn check_readable(path: &str, file: &Path, bad: &mut impl FnMut(&str, String)) {
+    if let Err(e) = std::fs::File::open(file) {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            KEYGEN_HINT
+        } else {
+            ""
+        };
+        bad(path, format!("cannot read {}: {e}{hint}", file.display()));
+    }
+}
+
+/// Reads a secret from `{key}_file` (contents, trailing newline trimmed)
+/// or `{key}_env` (a variable name). Inline secrets are refused.
+fn read_secret(s: &mut Section<'_>, key: &str) -> Option<Secret<String>> {
+    if s.has(key) {
+        s.opt::<toml::Value>(key);
+        s.problem(
+            key,
+            format!("secrets are not written inline; use {key}_file or {key}_env"),
+        );
+        return None;
+    }
+    let file: Option<PathBuf> = s.opt(&format!("{key}_file"));
+    let env: Option<String> = s.opt(&format!("{key}_env"));
+    match (file, env) {
+        (Some(_), Some(_)) => {
+            s.problem(&format!("{key}_file"), format!("set only one of {key}_file and {key}_env"));
+            None
+        }
+        (Some(f), None) => match std::fs::read_to_string(&f) {
+            Ok(v) => Some(Secret::new(v.trim_end_matches(['\n', '\r']).to_owned())),
+            Err(e) => {
+                s.problem(&format!("{key}_file"), format!("cannot read {}: {e}", f.display()));
+                None
+            }
+        },
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                s.problem(&format!("{key}_env"), format!("environment variable {var} is not set"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+fn dur(s: &mut Section<'_>, key: &str, default: &str) -> Duration {
+    let d = humantime::parse_duration(default).unwrap_or_default();
+    s.or(key, HumanDuration(d)).0
+}
+
+/// Reads the whole tree; `None` only when a required value is missing or bad.
+fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
+    let mut root = Section::root(table, issues);
+    let mode = root.or("mode", Mode::Local);
+    let server = root.sub("server", |s| {
+        let listen = s.or("listen", SocketAddr::from(([127, 0, 0, 1], 8080)));
+        ServerConfig {
+            listen,
+            public_url: s.or("public_url", format!("http://{listen}")),
+            request_timeout: dur(s, "request_timeout", "30s"),
+            shutdown_grace: dur(s, "shutdown_grace", "20s"),
+            max_body: s.or("max_body", Size(1 << 20)).0,
+            max_concurrency: s.or("max_concurrency", 1024usize),
+            cors_allowed_origins: s.or("cors_allowed_origins", vec!["*".to_owned()]),
+        }
+    });
+    let log = root.sub("log", |s| LogConfig {
+        format: s.or("format", LogFormat::Text),
+        level: s.or("level", "info".to_owned()),
+    });
+    let storage = root.sub("storage", |s| StorageConfig {
+        root: s.or("root", PathBuf::from("./data")),
+    });
+    let store = root.sub("store", |s| StoreConfig {
+        sqlite_path: s.or("sqlite_path", PathBuf::from("./data/playgate.db")),
+    });
+    let cdn = root.sub("cdn", |s| CdnConfig {
+        base_url: s.or("base_url", format!("{}/cdn", server.public_url.trim_end_matches('/'))),
+        cookie_domain: s.opt("cookie_domain"),
+        same_site: s.or("same_site", SameSite::None),
+    });
+    let signing = root.sub("signing", |s| {
+        let keys = s.list("keys", |k| {
+            let id = match (k.has("id"), k.has("id_file")) {
+                (true, true) => {
+                    k.problem("id", "set only one of id and id_file");
+                    None
+                }
+                (_, false) => k.req::<KeyPairId>("id"),
+                (false, true) => k.opt::<PathBuf>("id_file").and_then(|f| {
+                    match std::fs::read_to_string(&f) {
+                        Ok(t) => match KeyPairId::parse(t.trim()) {
+                            Ok(id) => Some(id),
+                            Err(e) => {
+                                k.problem("id_file", format!("{}: {e}", f.display()));
+                                None
+                            }
+                        },
+                        Err(e) => {
+                            let mut reason = format!("cannot read {}: {e}", f.display());
+                            if e.kind() == std::io::ErrorKind::NotFound {
+                                reason.push_str(KEYGEN_HINT);
+                            }
+                            k.problem("id_file", reason);
+                            None
+                        }
+                    }
+                }),
+            };
+            let private_key_file = k.opt("private_key_file");
+            let public_key_file = k.opt("public_key_file");
+            if private_key_file.is_none() && public_key_file.is_none() {
+                k.problem("public_key_file", "a key needs private_key_file or public_key_file");
+            }
+            id.map(|id| SigningKeyConfig {
+                id,
+                private_key_file,
+                public_key_file,
+            })
+        });
+        let keys: Vec<SigningKeyConfig> = keys.into_iter().flatten().collect();
+        let active = match s.opt::<KeyPairId>("active") {
+            Some(a) => Some(a),
+            None if !s.has("active") && keys.len() == 1 => keys.first().map(|k| k.id.clone()),
+            None if !s.has("active") => {
+                s.problem("active", "is required when there is not exactly one key");
+                None
+            }
+            None => None,
+        };
+        let hash = s.or("hash", HashAlg::Sha1);
+        let expiry_bucket = dur(s, "expiry_bucket", "5m");
+        let default_ttl = dur(s, "default_ttl", "2h");
+        active.map(|active| SigningConfig {
+            active,
+            keys,
+            hash,
+            expiry_bucket,
+            default_ttl,
+        })
+    });
+    let auth = root.sub("auth", |s| {
+        let issuers = s.list("issuers", |i| {
+            let name: Option<String> = i.req("name");
+            let issuer: Option<String> = i.req("issuer");
+            let audience = match i.opt::<toml::Value>("audience") {
+                Some(toml::Value::String(a)) => vec![a],
+                Some(toml::Value::Array(a)) => a
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(_) => {
+                    i.problem("audience", "must be a string or a list of strings");
+                    vec![]
+                }
+                None => vec![],
+            };
+            let algorithms = i.or("algorithms", vec!["RS256".to_owned()]);
+            let public_key_file = i.opt("public_key_file");
+            let jwks_url = i.opt("jwks_url");
+            let hs256_secret = read_secret(i, "hs256_secret");
+            let leeway = dur(i, "leeway", "30s");
+            let tier_claim = i.or("tier_claim", "tier".to_owned());
+            let default_tier = i.opt("default_tier");
+            let dev = i.or("dev", false);
+            let private_key_file = i.opt("private_key_file");
+            Some(IssuerConfig {
+                name: name?,
+                issuer: issuer?,
+                audience,
+                algorithms,
+                public_key_file,
+                jwks_url,
+                hs256_secret,
+                leeway,
+                tier_claim,
+                default_tier,
+                dev,
+                private_key_file,
+            })
+        });
+        let api_keys = s.list("api_keys", |k| {
+            let name: Option<String> = k.req("name");
+            let sha256: Option<String> = k.req("sha256");
+            let scopes = k.or("scopes", Vec::<String>::new());
+            Some(ApiKeyConfig {
+                name: name?,
+                sha256: Secret::new(sha256?.to_ascii_lowercase()),
+                scopes,
+            })
+        });
+        AuthConfig {
+            issuers: issuers.into_iter().flatten().collect(),
+            api_keys: api_keys.into_iter().flatten().collect(),
+        }
+    });
+    let tiers = root.each("tiers", |name, s| {
+        let rules = crate::tiers::read_rules(s);
+        match TierName::parse(name) {
+            Ok(n) => Some((n, rules)),
+            Err(e) => {
+                s.problem("", e.to_string());
+                None
+            }
+        }
+    });
+    let tiers: BTreeMap<TierName, TierRules> = tiers.into_iter().flatten().collect();
+    let aws = if root.has("aws") {
+        root.sub("aws", |s| {
+            let region: Option<String> = s.req("region");
+            let source_bucket: Option<String> = s.req("source_bucket");
+            let output_bucket: Option<String> = s.req("output_bucket");
+            let mediaconvert_endpoint: Option<String> = s.req("mediaconvert_endpoint");
+            let mediaconvert_role_arn: Option<String> = s.req("mediaconvert_role_arn");
+            let cloudfront_distribution_id: Option<String> = s.req("cloudfront_distribution_id");
+            let endpoint_url = s.opt("endpoint_url");
+            let dynamodb_table_prefix = s.or("dynamodb_table_prefix", "playgate".to_owned());
+            let mediaconvert_queue_arn = s.opt("mediaconvert_queue_arn");
+            let sns_topic_arn = s.opt("sns_topic_arn");
+            Some(AwsConfig {
+                region: region?,
+                endpoint_url,
+                source_bucket: source_bucket?,
+                output_bucket: output_bucket?,
+                dynamodb_table_prefix,
+                mediaconvert_endpoint: mediaconvert_endpoint?,
+                mediaconvert_role_arn: mediaconvert_role_arn?,
+                mediaconvert_queue_arn,
+                cloudfront_distribution_id: cloudfront_distribution_id?,
+                sns_topic_arn,
+            })
+        })
+    } else {
+        None
+    };
+    root.finish();
+    Some(Config {
+        mode,
+        server,
+        log,
+        storage,
+        store,
+        cdn,
+        signing: signing?,
+        auth,
+        tiers,
+        aws,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! Identifier newtypes. Each parses once at the boundary (path, config,
+//! JSON) and is valid from then on, so code further in never re-checks.
+//! Parsing errors say what the shape must be, never echo huge input.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} must match {shape}")]
+pub struct IdError {
+    pub what: &'static str,
+    pub shape: &'static str,
+}
+
+fn check(
+    s: &str,
+    max: usize,
+    first: fn(u8) -> bool,
+    rest: fn(u8) -> bool,
+    err: IdError,
+) -> Result<(), IdError> {
+    let b = s.as_bytes();
+    match b.split_first() {
+        Some((f, tail)) if b.len() <= max && first(*f) && tail.iter().all(|c| rest(*c)) => Ok(()),
+        _ => Err(err),
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident, $what:literal, $shape:literal, $max:expr, $first:expr, $rest:expr) => {
+        $(#[$m])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                check(s, $max, $first, $rest, IdError { what: $what, shape: $shape })?;
+                Ok(Self(s.to_owned()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+fn alnum(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+fn alnum_dash(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+fn lower_alnum(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+fn lower_alnum_dash(c: u8) -> bool {
+    lower_alnum(c) || c == b'_' || c == b'-'
+}
+fn rendition_char(c: u8) -> bool {
+    alnum_dash(c) || c == b'.'
+}
+
+id_type!(
+    /// An asset: `[A-Za-z0-9][A-Za-z0-9_-]{0,63}`.
+    AssetId, "asset id", "[A-Za-z0-9][A-Za-z0-9_-]{0,63}", 64, alnum, alnum_dash
+);
+id_type!(
+    /// A tier name: `[a-z0-9][a-z0-9_-]{0,31}`.
+    TierName, "tier name", "[a-z0-9][a-z0-9_-]{0,31}", 32, lower_alnum, lower_alnum_dash
+);
+id_type!(
+    /// A rendition directory name (`720p`, `audio_en`): `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`.
+    RenditionName, "rendition name", "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", 64, alnum, rendition_char
+);
+id_type!(
+    /// A CloudFront public key id (key group member), e.g. `K2JCJMDEHXQW5F`.
+    KeyPairId, "key pair id", "[A-Za-z0-9][A-Za-z0-9_-]{0,127}", 128, alnum, alnum_dash
+);
+id_type!(
+    /// A job id: `[A-Za-z0-9][A-Za-z0-9_-]{0,127}`.
+    JobId, "job id", "[A-Za-z0-9][A-Za-z0-9_-]{0,127}", 128, alnum, alnum_dash
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_ids() {
+        assert!(AssetId::parse("a").is_ok());
+        assert!(AssetId::parse("Big_Buck-Bunny1").is_ok());
+        assert!(AssetId::parse(&"a".repeat(64)).is_ok());
+        for bad in ["", "-a", "_a", "a/b", "a..b", "a.b", "é", &"a".repeat(65), "a b"] {
+            assert!(AssetId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tier_names_are_lower_case() {
+        assert!(TierName::parse("premium").is_ok());
+        assert!(TierName::parse("Premium").is_err());
+    }
+
+    #[test]
+    fn serde_rejects_bad_ids() {
+        let r: Result<AssetId, _> = serde_json::from_str("\"../etc\"");
+        assert!(r.is_err());
+        let ok: AssetId = serde_json::from_str("\"abc\"").unwrap();
+        assert_eq!(ok.as_str(), "abc");
+    }
+}

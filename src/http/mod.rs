@@ -1,0 +1,34 @@
+//! The HTTP surface: `router()` builds every route and the middleware
+//! stack. Handlers read like sentences — extract, call a domain function,
+//! map to a response — and live one file per resource.
+
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+
+use crate::error::Error;
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::get;
+
+/// Every route playgate serves, without middleware.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+}
+
+/// The full application: `routes()` plus `extra` (used by tests to mount
+/// probes) wrapped in the middleware stack.
+pub fn app(state: AppState, extra: Router<AppState>) -> Router {
+    let router = routes()
+        .merge(extra)
+        .fallback(|| async { Error::NotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed });
+    middleware::wrap(router, &state).with_state(state)
+}
+
+pub fn router(state: AppState) -> Router {
+    app(state, Router::new())
+}

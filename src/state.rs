@@ -1,0 +1,62 @@
+//! `AppState`: the services built once at start-up and shared (`Arc`) by
+//! every request. Building it is where config turns into live objects:
+//! the store is opened and migrated, keys are parsed, tiers are seeded.
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::cloudfront::keys::KeyRing;
+use crate::config::{Config, Mode};
+use crate::metrics::Metrics;
+use crate::storage::ObjectStore;
+use crate::storage::local::LocalStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreExt};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub keys: Arc<KeyRing>,
+    pub metrics: Arc<Metrics>,
+    pub clock: SharedClock,
+}
+
+/// Why the service could not start; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("keys: {0}")]
+    Keys(#[from] crate::cloudfront::keys::KeyError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("object storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("mode = \"aws\" is not available in this build yet; use mode = \"local\"")]
+    AwsModeUnavailable,
+}
+
+impl AppState {
+    pub async fn build(config: Config) -> Result<AppState, StartupError> {
+        let keys = KeyRing::from_config(&config.signing)?;
+        let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
+            Mode::Local => (
+                Arc::new(SqliteStore::open(&config.store.sqlite_path)?),
+                Arc::new(LocalStore::open(&config.storage.root)?),
+            ),
+            Mode::Aws => return Err(StartupError::AwsModeUnavailable),
+        };
+        let seeded = store.seed_tiers(config.tiers.iter()).await?;
+        if !seeded.is_empty() {
+            let names: Vec<&str> = seeded.iter().map(|t| t.as_str()).collect();
+            tracing::info!(tiers = ?names, "seeded tiers from config");
+        }
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            objects,
+            keys: Arc::new(keys),
+            metrics: Arc::new(Metrics::new()),
+            clock: Arc::new(SystemClock),
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! `ObjectStore`: where sources and encoded outputs live (a directory
+//! locally, S3 on AWS). Keys are `ObjectKey`s: relative, `/`-separated,
+//! with no `.`/`..` segments, no empty segments, no backslash, NUL or
+//! control characters — checked once when the key is made, so no backend
+//! can be walked out of its root.
+
+pub mod local;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid object key: {0}")]
+pub struct KeyError(&'static str);
+
+/// A validated object key, e.g. `assets/abc/v1/hls/master.m3u8`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    pub const MAX_LEN: usize = 1024;
+
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        if s.is_empty() {
+            return Err(KeyError("empty"));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(KeyError("longer than 1024 bytes"));
+        }
+        if s.starts_with('/') {
+            return Err(KeyError("absolute path"));
+        }
+        if s.bytes().any(|b| b == b'\\') {
+            return Err(KeyError("backslash"));
+        }
+        if s.bytes().any(|b| b == 0 || b.is_ascii_control()) {
+            return Err(KeyError("NUL or control character"));
+        }
+        for seg in s.split('/') {
+            match seg {
+                "" => return Err(KeyError("empty path segment")),
+                "." | ".." => return Err(KeyError("dot segment")),
+                _ => {}
+            }
+        }
+        Ok(ObjectKey(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `self/child`, both already valid.
+    pub fn join(&self, child: &str) -> Result<Self, KeyError> {
+        Self::parse(&format!("{}/{child}", self.0))
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectKey({:?})", self.0)
+    }
+}
+
+/// Size and identity of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: ObjectKey,
+    pub size: u64,
+    /// A strong validator (changes whenever the bytes change).
+    pub etag: String,
+    pub modified_epoch: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no such object: {0}")]
+    NotFound(ObjectKey),
+    #[error("object storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StorageError> for crate::error::Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(_) => crate::error::Error::NotFound,
+            StorageError::Unavailable(why) => crate::error::Error::Unavailable(why),
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Proves the store can take a write and a read (readiness).
+    async fn check(&self) -> StorageResult<()>;
+    async fn get(&self, key: &ObjectKey) -> StorageResult<Bytes>;
+    async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta>;
+    /// Writes the whole object atomically: readers see the old bytes or the
+    /// new ones, never a part.
+    async fn put(&self, key: &ObjectKey, bytes: Bytes) -> StorageResult<ObjectMeta>;
+    /// Deletes one object; `Ok(false)` when there was none.
+    async fn delete(&self, key: &ObjectKey) -> StorageResult<bool>;
+    /// Every key under `prefix` (a directory-like prefix ending in `/`, or
+    /// empty for all), sorted.
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectKey>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "..",
+        ] {
+            assert!(ObjectKey::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(ObjectKey::parse("assets/a/v1/hls/720p/seg_001.m4s").is_ok());
+        assert!(ObjectKey::parse("assets/a/..hidden").is_ok(), "dots inside a name are fine");
+    }
+}

@@ -1,0 +1,183 @@
+//! `spawn_app()`: a real playgate on 127.0.0.1:0 over a temporary data
+//! directory with freshly generated keys, plus typed helpers.
+
+use playgate::config::Config;
+use playgate::state::AppState;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: Option<JoinHandle<Result<(), playgate::RunError>>>,
+}
+
+/// Writes a CloudFront key pair and a dev JWT key pair into `dir/keys`.
+pub fn write_keys(dir: &Path) -> PathBuf {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (cf_priv, cf_pub) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (jwt_priv, jwt_pub) = playgate::cloudfront::keys::generate(false).unwrap();
+    std::fs::write(keys.join("cloudfront_private.pem"), cf_priv).unwrap();
+    std::fs::write(keys.join("cloudfront_public.pem"), cf_pub).unwrap();
+    std::fs::write(keys.join("cloudfront_key_pair_id"), "KTESTKEY01\n").unwrap();
+    std::fs::write(keys.join("jwt_private.pem"), jwt_priv).unwrap();
+    std::fs::write(keys.join("jwt_public.pem"), jwt_pub).unwrap();
+    keys
+}
+
+/// A complete local-mode config rooted at `dir`; `extra` is appended
+/// (later keys in the same table are not allowed by TOML, so tests pass
+/// whole extra tables or use env overrides).
+pub fn config_text(dir: &Path, server_extra: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+mode = "local"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:1"
+shutdown_grace = "5s"
+{server_extra}
+[storage]
+root = "{d}/data"
+[store]
+sqlite_path = "{d}/data/playgate.db"
+[[signing.keys]]
+id_file = "{d}/keys/cloudfront_key_pair_id"
+private_key_file = "{d}/keys/cloudfront_private.pem"
+public_key_file = "{d}/keys/cloudfront_public.pem"
+[[auth.issuers]]
+name = "dev"
+issuer = "playgate-dev"
+audience = "playgate"
+public_key_file = "{d}/keys/jwt_public.pem"
+private_key_file = "{d}/keys/jwt_private.pem"
+dev = true
+[tiers.free]
+max_height = 480
+[tiers.premium]
+rank = 20
+max_height = 2160
+"#
+    )
+}
+
+pub fn test_config(dir: &Path, server_extra: &str) -> Config {
+    write_keys(dir);
+    Config::from_toml(&config_text(dir, server_extra), Path::new("test.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("test config invalid: {:?}", e.0))
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with("", axum::Router::new()).await
+}
+
+/// Spawns with extra `[server]` settings and extra routes (test probes).
+pub async fn spawn_app_with(server_extra: &str, extra: axum::Router<AppState>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), server_extra);
+    let state = AppState::build(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let s = state.clone();
+    let server = tokio::spawn(async move {
+        playgate::serve(
+            s,
+            move |st| playgate::http::app(st, extra),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )
+        .await
+    });
+    TestApp {
+        addr,
+        dir,
+        state,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn healthz(&self) -> reqwest::Response {
+        self.get("/healthz").await
+    }
+
+    pub async fn readyz(&self) -> reqwest::Response {
+        self.get("/readyz").await
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("data/playgate.db")
+    }
+
+    /// Asks the server to stop; returns once it has.
+    pub async fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A parsed problem+json body, checked for its content type.
+pub async fn problem(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/problem+json", "status {status}");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    for field in ["type", "title", "status", "detail"] {
+        assert!(body.get(field).is_some(), "problem without {field}: {body}");
+    }
+    assert_eq!(body["status"], status);
+    (status, body)
+}

@@ -1,0 +1,240 @@
+//! The `playgate` binary as a user runs it: exit codes, output, logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn playgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_playgate"))
+}
+
+fn keygen(dir: &Path) {
+    let out = playgate().args(["keygen", "--out"]).arg(dir.join("keys")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn config(dir: &Path, listen: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    let text = format!(
+        r#"
+[server]
+listen = "{listen}"
+[storage]
+root = "{d}/data"
+[store]
+sqlite_path = "{d}/data/playgate.db"
+[[signing.keys]]
+id_file = "{d}/keys/cloudfront_key_pair_id"
+private_key_file = "{d}/keys/cloudfront_private.pem"
+public_key_file = "{d}/keys/cloudfront_public.pem"
+[[auth.issuers]]
+name = "dev"
+issuer = "playgate-dev"
+audience = "playgate"
+public_key_file = "{d}/keys/jwt_public.pem"
+private_key_file = "{d}/keys/jwt_private.pem"
+dev = true
+[tiers.free]
+max_height = 480
+"#
+    );
+    let path = dir.join("playgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_lists_three_mistakes_on_three_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let good = config(dir.path(), "127.0.0.1:0");
+    let out = playgate().args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+
+    // Three mistakes: a bad duration, an unknown key, a bad tier value.
+    let text = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nrequest_timeout = \"soon\"\nmax_concurency = 5")
+        .replace("max_height = 480", "max_height = -1");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
+    let out = playgate().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("server.request_timeout: ")), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("server.max_concurency: unknown key")), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("tiers.free.max_height: ")), "{stdout}");
+}
+
+#[test]
+fn check_config_reports_a_missing_key_file_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "127.0.0.1:0"); // no keygen
+    let out = playgate().args(["check-config", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("signing.keys[0].id_file: cannot read"), "{stdout}");
+    assert!(stdout.contains("playgate keygen"), "{stdout}");
+}
+
+#[test]
+fn env_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let cfg = config(dir.path(), "127.0.0.1:0");
+    let out = playgate()
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .env("PLAYGATE__SERVER__MAX_CONCURRENCY", "zero")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("server.max_concurrency: "));
+}
+
+#[test]
+fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let keys = dir.path().join("keys");
+    for (name, mode) in [
+        ("cloudfront_private.pem", 0o600),
+        ("jwt_private.pem", 0o600),
+        ("cloudfront_public.pem", 0o644),
+    ] {
+        let m = std::fs::metadata(keys.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, mode, "{name}");
+    }
+    let id = std::fs::read_to_string(keys.join("cloudfront_key_pair_id")).unwrap();
+    assert!(id.starts_with("KDEV") && id.trim().len() == 14, "{id}");
+    let again = playgate().args(["keygen", "--out"]).arg(&keys).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(keys.join("cloudfront_key_pair_id")).unwrap(), id);
+}
+
+#[test]
+fn token_mints_a_verifiable_jwt_only_for_dev_issuers() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let cfg = config(dir.path(), "127.0.0.1:0");
+    let out = playgate()
+        .args(["token", "--sub", "viewer-1", "--tier", "free", "--ttl", "10m", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let jwt = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let public = std::fs::read(dir.path().join("keys/jwt_public.pem")).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&["playgate"]);
+    v.set_issuer(&["playgate-dev"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(
+        &jwt,
+        &jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap(),
+        &v,
+    )
+    .unwrap();
+    assert_eq!(data.claims["tier"], "free");
+    assert_eq!(data.claims["sub"], "viewer-1");
+    let ttl = data.claims["exp"].as_u64().unwrap() - data.claims["iat"].as_u64().unwrap();
+    assert_eq!(ttl, 600);
+
+    // An unknown tier and a non-dev issuer are refused.
+    let out = playgate()
+        .args(["token", "--sub", "v", "--tier", "gold", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // The same config with a production issuer (no dev flag, no private key).
+    let jwt_key_line = format!("private_key_file = \"{}/keys/jwt_private.pem\"\n", dir.path().display());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&jwt_key_line, "")
+        .replace("dev = true", "dev = false");
+    let prod = dir.path().join("prod.toml");
+    std::fs::write(&prod, text).unwrap();
+    let out = playgate()
+        .args(["token", "--sub", "v", "--tier", "free", "--config"])
+        .arg(&prod)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dev = true"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `playgate serve` with JSON logs, sends a request carrying a bearer
+/// token and `?token=`, stops it with SIGTERM and reads what it logged.
+#[test]
+fn serve_logs_redact_credentials_and_sigterm_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let port = free_port();
+    let cfg = config(dir.path(), &format!("127.0.0.1:{port}"));
+    let mut child = playgate()
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Wait for the listening line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if line.contains("playgate listening") {
+            break;
+        }
+    }
+    assert!(line.contains("playgate listening"), "server did not start: {line}");
+
+    let secret_bearer = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LWJlYXJlcg.c2lnbmF0dXJl";
+    let secret_query = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXF1ZXJ5.c2lnbmF0dXJl";
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v1/play/a/master.m3u8?token={secret_query}&x=1"))
+            .header("authorization", format!("Bearer {secret_bearer}"))
+            .header("cookie", "CloudFront-Signature=cookie-secret")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 404);
+
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let code = child.wait().unwrap();
+    assert_eq!(code.code(), Some(0), "SIGTERM must exit 0; log:\n{rest}");
+
+    let access = rest
+        .lines()
+        .find(|l| l.contains("\"target\":\"playgate::access\"") && l.contains("master.m3u8"))
+        .unwrap_or_else(|| panic!("no access log line:\n{rest}"));
+    let v: serde_json::Value = serde_json::from_str(access).unwrap();
+    assert_eq!(v["authorization"], "Bearer [redacted]");
+    assert_eq!(v["uri"], "/v1/play/a/master.m3u8?token=[redacted]&x=1");
+    assert_eq!(v["cookie"], "[redacted]");
+    for secret in [secret_bearer, secret_query, "cookie-secret", "c2VjcmV0"] {
+        assert!(!rest.contains(secret), "log leaked {secret}:\n{rest}");
+    }
+}
