@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "playgate", version, about = "Secure playback gateway and CloudFront edge signer")]
+#[command(
+    name = "playgate",
+    version,
+    about = "Secure playback gateway and CloudFront edge signer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -263,7 +267,10 @@ fn check_config(path: &Path) -> Result<ExitCode, Fail> {
     };
     println!("ok: {}", path.display());
     println!("  mode: {mode}");
-    println!("  listen: {} (public {})", config.server.listen, config.server.public_url);
+    println!(
+        "  listen: {} (public {})",
+        config.server.listen, config.server.public_url
+    );
     println!("  cdn: {}", config.cdn.base_url);
     println!(
         "  signing: active {} of {} key(s), {:?}",
@@ -271,10 +278,29 @@ fn check_config(path: &Path) -> Result<ExitCode, Fail> {
         config.signing.keys.len(),
         config.signing.hash
     );
-    let issuers: Vec<&str> = config.auth.issuers.iter().map(|i| i.name.as_str()).collect();
-    println!("  issuers: {}", if issuers.is_empty() { "none".into() } else { issuers.join(", ") });
+    let issuers: Vec<&str> = config
+        .auth
+        .issuers
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    println!(
+        "  issuers: {}",
+        if issuers.is_empty() {
+            "none".into()
+        } else {
+            issuers.join(", ")
+        }
+    );
     let tiers: Vec<&str> = config.tiers.keys().map(|t| t.as_str()).collect();
-    println!("  tiers: {}", if tiers.is_empty() { "none".into() } else { tiers.join(", ") });
+    println!(
+        "  tiers: {}",
+        if tiers.is_empty() {
+            "none".into()
+        } else {
+            tiers.join(", ")
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -290,7 +316,10 @@ fn write_new(path: &Path, bytes: &[u8], private: bool, force: bool) -> Result<()
     }
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Fail(format!("{} exists; pass --force to replace it", path.display()))
+            Fail(format!(
+                "{} exists; pass --force to replace it",
+                path.display()
+            ))
         } else {
             Fail(format!("cannot write {}: {e}", path.display()))
         }
@@ -304,7 +333,8 @@ fn write_new(path: &Path, bytes: &[u8], private: bool, force: bool) -> Result<()
 }
 
 fn keygen(out: &Path, ec: bool, force: bool) -> Result<ExitCode, Fail> {
-    std::fs::create_dir_all(out).map_err(|e| Fail(format!("cannot create {}: {e}", out.display())))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Fail(format!("cannot create {}: {e}", out.display())))?;
     let (cf_private, cf_public) = crate::cloudfront::keys::generate(ec)?;
     let (jwt_private, jwt_public) = crate::cloudfront::keys::generate(false)?;
     let suffix: String = uuid::Uuid::new_v4()
@@ -322,9 +352,7 @@ fn keygen(out: &Path, ec: bool, force: bool) -> Result<ExitCode, Fail> {
         ("jwt_private.pem", &jwt_private, true),
         ("jwt_public.pem", &jwt_public, false),
     ];
-    if !force
-        && let Some((name, _, _)) = files.iter().find(|(n, _, _)| out.join(n).exists())
-    {
+    if !force && let Some((name, _, _)) = files.iter().find(|(n, _, _)| out.join(n).exists()) {
         return Err(Fail(format!(
             "{} exists; pass --force to replace the key set",
             out.join(name).display()
@@ -333,7 +361,11 @@ fn keygen(out: &Path, ec: bool, force: bool) -> Result<ExitCode, Fail> {
     for (name, bytes, private) in files {
         write_new(&out.join(name), bytes, private, force)?;
     }
-    println!("wrote development keys to {} (key pair id {})", out.display(), id.trim());
+    println!(
+        "wrote development keys to {} (key pair id {})",
+        out.display(),
+        id.trim()
+    );
     println!("  these are for local use only: never register them with a real distribution");
     Ok(ExitCode::SUCCESS)
 }
@@ -373,7 +405,9 @@ fn token(
 
 fn read_policy(arg: &str) -> Result<String, Fail> {
     match arg.strip_prefix('@') {
-        Some(file) => std::fs::read_to_string(file).map_err(|e| Fail(format!("--policy {file}: {e}"))),
+        Some(file) => {
+            std::fs::read_to_string(file).map_err(|e| Fail(format!("--policy {file}: {e}")))
+        }
         None => Ok(arg.to_owned()),
     }
 }
@@ -383,16 +417,22 @@ fn sign(cmd: SignCommand) -> Result<ExitCode, Fail> {
         SignCommand::Url(a) => (a, false),
         SignCommand::Cookies(a) => (a, true),
     };
-    let id = KeyPairId::parse(&args.key_pair_id).map_err(|e| Fail(format!("--key-pair-id: {e}")))?;
+    let id =
+        KeyPairId::parse(&args.key_pair_id).map_err(|e| Fail(format!("--key-pair-id: {e}")))?;
     let key = SigningKey::from_file(id, &args.private_key)?;
     let hash = match args.hash {
         HashArg::Sha1 => HashAlg::Sha1,
         HashArg::Sha256 => HashAlg::Sha256,
     };
-    let wire = crate::cloudfront::encode::wire_url(&args.url).map_err(|e| Fail(format!("URL: {e}")))?;
+    let wire =
+        crate::cloudfront::encode::wire_url(&args.url).map_err(|e| Fail(format!("URL: {e}")))?;
     let sig = match &args.policy {
         Some(p) => {
-            if args.starts.is_some() || args.ip.is_some() || args.resource.is_some() || args.expires.is_some() {
+            if args.starts.is_some()
+                || args.ip.is_some()
+                || args.resource.is_some()
+                || args.expires.is_some()
+            {
                 return Err(Fail("--policy signs the policy as given; do not combine it with --expires, --starts, --ip or --resource".into()));
             }
             let policy = read_policy(p)?;
@@ -438,7 +478,8 @@ fn verify_url(
     let id = KeyPairId::parse(key_pair_id).map_err(|e| Fail(format!("--key-pair-id: {e}")))?;
     let public = VerifyKey::from_file(id, public_key)?;
     let ring = crate::cloudfront::keys::PublicKeys::new(vec![public])?;
-    let wire = crate::cloudfront::encode::wire_url(signed_url).map_err(|e| Fail(format!("URL: {e}")))?;
+    let wire =
+        crate::cloudfront::encode::wire_url(signed_url).map_err(|e| Fail(format!("URL: {e}")))?;
     let now = now.unwrap_or_else(|| SystemClock.now_epoch());
     match crate::cloudfront::verifier::verify_request(&ring, &wire, None, client_ip, now) {
         Ok(_) => {

@@ -124,7 +124,17 @@ mod tests {
         assert!(AssetId::parse("a").is_ok());
         assert!(AssetId::parse("Big_Buck-Bunny1").is_ok());
         assert!(AssetId::parse(&"a".repeat(64)).is_ok());
-        for bad in ["", "-a", "_a", "a/b", "a..b", "a.b", "é", &"a".repeat(65), "a b"] {
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "a/b",
+            "a..b",
+            "a.b",
+            "é",
+            &"a".repeat(65),
+            "a b",
+        ] {
             assert!(AssetId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

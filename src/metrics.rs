@@ -43,13 +43,27 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("playgate");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let cache_hits = Family::<CacheLabels, Counter>::default();
         let cache_misses = Family::<CacheLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
         registry.register("cache_hits", "Cache hits by cache", cache_hits.clone());
-        registry.register("cache_misses", "Cache misses by cache", cache_misses.clone());
+        registry.register(
+            "cache_misses",
+            "Cache misses by cache",
+            cache_misses.clone(),
+        );
         Metrics {
             registry,
             requests,

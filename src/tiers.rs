@@ -73,12 +73,18 @@ impl TierRules {
             out.push(("max_frame_rate", "must be a positive number".to_owned()));
         }
         if let Some(c) = &self.codecs
-            && c.iter().any(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
+            && c.iter()
+                .any(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
         {
-            out.push(("codecs", "codec prefixes are letters, digits and dots".to_owned()));
+            out.push((
+                "codecs",
+                "codec prefixes are letters, digits and dots".to_owned(),
+            ));
         }
         if let Some(v) = &self.video_range
-            && let Some(bad) = v.iter().find(|r| !matches!(r.as_str(), "SDR" | "PQ" | "HLG"))
+            && let Some(bad) = v
+                .iter()
+                .find(|r| !matches!(r.as_str(), "SDR" | "PQ" | "HLG"))
         {
             out.push(("video_range", format!("{bad:?} is not one of SDR, PQ, HLG")));
         }
@@ -92,10 +98,16 @@ impl TierRules {
                 .chain(&c.deny)
                 .find(|cc| cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_uppercase()))
             {
-                out.push(("countries", format!("{bad:?} is not an ISO 3166 alpha-2 code")));
+                out.push((
+                    "countries",
+                    format!("{bad:?} is not an ISO 3166 alpha-2 code"),
+                ));
             }
         }
-        for (name, d) in [("signature_ttl", &self.signature_ttl), ("playlist_ttl", &self.playlist_ttl)] {
+        for (name, d) in [
+            ("signature_ttl", &self.signature_ttl),
+            ("playlist_ttl", &self.playlist_ttl),
+        ] {
             if let Some(d) = d
                 && d.0.is_zero()
             {

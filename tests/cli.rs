@@ -11,8 +11,16 @@ fn playgate() -> Command {
 }
 
 fn keygen(dir: &Path) {
-    let out = playgate().args(["keygen", "--out"]).arg(dir.join("keys")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = playgate()
+        .args(["keygen", "--out"])
+        .arg(dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn config(dir: &Path, listen: &str) -> std::path::PathBuf {
@@ -50,35 +58,73 @@ fn check_config_lists_three_mistakes_on_three_lines() {
     let dir = tempfile::tempdir().unwrap();
     keygen(dir.path());
     let good = config(dir.path(), "127.0.0.1:0");
-    let out = playgate().args(["check-config", "--config"]).arg(&good).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = playgate()
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
 
     // Three mistakes: a bad duration, an unknown key, a bad tier value.
     let text = std::fs::read_to_string(&good)
         .unwrap()
-        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nrequest_timeout = \"soon\"\nmax_concurency = 5")
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            "listen = \"127.0.0.1:0\"\nrequest_timeout = \"soon\"\nmax_concurency = 5",
+        )
         .replace("max_height = 480", "max_height = -1");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, text).unwrap();
-    let out = playgate().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    let out = playgate()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines.iter().any(|l| l.starts_with("server.request_timeout: ")), "{stdout}");
-    assert!(lines.iter().any(|l| l.starts_with("server.max_concurency: unknown key")), "{stdout}");
-    assert!(lines.iter().any(|l| l.starts_with("tiers.free.max_height: ")), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("server.request_timeout: ")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("server.max_concurency: unknown key")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("tiers.free.max_height: ")),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn check_config_reports_a_missing_key_file_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "127.0.0.1:0"); // no keygen
-    let out = playgate().args(["check-config", "--config"]).arg(&cfg).output().unwrap();
+    let out = playgate()
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("signing.keys[0].id_file: cannot read"), "{stdout}");
+    assert!(
+        stdout.contains("signing.keys[0].id_file: cannot read"),
+        "{stdout}"
+    );
     assert!(stdout.contains("playgate keygen"), "{stdout}");
 }
 
@@ -108,15 +154,26 @@ fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
         ("jwt_private.pem", 0o600),
         ("cloudfront_public.pem", 0o644),
     ] {
-        let m = std::fs::metadata(keys.join(name)).unwrap().permissions().mode() & 0o777;
+        let m = std::fs::metadata(keys.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(m, mode, "{name}");
     }
     let id = std::fs::read_to_string(keys.join("cloudfront_key_pair_id")).unwrap();
     assert!(id.starts_with("KDEV") && id.trim().len() == 14, "{id}");
-    let again = playgate().args(["keygen", "--out"]).arg(&keys).output().unwrap();
+    let again = playgate()
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    assert_eq!(std::fs::read_to_string(keys.join("cloudfront_key_pair_id")).unwrap(), id);
+    assert_eq!(
+        std::fs::read_to_string(keys.join("cloudfront_key_pair_id")).unwrap(),
+        id
+    );
 }
 
 #[test]
@@ -125,11 +182,17 @@ fn token_mints_a_verifiable_jwt_only_for_dev_issuers() {
     keygen(dir.path());
     let cfg = config(dir.path(), "127.0.0.1:0");
     let out = playgate()
-        .args(["token", "--sub", "viewer-1", "--tier", "free", "--ttl", "10m", "--config"])
+        .args([
+            "token", "--sub", "viewer-1", "--tier", "free", "--ttl", "10m", "--config",
+        ])
         .arg(&cfg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let jwt = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let public = std::fs::read(dir.path().join("keys/jwt_public.pem")).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
@@ -154,7 +217,10 @@ fn token_mints_a_verifiable_jwt_only_for_dev_issuers() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // The same config with a production issuer (no dev flag, no private key).
-    let jwt_key_line = format!("private_key_file = \"{}/keys/jwt_private.pem\"\n", dir.path().display());
+    let jwt_key_line = format!(
+        "private_key_file = \"{}/keys/jwt_private.pem\"\n",
+        dir.path().display()
+    );
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace(&jwt_key_line, "")
@@ -167,11 +233,19 @@ fn token_mints_a_verifiable_jwt_only_for_dev_issuers() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("dev = true"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dev = true"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs `playgate serve` with JSON logs, sends a request carrying a bearer
@@ -202,14 +276,22 @@ fn serve_logs_redact_credentials_and_sigterm_exits_0() {
             break;
         }
     }
-    assert!(line.contains("playgate listening"), "server did not start: {line}");
+    assert!(
+        line.contains("playgate listening"),
+        "server did not start: {line}"
+    );
 
     let secret_bearer = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LWJlYXJlcg.c2lnbmF0dXJl";
     let secret_query = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXF1ZXJ5.c2lnbmF0dXJl";
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let status = rt.block_on(async {
         reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{port}/v1/play/a/master.m3u8?token={secret_query}&x=1"))
+            .get(format!(
+                "http://127.0.0.1:{port}/v1/play/a/master.m3u8?token={secret_query}&x=1"
+            ))
             .header("authorization", format!("Bearer {secret_bearer}"))
             .header("cookie", "CloudFront-Signature=cookie-secret")
             .send()
@@ -219,7 +301,10 @@ fn serve_logs_redact_credentials_and_sigterm_exits_0() {
     });
     assert_eq!(status, 404);
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();

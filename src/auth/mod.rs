@@ -56,7 +56,9 @@ impl ClaimPath {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
-    #[error("issuer {0:?} is not marked dev = true; playgate mints tokens only for development issuers")]
+    #[error(
+        "issuer {0:?} is not marked dev = true; playgate mints tokens only for development issuers"
+    )]
     NotDev(String),
     #[error("issuer {0:?} has no private_key_file")]
     NoKey(String),
@@ -83,7 +85,8 @@ pub fn mint_dev_token(
         .private_key_file
         .as_ref()
         .ok_or_else(|| MintError::NoKey(issuer.name.clone()))?;
-    let pem = std::fs::read(path).map_err(|e| MintError::Key(format!("{}: {e}", path.display())))?;
+    let pem =
+        std::fs::read(path).map_err(|e| MintError::Key(format!("{}: {e}", path.display())))?;
     let (alg, key) = if issuer.algorithms.iter().any(|a| a == "RS256") {
         (Algorithm::RS256, EncodingKey::from_rsa_pem(&pem))
     } else if issuer.algorithms.iter().any(|a| a == "ES256") {
@@ -94,7 +97,8 @@ pub fn mint_dev_token(
             allowed: issuer.algorithms.clone(),
         });
     };
-    let key = key.map_err(|_| MintError::Key(format!("{}: not a PEM key for {alg:?}", path.display())))?;
+    let key =
+        key.map_err(|_| MintError::Key(format!("{}: not a PEM key for {alg:?}", path.display())))?;
     let mut claims = Map::new();
     claims.insert("iss".into(), issuer.issuer.clone().into());
     claims.insert("sub".into(), subject.into());
@@ -127,10 +131,19 @@ mod tests {
         let c = json!({"tier": "a", "app": {"tier": "b"}, "https://ex.com/claims": {"tier": "c"}, "https://ex.com/tier": "d"});
         assert_eq!(ClaimPath::parse("tier").get(&c), Some(&json!("a")));
         assert_eq!(ClaimPath::parse("app.tier").get(&c), Some(&json!("b")));
-        assert_eq!(ClaimPath::parse("https://ex.com/claims.tier").get(&c), Some(&json!("c")));
-        assert_eq!(ClaimPath::parse("https://ex.com/tier").get(&c), Some(&json!("d")));
+        assert_eq!(
+            ClaimPath::parse("https://ex.com/claims.tier").get(&c),
+            Some(&json!("c"))
+        );
+        assert_eq!(
+            ClaimPath::parse("https://ex.com/tier").get(&c),
+            Some(&json!("d"))
+        );
         let mut m = Map::new();
         ClaimPath::parse("https://ex.com/claims.tier").insert(&mut m, json!("x"));
-        assert_eq!(Value::Object(m), json!({"https://ex.com/claims": {"tier": "x"}}));
+        assert_eq!(
+            Value::Object(m),
+            json!({"https://ex.com/claims": {"tier": "x"}})
+        );
     }
 }

@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn parses_cookie_header() {
-        let c = CloudFrontCookies::parse(["a=b; CloudFront-Policy=P; CloudFront-Signature=S", "CloudFront-Key-Pair-Id=K"]);
+        let c = CloudFrontCookies::parse([
+            "a=b; CloudFront-Policy=P; CloudFront-Signature=S",
+            "CloudFront-Key-Pair-Id=K",
+        ]);
         assert_eq!(c.policy.as_deref(), Some("P"));
         assert_eq!(c.signature.as_deref(), Some("S"));
         assert_eq!(c.key_pair_id.as_deref(), Some("K"));

@@ -148,7 +148,10 @@ mod tests {
             wire_url("https://h/a b/é.m3u8?x=1 2&y=é").unwrap(),
             "https://h/a%20b/%C3%A9.m3u8?x=1%202&y=%C3%A9"
         );
-        assert_eq!(wire_url("https://h/a%2fb+c=d,(e)!").unwrap(), "https://h/a%2fb+c=d,(e)!");
+        assert_eq!(
+            wire_url("https://h/a%2fb+c=d,(e)!").unwrap(),
+            "https://h/a%2fb+c=d,(e)!"
+        );
         assert_eq!(wire_url("https://h").unwrap(), "https://h");
         assert_eq!(wire_url("ftp://h/x"), Err(UrlError::NotHttp));
         assert_eq!(wire_url("https://h/x#f"), Err(UrlError::Fragment));

@@ -25,7 +25,10 @@ pub enum KeyError {
     #[error("{path}: cannot read: {reason}")]
     Read { path: String, reason: String },
     #[error("{what}: not a PEM {expected} key")]
-    NotPem { what: String, expected: &'static str },
+    NotPem {
+        what: String,
+        expected: &'static str,
+    },
     #[error("{what}: unsupported key: {reason}")]
     Unsupported { what: String, reason: String },
     #[error("key {0}: has a private key and a public key that do not match")]
@@ -47,7 +50,9 @@ fn kind_of<T: HasPublic>(what: &str, key: &PKeyRef<T>) -> Result<KeyKind, KeyErr
         Id::RSA => {
             let bits = key.bits();
             if bits < 2048 {
-                Err(unsupported(format!("RSA key of {bits} bits; CloudFront needs 2048 or more")))
+                Err(unsupported(format!(
+                    "RSA key of {bits} bits; CloudFront needs 2048 or more"
+                )))
             } else {
                 Ok(KeyKind::Rsa)
             }
@@ -64,7 +69,9 @@ fn kind_of<T: HasPublic>(what: &str, key: &PKeyRef<T>) -> Result<KeyKind, KeyErr
                 ))),
             }
         }
-        other => Err(unsupported(format!("key type {other:?}; use RSA or ECDSA P-256"))),
+        other => Err(unsupported(format!(
+            "key type {other:?}; use RSA or ECDSA P-256"
+        ))),
     }
 }
 
@@ -107,10 +114,13 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn public(&self) -> Result<VerifyKey, KeyError> {
-        let der = self.pkey.public_key_to_der().map_err(|e| KeyError::Unsupported {
-            what: self.id.to_string(),
-            reason: e.to_string(),
-        })?;
+        let der = self
+            .pkey
+            .public_key_to_der()
+            .map_err(|e| KeyError::Unsupported {
+                what: self.id.to_string(),
+                reason: e.to_string(),
+            })?;
         let pkey = PKey::public_key_from_der(&der).map_err(|e| KeyError::Unsupported {
             what: self.id.to_string(),
             reason: e.to_string(),
@@ -142,9 +152,7 @@ impl fmt::Debug for VerifyKey {
 impl VerifyKey {
     pub fn from_pem(id: KeyPairId, pem: &[u8], what: &str) -> Result<Self, KeyError> {
         let pkey = PKey::public_key_from_pem(pem)
-            .or_else(|_| {
-                Rsa::public_key_from_pem_pkcs1(pem).and_then(PKey::from_rsa)
-            })
+            .or_else(|_| Rsa::public_key_from_pem_pkcs1(pem).and_then(PKey::from_rsa))
             .map_err(|_| KeyError::NotPem {
                 what: what.to_owned(),
                 expected: "public (SPKI or PKCS#1)",

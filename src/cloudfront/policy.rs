@@ -75,7 +75,11 @@ struct SourceIp {
 struct Condition {
     #[serde(rename = "DateLessThan")]
     less: Epoch,
-    #[serde(rename = "DateGreaterThan", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "DateGreaterThan",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     greater: Option<Epoch>,
     #[serde(rename = "IpAddress", skip_serializing_if = "Option::is_none", default)]
     ip: Option<SourceIp>,
@@ -115,10 +119,7 @@ impl Policy {
         if let Some(s) = starts
             && expires <= s
         {
-            return Err(PolicyError::ExpiryNotAfterStart {
-                expires,
-                starts: s,
-            });
+            return Err(PolicyError::ExpiryNotAfterStart { expires, starts: s });
         }
         Ok(Policy {
             resource,
@@ -220,10 +221,30 @@ mod tests {
     #[test]
     fn cidrs() {
         assert_eq!(Cidr::parse("10.0.0.0/8").unwrap().prefix, 8);
-        assert!(Cidr::parse("10.0.0.0/8").unwrap().contains("10.9.9.9".parse().unwrap()));
-        assert!(!Cidr::parse("10.0.0.0/8").unwrap().contains("11.0.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        for bad in ["::1", "2001:db8::/32", "1.2.3.4/33", "1.2.3/24", "x", "1.2.3.4/", "1.2.3.4/+1"] {
+        assert!(
+            Cidr::parse("10.0.0.0/8")
+                .unwrap()
+                .contains("10.9.9.9".parse().unwrap())
+        );
+        assert!(
+            !Cidr::parse("10.0.0.0/8")
+                .unwrap()
+                .contains("11.0.0.1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in [
+            "::1",
+            "2001:db8::/32",
+            "1.2.3.4/33",
+            "1.2.3/24",
+            "x",
+            "1.2.3.4/",
+            "1.2.3.4/+1",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
     }

@@ -71,7 +71,11 @@ pub fn sign_bytes(key: &SigningKey, data: &[u8], hash: HashAlg) -> Result<Vec<u8
 
 impl Signature {
     /// Signs a policy given as exact bytes (custom policy).
-    pub fn over_policy(key: &SigningKey, policy_json: &str, hash: HashAlg) -> Result<Self, SignError> {
+    pub fn over_policy(
+        key: &SigningKey,
+        policy_json: &str,
+        hash: HashAlg,
+    ) -> Result<Self, SignError> {
         let sig = sign_bytes(key, policy_json.as_bytes(), hash)?;
         Ok(Signature {
             grant: Grant::Custom {
@@ -115,7 +119,11 @@ impl Signature {
     }
 
     /// Signs a custom policy for a resource pattern (cookies, URL delivery).
-    pub fn for_resource(key: &SigningKey, pattern: &str, opts: &SignOptions) -> Result<Self, SignError> {
+    pub fn for_resource(
+        key: &SigningKey,
+        pattern: &str,
+        opts: &SignOptions,
+    ) -> Result<Self, SignError> {
         let policy = Policy::new(wire_pattern(pattern)?, opts.expires, opts.starts, opts.ip)?;
         Self::over_policy(key, &policy.to_json(), opts.hash)
     }

@@ -9,8 +9,8 @@
 mod reader;
 
 pub use reader::Issue;
-use reader::{Section, apply_env};
 pub(crate) use reader::Section as ConfigSection;
+use reader::{Section, apply_env};
 
 use crate::domain::{KeyPairId, TierName};
 use crate::secret::Secret;
@@ -56,15 +56,17 @@ impl<'de> Deserialize<'de> for HumanDuration {
             Secs(u64),
             Text(String),
         }
-        match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a duration such as \"30s\" or \"5m\""))?
-        {
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a duration such as \"30s\" or \"5m\"")
+        })? {
             Raw::Secs(s) => Ok(HumanDuration(Duration::from_secs(s))),
-            Raw::Text(t) => humantime::parse_duration(&t).map(HumanDuration).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "{t:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"2h\""
-                ))
-            }),
+            Raw::Text(t) => humantime::parse_duration(&t)
+                .map(HumanDuration)
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"2h\""
+                    ))
+                }),
         }
     }
 }
@@ -85,11 +87,14 @@ impl<'de> Deserialize<'de> for Size {
             .map_err(|_| serde::de::Error::custom("expected a size such as \"1MiB\" or \"5GiB\""))?
         {
             Raw::Bytes(b) => Ok(Size(b)),
-            Raw::Text(t) => t.parse::<bytesize::ByteSize>().map(|b| Size(b.0)).map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "{t:?} is not a size; write e.g. \"512KiB\", \"1MiB\", \"5GiB\""
-                ))
-            }),
+            Raw::Text(t) => t
+                .parse::<bytesize::ByteSize>()
+                .map(|b| Size(b.0))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not a size; write e.g. \"512KiB\", \"1MiB\", \"5GiB\""
+                    ))
+                }),
         }
     }
 }
@@ -302,10 +307,18 @@ impl Config {
         }
         if self.signing.keys.is_empty() {
             bad("signing.keys", "at least one key is required".into());
-        } else if !self.signing.keys.iter().any(|k| k.id == self.signing.active) {
+        } else if !self
+            .signing
+            .keys
+            .iter()
+            .any(|k| k.id == self.signing.active)
+        {
             bad(
                 "signing.active",
-                format!("{} is not the id of any [[signing.keys]]", self.signing.active),
+                format!(
+                    "{} is not the id of any [[signing.keys]]",
+                    self.signing.active
+                ),
             );
         }
         for (i, k) in self.signing.keys.iter().enumerate() {
@@ -424,20 +437,29 @@ fn read_secret(s: &mut Section<'_>, key: &str) -> Option<Secret<String>> {
     let env: Option<String> = s.opt(&format!("{key}_env"));
     match (file, env) {
         (Some(_), Some(_)) => {
-            s.problem(&format!("{key}_file"), format!("set only one of {key}_file and {key}_env"));
+            s.problem(
+                &format!("{key}_file"),
+                format!("set only one of {key}_file and {key}_env"),
+            );
             None
         }
         (Some(f), None) => match std::fs::read_to_string(&f) {
             Ok(v) => Some(Secret::new(v.trim_end_matches(['\n', '\r']).to_owned())),
             Err(e) => {
-                s.problem(&format!("{key}_file"), format!("cannot read {}: {e}", f.display()));
+                s.problem(
+                    &format!("{key}_file"),
+                    format!("cannot read {}: {e}", f.display()),
+                );
                 None
             }
         },
         (None, Some(var)) => match std::env::var(&var) {
             Ok(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
-                s.problem(&format!("{key}_env"), format!("environment variable {var} is not set"));
+                s.problem(
+                    &format!("{key}_env"),
+                    format!("environment variable {var} is not set"),
+                );
                 None
             }
         },
@@ -477,7 +499,10 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         sqlite_path: s.or("sqlite_path", PathBuf::from("./data/playgate.db")),
     });
     let cdn = root.sub("cdn", |s| CdnConfig {
-        base_url: s.or("base_url", format!("{}/cdn", server.public_url.trim_end_matches('/'))),
+        base_url: s.or(
+            "base_url",
+            format!("{}/cdn", server.public_url.trim_end_matches('/')),
+        ),
         cookie_domain: s.opt("cookie_domain"),
         same_site: s.or("same_site", SameSite::None),
     });
@@ -489,30 +514,34 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
                     None
                 }
                 (_, false) => k.req::<KeyPairId>("id"),
-                (false, true) => k.opt::<PathBuf>("id_file").and_then(|f| {
-                    match std::fs::read_to_string(&f) {
-                        Ok(t) => match KeyPairId::parse(t.trim()) {
-                            Ok(id) => Some(id),
+                (false, true) => {
+                    k.opt::<PathBuf>("id_file")
+                        .and_then(|f| match std::fs::read_to_string(&f) {
+                            Ok(t) => match KeyPairId::parse(t.trim()) {
+                                Ok(id) => Some(id),
+                                Err(e) => {
+                                    k.problem("id_file", format!("{}: {e}", f.display()));
+                                    None
+                                }
+                            },
                             Err(e) => {
-                                k.problem("id_file", format!("{}: {e}", f.display()));
+                                let mut reason = format!("cannot read {}: {e}", f.display());
+                                if e.kind() == std::io::ErrorKind::NotFound {
+                                    reason.push_str(KEYGEN_HINT);
+                                }
+                                k.problem("id_file", reason);
                                 None
                             }
-                        },
-                        Err(e) => {
-                            let mut reason = format!("cannot read {}: {e}", f.display());
-                            if e.kind() == std::io::ErrorKind::NotFound {
-                                reason.push_str(KEYGEN_HINT);
-                            }
-                            k.problem("id_file", reason);
-                            None
-                        }
-                    }
-                }),
+                        })
+                }
             };
             let private_key_file = k.opt("private_key_file");
             let public_key_file = k.opt("public_key_file");
             if private_key_file.is_none() && public_key_file.is_none() {
-                k.problem("public_key_file", "a key needs private_key_file or public_key_file");
+                k.problem(
+                    "public_key_file",
+                    "a key needs private_key_file or public_key_file",
+                );
             }
             id.map(|id| SigningKeyConfig {
                 id,

@@ -226,7 +226,9 @@ pub fn apply_env(table: &mut Table, vars: impl IntoIterator<Item = (String, Stri
 fn parse_env_value(raw: &str) -> Value {
     let doc = format!("v = {raw}");
     match doc.parse::<Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| Value::String(raw.to_owned())),
         Err(_) => Value::String(raw.to_owned()),
     }
 }
@@ -281,9 +283,18 @@ mod tests {
         apply_env(
             &mut t,
             [
-                ("PLAYGATE__SERVER__LISTEN".to_owned(), "0.0.0.0:9".to_owned()),
-                ("PLAYGATE__SERVER__MAX_CONCURRENCY".to_owned(), "7".to_owned()),
-                ("PLAYGATE__NEW__LIST".to_owned(), "[\"a\", \"b\"]".to_owned()),
+                (
+                    "PLAYGATE__SERVER__LISTEN".to_owned(),
+                    "0.0.0.0:9".to_owned(),
+                ),
+                (
+                    "PLAYGATE__SERVER__MAX_CONCURRENCY".to_owned(),
+                    "7".to_owned(),
+                ),
+                (
+                    "PLAYGATE__NEW__LIST".to_owned(),
+                    "[\"a\", \"b\"]".to_owned(),
+                ),
                 ("OTHER".to_owned(), "x".to_owned()),
             ],
         );

@@ -17,7 +17,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(Error::PayloadTooLarge("The request body is over the limit.".into()));
+                return Err(Error::PayloadTooLarge(
+                    "The request body is over the limit.".into(),
+                ));
             }
             Err(_) => return Err(Error::bad_request("body", "The body could not be read.")),
         };
@@ -31,10 +33,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." { "body".to_owned() } else { format!("body.{path}") };
+        let field = if path == "." {
+            "body".to_owned()
+        } else {
+            format!("body.{path}")
+        };
         let detail = match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                format!("The body is not valid JSON (line {}, column {}).", inner.line(), inner.column())
+                format!(
+                    "The body is not valid JSON (line {}, column {}).",
+                    inner.line(),
+                    inner.column()
+                )
             }
             _ => format!("{field}: {}", strip_position(&inner.to_string())),
         };
@@ -62,7 +72,9 @@ pub fn require_json(parts: &Parts) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::UnsupportedMediaType("Send the body as application/json.".into()))
+        Err(Error::UnsupportedMediaType(
+            "Send the body as application/json.".into(),
+        ))
     }
 }
 
@@ -88,13 +100,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 fn path_error(kind: &axum::extract::path::ErrorKind) -> (String, String) {
     use axum::extract::path::ErrorKind as K;
     match kind {
-        K::ParseErrorAtKey { key, expected_type, .. } => {
-            (format!("path.{key}"), format!("path parameter {key} must be a {expected_type}"))
-        }
+        K::ParseErrorAtKey {
+            key, expected_type, ..
+        } => (
+            format!("path.{key}"),
+            format!("path parameter {key} must be a {expected_type}"),
+        ),
         K::Message(m) => ("path".into(), m.clone()),
-        K::InvalidUtf8InPathParam { key } => {
-            (format!("path.{key}"), format!("path parameter {key} is not valid UTF-8"))
-        }
+        K::InvalidUtf8InPathParam { key } => (
+            format!("path.{key}"),
+            format!("path parameter {key} is not valid UTF-8"),
+        ),
         other => ("path".into(), other.to_string()),
     }
 }
@@ -112,7 +128,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .map(Query)
             .map_err(|e| {
                 let path = e.path().to_string();
-                Error::bad_request(format!("query.{path}"), format!("query.{path}: {}", e.inner()))
+                Error::bad_request(
+                    format!("query.{path}"),
+                    format!("query.{path}: {}", e.inner()),
+                )
             })
     }
 }

@@ -40,13 +40,19 @@ pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .load_shed()
         // `Router::layer` wraps each route, so the limit must share one
         // semaphore across them to be global.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(server.max_concurrency))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            server.max_concurrency,
+        ))
         .timeout(server.request_timeout);
     router
         .layer(axum::extract::DefaultBodyLimit::max(
             usize::try_from(server.max_body).unwrap_or(usize::MAX),
         ))
-        .layer(CompressionLayer::new().gzip(true).compress_when(TextualBody))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .compress_when(TextualBody),
+        )
         .layer(limits)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
 }
@@ -110,14 +116,22 @@ fn accept_request_id(headers: &HeaderMap) -> String {
         .filter(|s| {
             !s.is_empty()
                 && s.len() <= 128
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Query parameters whose values never reach a log.
-const SECRET_PARAMS: &[&str] = &["token", "signature", "policy", "key-pair-id", "api_key", "access_token"];
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "signature",
+    "policy",
+    "key-pair-id",
+    "api_key",
+    "access_token",
+];
 
 /// The request target with secret query values replaced by `[redacted]`.
 pub fn redact_uri(uri: &axum::http::Uri) -> String {
@@ -207,11 +221,15 @@ mod tests {
 
     #[test]
     fn redacts_secret_query_values() {
-        let uri: axum::http::Uri = "/v1/play/a/master.m3u8?token=eyJhbGc.x.y&lang=en&Signature=abc&Policy=p"
-            .parse()
-            .unwrap();
+        let uri: axum::http::Uri =
+            "/v1/play/a/master.m3u8?token=eyJhbGc.x.y&lang=en&Signature=abc&Policy=p"
+                .parse()
+                .unwrap();
         let r = redact_uri(&uri);
-        assert_eq!(r, "/v1/play/a/master.m3u8?token=[redacted]&lang=en&Signature=[redacted]&Policy=[redacted]");
+        assert_eq!(
+            r,
+            "/v1/play/a/master.m3u8?token=[redacted]&lang=en&Signature=[redacted]&Policy=[redacted]"
+        );
     }
 
     #[test]
@@ -219,7 +237,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
         assert_eq!(accept_request_id(&h), "abc-123");
-        h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("bad id with spaces"));
+        h.insert(
+            REQUEST_ID_HEADER,
+            HeaderValue::from_static("bad id with spaces"),
+        );
         assert_ne!(accept_request_id(&h), "bad id with spaces");
     }
 }

@@ -11,7 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub async fn healthz() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Json(json!({"status": "ok"})))
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"status": "ok"})),
+    )
 }
 
 /// Signs and verifies a fixed message with the active key.
@@ -37,9 +40,15 @@ fn keys_work(state: &AppState) -> Result<(), String> {
         key_pair_id: Some(key.id.to_string()),
         hash_algorithm: (sig.hash == crate::config::HashAlg::Sha256).then(|| "SHA256".to_owned()),
     };
-    verify(state.keys.public_keys(), probe, &creds, None, state.clock.now_epoch())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    verify(
+        state.keys.public_keys(),
+        probe,
+        &creds,
+        None,
+        state.clock.now_epoch(),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -80,7 +89,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"),
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         state.metrics.render(),

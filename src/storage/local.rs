@@ -58,7 +58,10 @@ fn not_found_or(key: &ObjectKey, e: std::io::Error) -> StorageError {
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::Metadata> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
     let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -86,7 +89,10 @@ fn list_dir(root: &Path, dir: &Path, out: &mut Vec<ObjectKey>) -> std::io::Resul
         if ty.is_dir() {
             list_dir(root, &path, out)?;
         } else if ty.is_file() {
-            let is_temp = entry.file_name().to_str().is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"));
+            let is_temp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"));
             if is_temp {
                 continue;
             }
@@ -111,7 +117,9 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl ObjectStore for LocalStore {
     async fn check(&self) -> StorageResult<()> {
-        let probe = self.root.join(format!(".readyz-{}", uuid::Uuid::new_v4().simple()));
+        let probe = self
+            .root
+            .join(format!(".readyz-{}", uuid::Uuid::new_v4().simple()));
         blocking(move || {
             write_atomic(&probe, b"ok").map_err(|e| unavailable(format!("not writable: {e}")))?;
             let back = std::fs::read(&probe).map_err(|e| unavailable(format!("not readable: {e}")));
@@ -128,7 +136,9 @@ impl ObjectStore for LocalStore {
     async fn get(&self, key: &ObjectKey) -> StorageResult<Bytes> {
         match tokio::fs::read(self.path_of(key)).await {
             Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(StorageError::NotFound(key.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                Err(StorageError::NotFound(key.clone()))
+            }
             Err(e) => Err(not_found_or(key, e)),
         }
     }

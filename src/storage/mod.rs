@@ -136,6 +136,9 @@ mod tests {
             assert!(ObjectKey::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ObjectKey::parse("assets/a/v1/hls/720p/seg_001.m4s").is_ok());
-        assert!(ObjectKey::parse("assets/a/..hidden").is_ok(), "dots inside a name are fine");
+        assert!(
+            ObjectKey::parse("assets/a/..hidden").is_ok(),
+            "dots inside a name are fine"
+        );
     }
 }

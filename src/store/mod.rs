@@ -66,11 +66,11 @@ pub enum StoreError {
 impl From<StoreError> for crate::error::Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { expected: Expect::Revision(_) } => {
-                crate::error::Error::PreconditionFailed(
-                    "The resource changed since you read it; fetch it again and retry.".into(),
-                )
-            }
+            StoreError::Conflict {
+                expected: Expect::Revision(_),
+            } => crate::error::Error::PreconditionFailed(
+                "The resource changed since you read it; fetch it again and retry.".into(),
+            ),
             StoreError::Conflict { .. } => {
                 crate::error::Error::Conflict("The resource already exists.".into())
             }
@@ -190,7 +190,10 @@ pub trait StoreExt: Store {
         kind: Kind,
         id: &str,
     ) -> StoreResult<Option<Versioned<T>>> {
-        self.get(kind, id).await?.map(|r| decode(kind, r)).transpose()
+        self.get(kind, id)
+            .await?
+            .map(|r| decode(kind, r))
+            .transpose()
     }
 
     async fn put_typed<T: Serialize + Sync>(
@@ -222,15 +225,22 @@ pub trait StoreExt: Store {
     }
 
     async fn put_asset(&self, asset: &Asset, expect: Expect) -> StoreResult<u64> {
-        self.put_typed(Kind::Asset, asset.id.as_str(), asset, expect).await
+        self.put_typed(Kind::Asset, asset.id.as_str(), asset, expect)
+            .await
     }
 
     async fn get_tier(&self, name: &TierName) -> StoreResult<Option<Versioned<TierRules>>> {
         self.get_typed(Kind::Tier, name.as_str()).await
     }
 
-    async fn put_tier(&self, name: &TierName, rules: &TierRules, expect: Expect) -> StoreResult<u64> {
-        self.put_typed(Kind::Tier, name.as_str(), rules, expect).await
+    async fn put_tier(
+        &self,
+        name: &TierName,
+        rules: &TierRules,
+        expect: Expect,
+    ) -> StoreResult<u64> {
+        self.put_typed(Kind::Tier, name.as_str(), rules, expect)
+            .await
     }
 
     /// Every tier (there are few), in name order.
@@ -270,7 +280,8 @@ pub trait StoreExt: Store {
     }
 
     async fn put_job(&self, job: &Job, expect: Expect) -> StoreResult<u64> {
-        self.put_typed(Kind::Job, job.id.as_str(), job, expect).await
+        self.put_typed(Kind::Job, job.id.as_str(), job, expect)
+            .await
     }
 }
 

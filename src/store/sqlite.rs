@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Schema changes, applied in order; `PRAGMA user_version` records how far.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE records (
+const MIGRATIONS: &[&str] = &["CREATE TABLE records (
         kind TEXT NOT NULL,
         id TEXT NOT NULL,
         revision INTEGER NOT NULL,
@@ -21,8 +20,7 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (kind, id)
     ) WITHOUT ROWID;
-    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
-];
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);"];
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -52,9 +50,12 @@ impl SqliteStore {
                 .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut conn = Connection::open(path).map_err(unavailable)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
         migrate(&mut conn)?;
         let identity = file_identity(path).map_err(unavailable)?;
         Ok(SqliteStore {
@@ -93,7 +94,8 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(unavailable)?;
         tx.execute_batch(m).map_err(unavailable)?;
-        tx.pragma_update(None, "user_version", i + 1).map_err(unavailable)?;
+        tx.pragma_update(None, "user_version", i + 1)
+            .map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
     }
     Ok(())
@@ -104,7 +106,8 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, String
 }
 
 fn to_record((id, revision, body, updated_at): (String, i64, String, i64)) -> StoreResult<Record> {
-    let body = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+    let body =
+        serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
     Ok(Record {
         id,
         revision: u64::try_from(revision).unwrap_or(0),
@@ -248,7 +251,8 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(params![kind.as_str(), after, limit], row_to_record)
                 .map_err(unavailable)?;
-            rows.map(|r| r.map_err(unavailable).and_then(to_record)).collect()
+            rows.map(|r| r.map_err(unavailable).and_then(to_record))
+                .collect()
         })
         .await
     }

@@ -70,8 +70,12 @@ max_height = 2160
 
 pub fn test_config(dir: &Path, server_extra: &str) -> Config {
     write_keys(dir);
-    Config::from_toml(&config_text(dir, server_extra), Path::new("test.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("test config invalid: {:?}", e.0))
+    Config::from_toml(
+        &config_text(dir, server_extra),
+        Path::new("test.toml"),
+        Vec::new(),
+    )
+    .unwrap_or_else(|e| panic!("test config invalid: {:?}", e.0))
 }
 
 pub async fn spawn_app() -> TestApp {

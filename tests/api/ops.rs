@@ -36,7 +36,10 @@ async fn readyz_is_503_when_the_sqlite_file_is_unwritable() {
     assert_eq!(body["checks"]["store"], "failed");
     assert_eq!(body["checks"]["storage"], "ok");
     assert!(body["detail"].as_str().unwrap().contains("store"));
-    assert!(!body.to_string().contains("playgate.db"), "no internals: {body}");
+    assert!(
+        !body.to_string().contains("playgate.db"),
+        "no internals: {body}"
+    );
 }
 
 #[tokio::test]
@@ -59,10 +62,15 @@ async fn metrics_count_requests_by_route() {
     app.get("/nope").await;
     let text = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        text.contains(r#"playgate_http_requests_total{route="/healthz",method="GET",status="200"} 1"#),
+        text.contains(
+            r#"playgate_http_requests_total{route="/healthz",method="GET",status="200"} 1"#
+        ),
         "{text}"
     );
-    assert!(text.contains(r#"route="unmatched",method="GET",status="404""#), "{text}");
+    assert!(
+        text.contains(r#"route="unmatched",method="GET",status="404""#),
+        "{text}"
+    );
     assert!(text.contains("playgate_http_request_duration_seconds_bucket"));
 }
 
@@ -78,7 +86,10 @@ async fn config_tiers_are_seeded_without_overwriting_edits() {
     let (name, v) = &tiers[0];
     let mut edited = v.value.clone();
     edited.max_height = Some(360);
-    store.put_tier(name, &edited, Expect::Revision(v.revision)).await.unwrap();
+    store
+        .put_tier(name, &edited, Expect::Revision(v.revision))
+        .await
+        .unwrap();
     let cfg = app.state.config.clone();
     let inserted = store.seed_tiers(cfg.tiers.iter()).await.unwrap();
     assert!(inserted.is_empty());

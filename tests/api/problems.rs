@@ -48,18 +48,30 @@ async fn wrong_method_is_a_problem() {
 #[tokio::test]
 async fn malformed_body_names_the_field() {
     let app = spawn_app_with("", probe_routes()).await;
-    let ok = app.post_json("/test/json", r#"{"name":"a","count":3}"#).await;
+    let ok = app
+        .post_json("/test/json", r#"{"name":"a","count":3}"#)
+        .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "a:3");
 
-    let (status, body) = problem(app.post_json("/test/json", r#"{"name":"a","count":"three"}"#).await).await;
+    let (status, body) = problem(
+        app.post_json("/test/json", r#"{"name":"a","count":"three"}"#)
+            .await,
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["field"], "body.count");
-    assert!(body["detail"].as_str().unwrap().contains("body.count"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("body.count"),
+        "{body}"
+    );
 
     let (status, body) = problem(app.post_json("/test/json", r#"{"name":"a""#).await).await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("not valid JSON"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
 
     let (status, body) = problem(app.post_json("/test/json", r#"{"name":"a"}"#).await).await;
     assert_eq!(status, 400);
@@ -77,12 +89,16 @@ async fn oversized_body_is_413_problem() {
 #[tokio::test]
 async fn request_id_is_echoed_and_generated() {
     let app = spawn_app().await;
-    let resp = app.get_with("/no/such", &[("x-request-id", "client-id-42")]).await;
+    let resp = app
+        .get_with("/no/such", &[("x-request-id", "client-id-42")])
+        .await;
     assert_eq!(resp.headers()["x-request-id"], "client-id-42");
     let (_, body) = problem(resp).await;
     assert_eq!(body["request_id"], "client-id-42");
 
-    let resp = app.get_with("/healthz", &[("x-request-id", "has spaces and\ttabs")]).await;
+    let resp = app
+        .get_with("/healthz", &[("x-request-id", "has spaces and\ttabs")])
+        .await;
     let generated = resp.headers()["x-request-id"].to_str().unwrap();
     assert_ne!(generated, "has spaces and\ttabs");
     assert_eq!(generated.len(), 36, "a UUID: {generated}");

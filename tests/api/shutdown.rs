@@ -23,7 +23,10 @@ async fn shutdown_finishes_the_in_flight_request() {
     let in_flight = tokio::spawn(async move { client.get(url).send().await });
     started.notified().await;
     app.trigger_shutdown();
-    let resp = in_flight.await.unwrap().expect("in-flight request must complete");
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request must complete");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "finished");
     // The server has stopped: the task ends cleanly and new connections fail.

@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help deps demo stop test fmt lint unit bench-sign
+
+help:
+	@echo "make demo   build, create dev keys, start playgate locally, print its URLs"
+	@echo "make test   install test deps, fmt check, clippy, the whole test suite"
+	@echo "make stop   stop the demo server"
+	@echo "make bench-sign   signing benchmark vs openssl speed (slow: release build)"
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+demo: deps
+	@bash scripts/demo.sh
+
+stop:
+	@if [ -f data/playgate.pid ]; then kill "$$(cat data/playgate.pid)" 2>/dev/null || true; rm -f data/playgate.pid; echo stopped; fi
+
+fmt:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo test --lib --bins --tests
+
+test: deps fmt lint unit
+
+bench-sign: deps
+	@bash scripts/bench-sign.sh
