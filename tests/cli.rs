@@ -323,3 +323,149 @@ fn serve_logs_redact_credentials_and_sigterm_exits_0() {
         assert!(!rest.contains(secret), "log leaked {secret}:\n{rest}");
     }
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cloudfront")
+        .join(name)
+}
+
+#[test]
+fn sign_url_matches_the_reference_vector_and_verifies() {
+    let url =
+        "https://d111111abcdef8.cloudfront.net/vod/title-123/master.m3u8?session=abc123&lang=en";
+    let out = playgate()
+        .args([
+            "sign",
+            "url",
+            "--key-pair-id",
+            "K3TESTVECTOR01",
+            "--expires",
+            "2082758400",
+            "--private-key",
+        ])
+        .arg(fixture("test_rsa_key.pem"))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed = String::from_utf8(out.stdout).unwrap();
+    let vectors: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("vectors.json")).unwrap()).unwrap();
+    let expected = vectors["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "url_canned_existing_query")
+        .unwrap()["botocore"]["signed_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(signed, format!("{expected}\n"));
+
+    let verify = |now: &str| {
+        playgate()
+            .args([
+                "verify",
+                "url",
+                "--key-pair-id",
+                "K3TESTVECTOR01",
+                "--now",
+                now,
+                "--public-key",
+            ])
+            .arg(fixture("test_rsa_pub.pem"))
+            .arg(signed.trim())
+            .output()
+            .unwrap()
+    };
+    let ok = verify("2000000000");
+    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "valid\n");
+    let late = verify("2082758400");
+    assert_eq!(late.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&late.stdout), "invalid: expired\n");
+}
+
+#[test]
+fn sign_cookies_prints_a_json_object() {
+    let out = playgate()
+        .args([
+            "sign",
+            "cookies",
+            "--key-pair-id",
+            "K3TESTVECTOR01",
+            "--expires",
+            "2082758400",
+        ])
+        .args([
+            "--resource",
+            "https://d111111abcdef8.cloudfront.net/vod/*",
+            "--hash",
+            "sha256",
+            "--private-key",
+        ])
+        .arg(fixture("test_rsa_key.pem"))
+        .arg("https://d111111abcdef8.cloudfront.net/vod/x.m3u8")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "CloudFront-Hash-Algorithm",
+            "CloudFront-Key-Pair-Id",
+            "CloudFront-Policy",
+            "CloudFront-Signature"
+        ]
+    );
+    assert_eq!(v["CloudFront-Hash-Algorithm"], "SHA256");
+}
+
+#[test]
+fn sign_bad_input_is_one_line_and_exit_2() {
+    let run = |extra: &[&str], key: &std::path::Path| {
+        let out = playgate()
+            .args(["sign", "url", "--key-pair-id", "K1"])
+            .args(extra)
+            .arg("--private-key")
+            .arg(key)
+            .arg("https://h/x")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let key = fixture("test_rsa_key.pem");
+    for (extra, needle) in [
+        (&["--expires", "10", "--ip", "2001:db8::/32"][..], "IPv4"),
+        (
+            &["--expires", "10", "--starts", "20"][..],
+            "not after start",
+        ),
+        (&["--expires", "10", "--policy", "{}"][..], "do not combine"),
+        (&["--policy", "not json"][..], "policy"),
+    ] {
+        let (code, err) = run(extra, &key);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let (code, err) = run(&["--expires", "10"], &fixture("test_rsa_pub.pem"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a PEM private"), "{err}");
+    let (code, err) = run(&["--expires", "10"], Path::new("/nonexistent/key.pem"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot read"), "{err}");
+}
