@@ -23,3 +23,13 @@ for c in rustfmt clippy; do
     rustup component add "$c"
   fi
 done
+
+# The conformance test runs the vectors' own check, which needs `cryptography`.
+command -v python3 >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3; }
+if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+  echo "installing: python cryptography"
+  python3 -m pip install --quiet cryptography 2>/dev/null || {
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-cryptography
+  }
+fi

@@ -549,10 +549,13 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
                 public_key_file,
             })
         });
+        let entries = keys.len();
         let keys: Vec<SigningKeyConfig> = keys.into_iter().flatten().collect();
         let active = match s.opt::<KeyPairId>("active") {
             Some(a) => Some(a),
             None if !s.has("active") && keys.len() == 1 => keys.first().map(|k| k.id.clone()),
+            // The one key is broken: its own problem says why.
+            None if !s.has("active") && entries == 1 => None,
             None if !s.has("active") => {
                 s.problem("active", "is required when there is not exactly one key");
                 None

@@ -1,1 +1,136 @@
+use super::*;
 
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_toml(text, Path::new("t.toml"), Vec::new())
+}
+
+const MIN: &str = r#"
+[[signing.keys]]
+id = "K1"
+public_key_file = "/dev/null"
+private_key_file = "/dev/null"
+"#;
+
+#[test]
+fn defaults_fill_an_almost_empty_file() {
+    let c = load(MIN).unwrap();
+    assert_eq!(c.mode, Mode::Local);
+    assert_eq!(c.server.listen.port(), 8080);
+    assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.server.max_body, 1 << 20);
+    assert_eq!(c.signing.active.as_str(), "K1");
+    assert_eq!(c.signing.expiry_bucket, Duration::from_secs(300));
+    assert_eq!(c.cdn.base_url, "http://127.0.0.1:8080/cdn");
+}
+
+#[test]
+fn sizes_and_durations_parse() {
+    let c = load(&format!(
+        "[server]\nmax_body = \"5GiB\"\nshutdown_grace = \"1m 30s\"\n{MIN}"
+    ))
+    .unwrap();
+    assert_eq!(c.server.max_body, 5 * 1024 * 1024 * 1024);
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(90));
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let text = r#"
+mode = "cloud"
+[server]
+listen = "nowhere"
+public_url = "ftp://x"
+[signing]
+active = "KNOPE"
+[[signing.keys]]
+id = "K1"
+private_key_file = "/nonexistent/key.pem"
+[tiers.free]
+video_range = ["HDR10"]
+bogus = 1
+"#;
+    let errs = load(text).unwrap_err().0;
+    let paths: Vec<&str> = errs.iter().map(|i| i.path.as_str()).collect();
+    for want in [
+        "mode",
+        "server.listen",
+        "server.public_url",
+        "signing.active",
+        "signing.keys[0].private_key_file",
+        "tiers.free.video_range",
+        "tiers.free.bogus",
+    ] {
+        assert!(paths.contains(&want), "missing {want} in {paths:?}");
+    }
+}
+
+#[test]
+fn inline_secrets_are_refused() {
+    let text = format!(
+        "{MIN}\n[[auth.issuers]]\nname = \"h\"\nissuer = \"i\"\nalgorithms = [\"HS256\"]\nhs256_secret = \"hunter2\"\n"
+    );
+    let errs = load(&text).unwrap_err().0;
+    let line = errs
+        .iter()
+        .find(|i| i.path == "auth.issuers[0].hs256_secret")
+        .unwrap();
+    assert!(line.reason.contains("hs256_secret_file"));
+    assert!(!format!("{errs:?}").contains("hunter2"));
+}
+
+#[test]
+fn secrets_from_env_never_print() {
+    let var = "PLAYGATE_TEST_SECRET_FOR_CONFIG";
+    // SAFETY-free: tests in this module do not read this variable elsewhere.
+    let text = format!(
+        "{MIN}\n[[auth.issuers]]\nname = \"h\"\nissuer = \"i\"\nalgorithms = [\"HS256\"]\nhs256_secret_env = \"{var}\"\n"
+    );
+    let errs = load(&text).unwrap_err().0;
+    assert!(
+        errs.iter().any(|i| i.reason.contains(var)),
+        "unset variable reported: {errs:?}"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "s3cr3t-value\n").unwrap();
+    let text = format!(
+        "{MIN}\n[[auth.issuers]]\nname = \"h\"\nissuer = \"i\"\nalgorithms = [\"HS256\"]\nhs256_secret_file = \"{}\"\n",
+        file.path().display()
+    );
+    let c = load(&text).unwrap();
+    let secret = c.auth.issuers[0].hs256_secret.as_ref().unwrap();
+    assert_eq!(secret.expose(), "s3cr3t-value");
+    assert!(!format!("{c:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn env_overrides_apply_before_validation() {
+    let c = Config::from_toml(
+        MIN,
+        Path::new("t.toml"),
+        [(
+            "PLAYGATE__SERVER__LISTEN".to_owned(),
+            "127.0.0.1:9999".to_owned(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.port(), 9999);
+}
+
+#[test]
+fn the_shipped_configs_have_only_file_problems() {
+    // Without dev keys on disk, only missing-file problems may remain.
+    for (file, env) in [
+        ("config/local.toml", vec![]),
+        ("config/aws.example.toml", vec![]),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        match Config::load_with_env(&path, env) {
+            Ok(_) => {}
+            Err(e) => {
+                for i in &e.0 {
+                    assert!(i.reason.contains("cannot read"), "{file}: {i}");
+                }
+            }
+        }
+    }
+}

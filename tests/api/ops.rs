@@ -97,3 +97,16 @@ async fn config_tiers_are_seeded_without_overwriting_edits() {
     assert_eq!(after.value.max_height, Some(360));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn text_responses_are_gzipped_when_asked() {
+    let app = spawn_app().await;
+    app.healthz().await;
+    let resp = app
+        .get_with("/metrics", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let plain = app.get("/metrics").await;
+    assert!(plain.headers().get("content-encoding").is_none());
+}

@@ -1,0 +1,101 @@
+use bytes::Bytes;
+use playgate::storage::{ObjectKey, ObjectStore, StorageError};
+use std::sync::Arc;
+
+fn k(s: &str) -> ObjectKey {
+    ObjectKey::parse(s).unwrap()
+}
+
+pub async fn run_all(s: Arc<dyn ObjectStore>) {
+    s.check().await.unwrap();
+    put_get_head_delete(&*s).await;
+    missing_objects_are_not_found(&*s).await;
+    list_by_prefix(&*s).await;
+    overwrite_changes_etag(&*s).await;
+}
+
+async fn put_get_head_delete(s: &dyn ObjectStore) {
+    let key = k("assets/a1/v1/hls/720p/seg_00001.m4s");
+    let meta = s
+        .put(&key, Bytes::from_static(b"segment-bytes"))
+        .await
+        .unwrap();
+    assert_eq!(meta.size, 13);
+    assert_eq!(
+        s.get(&key).await.unwrap(),
+        Bytes::from_static(b"segment-bytes")
+    );
+    let head = s.head(&key).await.unwrap();
+    assert_eq!((head.size, head.etag), (13, meta.etag));
+    assert!(s.delete(&key).await.unwrap());
+    assert!(!s.delete(&key).await.unwrap());
+}
+
+async fn missing_objects_are_not_found(s: &dyn ObjectStore) {
+    let key = k("assets/none/v1/hls/master.m3u8");
+    assert!(matches!(s.get(&key).await, Err(StorageError::NotFound(_))));
+    assert!(matches!(s.head(&key).await, Err(StorageError::NotFound(_))));
+    // A "directory" is not an object.
+    s.put(&k("assets/dir/v1/x"), Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.get(&k("assets/dir/v1")).await,
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.head(&k("assets/dir/v1")).await,
+        Err(StorageError::NotFound(_))
+    ));
+}
+
+async fn list_by_prefix(s: &dyn ObjectStore) {
+    for key in [
+        "assets/l/v1/hls/master.m3u8",
+        "assets/l/v1/hls/480p/index.m3u8",
+        "assets/l/v2/hls/master.m3u8",
+        "assets/lx/v1/a",
+    ] {
+        s.put(&k(key), Bytes::from_static(b"#")).await.unwrap();
+    }
+    let v1: Vec<String> = s
+        .list("assets/l/v1/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(
+        v1,
+        [
+            "assets/l/v1/hls/480p/index.m3u8",
+            "assets/l/v1/hls/master.m3u8"
+        ]
+    );
+    let all_l: Vec<String> = s
+        .list("assets/l/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(all_l.len(), 3, "{all_l:?}");
+    assert!(s.list("assets/nothing/").await.unwrap().is_empty());
+}
+
+async fn overwrite_changes_etag(s: &dyn ObjectStore) {
+    let key = k("assets/e/v1/hls/master.m3u8");
+    let a = s
+        .put(&key, Bytes::from_static(b"#EXTM3U\n1"))
+        .await
+        .unwrap();
+    let b = s
+        .put(&key, Bytes::from_static(b"#EXTM3U\n22"))
+        .await
+        .unwrap();
+    assert_ne!(a.etag, b.etag);
+    assert_eq!(
+        s.get(&key).await.unwrap(),
+        Bytes::from_static(b"#EXTM3U\n22")
+    );
+}
