@@ -301,3 +301,34 @@ fn pkcs1_pkcs8_sec1_and_public_forms_parse() {
     assert!(VerifyKey::from_pem(id(), &pkcs1_pub, "pub").is_ok());
     let _ = Signature::over_policy(&ec, "{}", HashAlg::Sha256).unwrap();
 }
+
+#[test]
+fn url_parameters_take_precedence_over_cookies() {
+    use playgate::cloudfront::verifier::Credentials;
+    let k = key("KPREC");
+    let ring = ring_of(&k);
+    let url = "https://d111.cloudfront.net/a/1.ts";
+    let opts = SignOptions {
+        expires: 2_000_000_000,
+        resource: Some("https://d111.cloudfront.net/a/*".into()),
+        ..Default::default()
+    };
+    let sig = Signature::for_resource(&k, "https://d111.cloudfront.net/a/*", &opts).unwrap();
+    let mut cookies = Credentials::default();
+    for (name, v) in sig.cookies() {
+        match name {
+            "CloudFront-Policy" => cookies.policy = Some(v),
+            "CloudFront-Signature" => cookies.signature = Some(v),
+            "CloudFront-Key-Pair-Id" => cookies.key_pair_id = Some(v),
+            _ => {}
+        }
+    }
+    // Valid cookies alone open the object.
+    assert!(verify_request(&ring, url, Some(cookies.clone()), None, 1).is_ok());
+    // A request that also carries (bad) signed-URL parameters is judged by them.
+    let forged = format!("{url}?Expires=2000000000&Signature=AAAA&Key-Pair-Id=KPREC");
+    assert_eq!(
+        verify_request(&ring, &forged, Some(cookies), None, 1).unwrap_err(),
+        Rejection::BadSignature
+    );
+}

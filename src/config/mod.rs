@@ -302,6 +302,17 @@ impl Config {
         if !is_http_url(&self.cdn.base_url) {
             bad("cdn.base_url", "must be an absolute http(s) URL".into());
         }
+        if let Some(d) = &self.cdn.cookie_domain
+            && (d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        {
+            bad(
+                "cdn.cookie_domain",
+                "must be a plain domain name such as example.com".into(),
+            );
+        }
         if self.server.max_concurrency == 0 {
             bad("server.max_concurrency", "must be at least 1".into());
         }
