@@ -25,6 +25,9 @@ pub enum Error {
         /// The path/query/body field at fault, when there is one.
         field: Option<String>,
     },
+    /// Several bad fields at once (validation): each `(field, reason)`.
+    #[error("invalid: {0:?}")]
+    Invalid(Vec<(String, String)>),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -37,6 +40,8 @@ pub enum Error {
     Conflict(String),
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    #[error("precondition required: {0}")]
+    PreconditionRequired(String),
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
@@ -65,13 +70,14 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::BadRequest { .. } | Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Overloaded | Error::Timeout | Error::Unavailable(_) => {
@@ -84,12 +90,14 @@ impl Error {
     fn slug_and_title(&self) -> (&'static str, &'static str) {
         match self {
             Error::BadRequest { .. } => ("bad-request", "The request is not valid"),
+            Error::Invalid(_) => ("invalid", "Some fields are not valid"),
             Error::Unauthorized(_) => ("unauthorized", "Authentication is required"),
             Error::Forbidden(_) => ("forbidden", "Access is not allowed"),
             Error::NotFound => ("not-found", "No such resource"),
             Error::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             Error::Conflict(_) => ("conflict", "The request conflicts with current state"),
             Error::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            Error::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
             Error::PayloadTooLarge(_) => ("payload-too-large", "The request body is too large"),
             Error::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported content type")
@@ -105,10 +113,16 @@ impl Error {
     fn public_detail(&self) -> String {
         match self {
             Error::BadRequest { detail, .. } => detail.clone(),
+            Error::Invalid(list) => list
+                .iter()
+                .map(|(f, r)| format!("{f}: {r}"))
+                .collect::<Vec<_>>()
+                .join("; "),
             Error::Unauthorized(d)
             | Error::Forbidden(d)
             | Error::Conflict(d)
             | Error::PreconditionFailed(d)
+            | Error::PreconditionRequired(d)
             | Error::PayloadTooLarge(d)
             | Error::UnsupportedMediaType(d) => d.clone(),
             Error::NotFound => "The requested resource does not exist.".into(),
@@ -182,7 +196,16 @@ impl IntoResponse for Error {
             _ => tracing::debug!(error = %self, "request rejected"),
         }
         let problem = self.to_problem();
-        let mut resp = problem.into_response_with(None);
+        let extra = match &self {
+            Error::Invalid(list) => Some(serde_json::json!({
+                "errors": list
+                    .iter()
+                    .map(|(f, r)| serde_json::json!({"field": f, "reason": r}))
+                    .collect::<Vec<_>>()
+            })),
+            _ => None,
+        };
+        let mut resp = problem.into_response_with(extra);
         let h = resp.headers_mut();
         match self {
             Error::Unauthorized(_) => {

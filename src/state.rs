@@ -18,6 +18,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub objects: Arc<dyn ObjectStore>,
     pub keys: Arc<KeyRing>,
+    pub auth: Arc<crate::auth::Authenticator>,
+    pub tiers: Arc<crate::store::TierCache>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
 }
@@ -27,6 +29,8 @@ pub struct AppState {
 pub enum StartupError {
     #[error("keys: {0}")]
     Keys(#[from] crate::cloudfront::keys::KeyError),
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::jwt::IssuerError),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("object storage: {0}")]
@@ -38,6 +42,7 @@ pub enum StartupError {
 impl AppState {
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
         let keys = KeyRing::from_config(&config.signing)?;
+        let auth = crate::auth::Authenticator::from_config(&config.auth)?;
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
             Mode::Local => (
                 Arc::new(SqliteStore::open(&config.store.sqlite_path)?),
@@ -50,7 +55,10 @@ impl AppState {
             let names: Vec<&str> = seeded.iter().map(|t| t.as_str()).collect();
             tracing::info!(tiers = ?names, "seeded tiers from config");
         }
+        let tiers = crate::store::TierCache::new(store.clone(), config.server.tier_cache_ttl);
         Ok(AppState {
+            auth: Arc::new(auth),
+            tiers: Arc::new(tiers),
             config: Arc::new(config),
             store,
             objects,

@@ -168,3 +168,172 @@ mod tests {
         assert_eq!(back, r);
     }
 }
+
+/// What the rules look at in one rendition (an HLS variant or a DASH
+/// representation). `None` means the manifest did not say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rendition {
+    pub bandwidth: Option<u64>,
+    pub height: Option<u32>,
+    /// Codec strings (`avc1.64001f`, `mp4a.40.2`), including supplemental ones.
+    pub codecs: Option<Vec<String>>,
+    pub frame_rate: Option<f64>,
+    /// `SDR`, `PQ`, `HLG`; absent means SDR (as in the HLS spec).
+    pub video_range: Option<String>,
+    /// I-frame (trick-play) variants carry no frame rate by definition.
+    pub iframe: bool,
+}
+
+impl TierRules {
+    /// Whether this tier may have `r`. A rule that needs an attribute the
+    /// rendition lacks excludes it (no `RESOLUTION` under a height rule),
+    /// except frame rate on I-frame variants and video range (absent = SDR).
+    pub fn allows(&self, r: &Rendition) -> bool {
+        if let Some(max) = self.max_height
+            && r.height.is_none_or(|h| h > max)
+        {
+            return false;
+        }
+        if let Some(max) = self.max_bandwidth
+            && r.bandwidth.is_none_or(|b| b > max)
+        {
+            return false;
+        }
+        if let Some(max) = self.max_frame_rate
+            && !r.iframe
+            && r.frame_rate.is_none_or(|f| f > max + 1e-3)
+        {
+            return false;
+        }
+        if let Some(allowed) = &self.codecs {
+            let Some(codecs) = &r.codecs else {
+                return false;
+            };
+            let ok = codecs.iter().all(|c| {
+                let c = c.trim();
+                allowed
+                    .iter()
+                    .any(|p| c == p || c.starts_with(&format!("{p}.")))
+            });
+            if !ok {
+                return false;
+            }
+        }
+        if let Some(ranges) = &self.video_range {
+            let range = r.video_range.as_deref().unwrap_or("SDR");
+            if !ranges.iter().any(|v| v == range) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Country rules: `country` is `None` when unknown (no trusted header).
+    /// An unknown country passes a deny list and fails an allow list.
+    pub fn allows_country(&self, country: Option<&str>) -> bool {
+        let Some(rule) = &self.countries else {
+            return true;
+        };
+        if !rule.allow.is_empty() {
+            return country.is_some_and(|c| rule.allow.iter().any(|a| a.eq_ignore_ascii_case(c)));
+        }
+        !country.is_some_and(|c| rule.deny.iter().any(|d| d.eq_ignore_ascii_case(c)))
+    }
+}
+
+#[cfg(test)]
+mod eval_tests {
+    use super::*;
+
+    fn r(height: u32, bw: u64, codecs: &str, fps: f64, range: Option<&str>) -> Rendition {
+        Rendition {
+            bandwidth: Some(bw),
+            height: Some(height),
+            codecs: Some(codecs.split(',').map(str::to_owned).collect()),
+            frame_rate: Some(fps),
+            video_range: range.map(str::to_owned),
+            iframe: false,
+        }
+    }
+
+    fn free() -> TierRules {
+        TierRules {
+            max_height: Some(480),
+            max_bandwidth: Some(1_500_000),
+            codecs: Some(vec!["avc1".into(), "mp4a".into()]),
+            video_range: Some(vec!["SDR".into()]),
+            max_frame_rate: Some(30.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn free_tier() {
+        let t = free();
+        assert!(t.allows(&r(480, 1_400_000, "avc1.64001f,mp4a.40.2", 29.97, None)));
+        assert!(
+            !t.allows(&r(720, 1_400_000, "avc1.64001f,mp4a.40.2", 30.0, None)),
+            "height"
+        );
+        assert!(
+            !t.allows(&r(480, 1_600_000, "avc1.64001f,mp4a.40.2", 30.0, None)),
+            "bandwidth"
+        );
+        assert!(
+            !t.allows(&r(480, 1_400_000, "hvc1.2.4.L93.B0,mp4a.40.2", 30.0, None)),
+            "codec"
+        );
+        assert!(
+            !t.allows(&r(480, 1_400_000, "avc1.64001f", 60.0, None)),
+            "frame rate"
+        );
+        assert!(
+            !t.allows(&r(480, 1_400_000, "avc1.64001f", 30.0, Some("PQ"))),
+            "range"
+        );
+        assert!(
+            !t.allows(&r(480, 1_400_000, "avc1x.1", 30.0, None)),
+            "prefix is per codec name"
+        );
+    }
+
+    #[test]
+    fn missing_attributes_exclude_except_iframe_rate() {
+        let t = free();
+        let mut v = r(360, 500_000, "avc1.4d401e", 25.0, None);
+        v.height = None;
+        assert!(!t.allows(&v));
+        let mut i = r(360, 100_000, "avc1.4d401e", 0.0, None);
+        i.frame_rate = None;
+        i.iframe = true;
+        assert!(t.allows(&i));
+        assert!(
+            TierRules::default().allows(&Rendition::default()),
+            "no rules, no limits"
+        );
+    }
+
+    #[test]
+    fn countries() {
+        let deny = TierRules {
+            countries: Some(CountryRule {
+                allow: vec![],
+                deny: vec!["KP".into()],
+            }),
+            ..Default::default()
+        };
+        assert!(deny.allows_country(Some("FR")));
+        assert!(!deny.allows_country(Some("KP")));
+        assert!(deny.allows_country(None), "unknown passes a deny list");
+        let allow = TierRules {
+            countries: Some(CountryRule {
+                allow: vec!["FR".into()],
+                deny: vec![],
+            }),
+            ..Default::default()
+        };
+        assert!(allow.allows_country(Some("fr")));
+        assert!(!allow.allows_country(Some("DE")));
+        assert!(!allow.allows_country(None), "unknown fails an allow list");
+    }
+}

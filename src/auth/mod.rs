@@ -1,6 +1,118 @@
-//! Authentication. This module so far holds what the foundation needs:
-//! tier-claim paths and minting of development viewer tokens (`playgate
-//! token`). Verification of viewer and service credentials builds on it.
+//! Authentication: who is calling. Viewers present JWTs; backends and
+//! operators present JWTs with scopes or static API keys (stored as
+//! SHA-256 hashes, compared in constant time). `Authenticator` turns a
+//! credential into a `Principal`; the HTTP extractors decide what each
+//! route requires. Also: tier-claim paths and dev token minting.
+
+pub mod jwt;
+
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// The scopes playgate understands.
+pub const SCOPE_SIGN: &str = "playgate:sign";
+pub const SCOPE_INGEST: &str = "playgate:ingest";
+pub const SCOPE_ADMIN: &str = "playgate:admin";
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Token(Arc<jwt::Verified>),
+    ApiKey { name: String, scopes: Vec<String> },
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        let scopes = match self {
+            Principal::Token(v) => &v.scopes,
+            Principal::ApiKey { scopes, .. } => scopes,
+        };
+        scopes.iter().any(|s| s == scope)
+    }
+
+    /// A name for audit logs (never the credential).
+    pub fn who(&self) -> String {
+        match self {
+            Principal::Token(v) => format!("{}:{}", v.issuer, v.subject),
+            Principal::ApiKey { name, .. } => format!("api-key:{name}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no credentials")]
+    Missing,
+    #[error(transparent)]
+    Token(#[from] jwt::TokenError),
+    #[error("API key not recognised")]
+    BadApiKey,
+}
+
+struct ApiKey {
+    name: String,
+    sha256: [u8; 32],
+    scopes: Vec<String>,
+}
+
+pub struct Authenticator {
+    pub issuers: jwt::Issuers,
+    api_keys: Vec<ApiKey>,
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let hex = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Authenticator {
+    pub fn from_config(auth: &crate::config::AuthConfig) -> Result<Self, jwt::IssuerError> {
+        let issuers = jwt::Issuers::from_config(&auth.issuers)?;
+        let api_keys = auth
+            .api_keys
+            .iter()
+            .filter_map(|k| {
+                hex32(k.sha256.expose()).map(|sha256| ApiKey {
+                    name: k.name.clone(),
+                    sha256,
+                    scopes: k.scopes.clone(),
+                })
+            })
+            .collect();
+        Ok(Authenticator { issuers, api_keys })
+    }
+
+    /// A JWT has two dots; anything else is tried as an API key.
+    pub fn authenticate(&self, credential: &str, now: u64) -> Result<Principal, AuthFailure> {
+        if credential.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(jwt::TokenError::TooLarge.into());
+        }
+        if credential.bytes().filter(|b| *b == b'.').count() == 2 {
+            return Ok(Principal::Token(self.issuers.verify(credential, now)?));
+        }
+        let presented = openssl::sha::sha256(credential.as_bytes());
+        // Compare against every key without stopping early.
+        let mut found: Option<&ApiKey> = None;
+        for k in &self.api_keys {
+            if bool::from(k.sha256.ct_eq(&presented)) {
+                found = Some(k);
+            }
+        }
+        found
+            .map(|k| Principal::ApiKey {
+                name: k.name.clone(),
+                scopes: k.scopes.clone(),
+            })
+            .ok_or(AuthFailure::BadApiKey)
+    }
+}
 
 use crate::config::IssuerConfig;
 use crate::domain::TierName;

@@ -156,6 +156,12 @@ pub struct ServerConfig {
     /// Origins allowed to call the play endpoints with credentials; `"*"`
     /// mirrors any origin.
     pub cors_allowed_origins: Vec<String>,
+    /// Peers whose `country_header` is believed (e.g. CloudFront's ranges
+    /// in front of an ALB). From anyone else the country is unknown.
+    pub trusted_proxies: Vec<crate::cloudfront::policy::Cidr>,
+    pub country_header: String,
+    /// How long a replica may serve tier rules from memory.
+    pub tier_cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -433,6 +439,20 @@ fn check_readable(path: &str, file: &Path, bad: &mut impl FnMut(&str, String)) {
     }
 }
 
+/// Reads tier rules from a table (e.g. an admin API body), reporting
+/// every bad field as `(field, reason)`.
+pub fn read_tier_rules(table: toml::Table) -> Result<TierRules, Vec<(String, String)>> {
+    let mut issues = Vec::new();
+    let mut root = Section::root(table, &mut issues);
+    let rules = crate::tiers::read_rules(&mut root);
+    root.finish();
+    if issues.is_empty() {
+        Ok(rules)
+    } else {
+        Err(issues.into_iter().map(|i| (i.path, i.reason)).collect())
+    }
+}
+
 /// Reads a secret from `{key}_file` (contents, trailing newline trimmed)
 /// or `{key}_env` (a variable name). Inline secrets are refused.
 fn read_secret(s: &mut Section<'_>, key: &str) -> Option<Secret<String>> {
@@ -497,6 +517,19 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             max_body: s.or("max_body", Size(1 << 20)).0,
             max_concurrency: s.or("max_concurrency", 1024usize),
             cors_allowed_origins: s.or("cors_allowed_origins", vec!["*".to_owned()]),
+            trusted_proxies: {
+                let raw: Vec<String> = s.or("trusted_proxies", Vec::new());
+                let mut out = Vec::new();
+                for r in raw {
+                    match crate::cloudfront::policy::Cidr::parse(&r) {
+                        Ok(c) => out.push(c),
+                        Err(e) => s.problem("trusted_proxies", e.to_string()),
+                    }
+                }
+                out
+            },
+            country_header: s.or("country_header", "CloudFront-Viewer-Country".to_owned()),
+            tier_cache_ttl: dur(s, "tier_cache_ttl", "5s"),
         }
     });
     let log = root.sub("log", |s| LogConfig {

@@ -2,9 +2,12 @@
 //! stack. Handlers read like sentences — extract, call a domain function,
 //! map to a response — and live one file per resource.
 
+pub mod auth;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
+pub mod tiers;
+pub mod viewer;
 
 use crate::error::Error;
 use crate::state::AppState;
@@ -17,6 +20,12 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/me", get(viewer::me))
+        .route("/v1/tiers", get(tiers::list))
+        .route(
+            "/v1/tiers/{name}",
+            get(tiers::get).put(tiers::put).delete(tiers::delete),
+        )
 }
 
 /// The full application: `routes()` plus `extra` (used by tests to mount

@@ -286,3 +286,40 @@ pub trait StoreExt: Store {
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
+
+/// Tier rules as the request path sees them: read through a short-lived
+/// cache so every replica picks up an admin change within `ttl`.
+pub struct TierCache {
+    store: std::sync::Arc<dyn Store>,
+    cache: moka::sync::Cache<TierName, Option<std::sync::Arc<TierRules>>>,
+}
+
+impl TierCache {
+    pub fn new(store: std::sync::Arc<dyn Store>, ttl: std::time::Duration) -> Self {
+        TierCache {
+            store,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    pub async fn get(&self, name: &TierName) -> StoreResult<Option<std::sync::Arc<TierRules>>> {
+        if let Some(hit) = self.cache.get(name) {
+            return Ok(hit);
+        }
+        let rules = self
+            .store
+            .get_tier(name)
+            .await?
+            .map(|v| std::sync::Arc::new(v.value));
+        self.cache.insert(name.clone(), rules.clone());
+        Ok(rules)
+    }
+
+    /// Drops a name so this replica sees its own writes at once.
+    pub fn invalidate(&self, name: &TierName) {
+        self.cache.invalidate(name);
+    }
+}

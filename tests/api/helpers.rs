@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    pub dir: std::sync::Arc<tempfile::TempDir>,
     pub state: AppState,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -68,14 +68,12 @@ max_height = 2160
     )
 }
 
-pub fn test_config(dir: &Path, server_extra: &str) -> Config {
-    write_keys(dir);
-    Config::from_toml(
-        &config_text(dir, server_extra),
-        Path::new("test.toml"),
-        Vec::new(),
-    )
-    .unwrap_or_else(|e| panic!("test config invalid: {:?}", e.0))
+pub fn test_config(dir: &Path, text: &str) -> Config {
+    if !dir.join("keys/jwt_private.pem").exists() {
+        write_keys(dir);
+    }
+    Config::from_toml(text, Path::new("test.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("test config invalid: {:?}", e.0))
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -84,8 +82,36 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns with extra `[server]` settings and extra routes (test probes).
 pub async fn spawn_app_with(server_extra: &str, extra: axum::Router<AppState>) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path(), server_extra);
+    spawn_app_edited(server_extra, |t| t, extra).await
+}
+
+/// Spawns with the config text passed through `edit` (e.g. to add an
+/// API key or change a tier).
+pub async fn spawn_app_edited(
+    server_extra: &str,
+    edit: impl FnOnce(String) -> String,
+    extra: axum::Router<AppState>,
+) -> TestApp {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    spawn_in(dir, edit(config_text_for(server_extra)), extra).await
+}
+
+/// A placeholder for the temp dir in config text, replaced at spawn.
+pub const DIR: &str = "@DIR@";
+
+fn config_text_for(server_extra: &str) -> String {
+    config_text(Path::new(DIR), server_extra)
+}
+
+/// Spawns over an existing directory (a second replica shares the first's
+/// SQLite file and keys).
+pub async fn spawn_in(
+    dir: std::sync::Arc<tempfile::TempDir>,
+    text: String,
+    extra: axum::Router<AppState>,
+) -> TestApp {
+    let text = text.replace(DIR, &dir.path().display().to_string());
+    let config = test_config(dir.path(), &text);
     let state = AppState::build(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -113,6 +139,31 @@ pub async fn spawn_app_with(server_extra: &str, extra: axum::Router<AppState>) -
 }
 
 impl TestApp {
+    /// Signs `claims` as the dev issuer (RS256, the test key).
+    pub fn token(&self, claims: serde_json::Value) -> String {
+        let pem = std::fs::read(self.dir.path().join("keys/jwt_private.pem")).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        )
+        .unwrap()
+    }
+
+    /// A valid viewer token for `tier`, as the dev issuer.
+    pub fn viewer_token(&self, tier: &str) -> String {
+        self.token(serde_json::json!({
+            "iss": "playgate-dev", "aud": "playgate", "sub": "viewer-1",
+            "exp": now() + 600, "tier": tier,
+        }))
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.get_with(path, &[("authorization", &format!("Bearer {token}"))])
+            .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -184,4 +235,11 @@ pub async fn problem(resp: reqwest::Response) -> (u16, serde_json::Value) {
     }
     assert_eq!(body["status"], status);
     (status, body)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

@@ -1,0 +1,264 @@
+//! Viewer and service JWTs. Each configured issuer has its own allowed
+//! algorithms, key, audience, leeway and tier claim. A token is matched to
+//! its issuer by the (unverified) `iss`, then verified strictly against
+//! that issuer alone: the header's `alg` must be in the issuer's list and
+//! must fit the key (so an HS256 token "signed" with an RSA public key is
+//! refused), `exp` is required, `nbf` and `exp` are checked against our
+//! `Clock` with the issuer's leeway.
+//!
+//! Verified claims are cached by the SHA-256 of the token (bounded) and
+//! re-checked for expiry on every hit. Tokens never reach logs or errors.
+
+use crate::auth::ClaimPath;
+use crate::config::IssuerConfig;
+use crate::domain::TierName;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Why a token was refused (logged; clients get a generic 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token larger than 8 KiB")]
+    TooLarge,
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token issuer is not trusted")]
+    UnknownIssuer,
+    #[error("token algorithm is not allowed for its issuer")]
+    AlgorithmNotAllowed,
+    #[error("token signature does not verify")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token has no exp claim")]
+    MissingExp,
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    #[error("token key id is unknown")]
+    UnknownKid,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub issuer: String,
+    pub subject: String,
+    /// The tier claim (or the issuer's default); `None` when neither exists.
+    pub tier: Option<TierName>,
+    /// The raw tier claim when it is present but not a valid tier name.
+    pub bad_tier: bool,
+    pub scopes: Vec<String>,
+    pub exp: u64,
+}
+
+struct Issuer {
+    cfg: IssuerConfig,
+    algorithms: Vec<Algorithm>,
+    key: DecodingKey,
+}
+
+pub struct Issuers {
+    issuers: Vec<Issuer>,
+    cache: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("issuer {issuer}: {reason}")]
+pub struct IssuerError {
+    issuer: String,
+    reason: String,
+}
+
+fn parse_alg(s: &str) -> Option<Algorithm> {
+    Some(match s {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        "HS256" => Algorithm::HS256,
+        _ => return None,
+    })
+}
+
+impl Issuers {
+    pub fn from_config(cfgs: &[IssuerConfig]) -> Result<Self, IssuerError> {
+        let mut issuers = Vec::new();
+        for cfg in cfgs {
+            let err = |reason: String| IssuerError {
+                issuer: cfg.name.clone(),
+                reason,
+            };
+            let algorithms = cfg
+                .algorithms
+                .iter()
+                .map(|a| parse_alg(a).ok_or_else(|| err(format!("unsupported algorithm {a:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = if let Some(path) = &cfg.public_key_file {
+                let pem =
+                    std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+                let key = match algorithms.first() {
+                    Some(Algorithm::ES256 | Algorithm::ES384) => DecodingKey::from_ec_pem(&pem),
+                    Some(Algorithm::EdDSA) => DecodingKey::from_ed_pem(&pem),
+                    _ => DecodingKey::from_rsa_pem(&pem),
+                }
+                .map_err(|_| {
+                    err(format!(
+                        "{}: not a public key for {:?}",
+                        path.display(),
+                        cfg.algorithms
+                    ))
+                })?;
+                if algorithms.contains(&Algorithm::HS256) {
+                    return Err(err("HS256 cannot be combined with a public key".into()));
+                }
+                key
+            } else if let Some(secret) = &cfg.hs256_secret {
+                if algorithms != [Algorithm::HS256] {
+                    return Err(err(
+                        "an HS256 secret allows only algorithms = [\"HS256\"]".into()
+                    ));
+                }
+                if secret.expose().len() < 32 {
+                    return Err(err("the HS256 secret must be at least 32 bytes".into()));
+                }
+                DecodingKey::from_secret(secret.expose().as_bytes())
+            } else {
+                return Err(err(
+                    "jwks_url is not supported by this build yet; use public_key_file".into(),
+                ));
+            };
+            issuers.push(Issuer {
+                cfg: cfg.clone(),
+                algorithms,
+                key,
+            });
+        }
+        Ok(Issuers {
+            issuers,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+        })
+    }
+
+    /// Verifies `token` at `now` (epoch seconds).
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let digest = openssl::sha::sha256(token.as_bytes());
+        if let Some(v) = self.cache.get(&digest) {
+            return if now >= v.exp {
+                Err(TokenError::Expired)
+            } else {
+                Ok(v)
+            };
+        }
+        let verified = Arc::new(self.verify_uncached(token, now)?);
+        self.cache.insert(digest, verified.clone());
+        Ok(verified)
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let iss = unverified_issuer(token).ok_or(TokenError::Malformed)?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.cfg.issuer == iss)
+            .ok_or(TokenError::UnknownIssuer)?;
+        if !issuer.algorithms.contains(&header.alg) {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let key = &issuer.key;
+        let mut v = Validation::new(header.alg);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.required_spec_claims.clear();
+        v.set_issuer(&[&issuer.cfg.issuer]);
+        if issuer.cfg.audience.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&issuer.cfg.audience);
+        }
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => TokenError::BadSignature,
+                K::InvalidAudience => TokenError::WrongAudience,
+                K::InvalidIssuer => TokenError::UnknownIssuer,
+                K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
+                    TokenError::AlgorithmNotAllowed
+                }
+                _ => TokenError::Malformed,
+            }
+        })?;
+        let claims = data.claims;
+        let leeway = issuer.cfg.leeway.as_secs();
+        let exp = claims
+            .get("exp")
+            .and_then(|e| e.as_u64())
+            .ok_or(TokenError::MissingExp)?;
+        if now >= exp.saturating_add(leeway) {
+            return Err(TokenError::Expired);
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(|n| n.as_u64())
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        let raw_tier = ClaimPath::parse(&issuer.cfg.tier_claim)
+            .get(&claims)
+            .and_then(|t| t.as_str());
+        let (tier, bad_tier) = match raw_tier {
+            Some(t) => match TierName::parse(t) {
+                Ok(t) => (Some(t), false),
+                Err(_) => (None, true),
+            },
+            None => (issuer.cfg.default_tier.clone(), false),
+        };
+        let scopes = match (claims.get("scope"), claims.get("scp")) {
+            (Some(serde_json::Value::String(s)), _) => {
+                s.split_whitespace().map(str::to_owned).collect()
+            }
+            (_, Some(serde_json::Value::Array(a))) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Verified {
+            issuer: issuer.cfg.name.clone(),
+            subject: claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or("")
+                .to_owned(),
+            tier,
+            bad_tier,
+            scopes,
+            exp: exp.saturating_add(leeway),
+        })
+    }
+}
+
+/// The `iss` claim, read without verification, only to pick the issuer
+/// whose key then verifies the token.
+fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_owned)
+}

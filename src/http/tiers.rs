@@ -1,0 +1,157 @@
+//! Tier rules admin API (`playgate:admin`). Reads and writes go to the
+//! store with compare-and-set on the revision, exposed as a strong ETag:
+//! `PUT` creates with no precondition (or `If-None-Match: *`) and updates
+//! only with a matching `If-Match` (428 without one, 412 when stale).
+//! Every change writes one audit log line: who, what, old → new.
+
+use crate::domain::TierName;
+use crate::error::{Error, Result};
+use crate::http::auth::AdminClaims;
+use crate::http::extract::Path;
+use crate::state::AppState;
+use crate::store::{Expect, StoreExt};
+use crate::tiers::TierRules;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+fn etag(revision: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// The expectation a write carries, from `If-Match` / `If-None-Match`.
+fn expectation(headers: &HeaderMap) -> Result<Option<Expect>> {
+    if let Some(v) = headers.get(header::IF_MATCH) {
+        let s = v.to_str().unwrap_or("").trim();
+        let rev = s
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse::<u64>()
+            .map_err(|_| {
+                Error::bad_request(
+                    "header.if-match",
+                    "If-Match must be an ETag this API returned.",
+                )
+            })?;
+        return Ok(Some(Expect::Revision(rev)));
+    }
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "*") {
+        return Ok(Some(Expect::Absent));
+    }
+    Ok(None)
+}
+
+fn rules_from_body(body: &[u8]) -> Result<TierRules> {
+    let json: serde_json::Value = crate::http::extract::parse_json(body)?;
+    let serde_json::Value::Object(_) = &json else {
+        return Err(Error::bad_request(
+            "body",
+            "The body must be a JSON object of tier rules.",
+        ));
+    };
+    let table = toml::Table::try_from(&json)
+        .map_err(|_| Error::bad_request("body", "Tier rules take no null values."))?;
+    crate::config::read_tier_rules(table).map_err(|list| {
+        Error::Invalid(
+            list.into_iter()
+                .map(|(f, r)| (format!("body.{f}"), r))
+                .collect(),
+        )
+    })
+}
+
+fn one(name: &TierName, rules: &TierRules, revision: u64) -> Response {
+    let mut resp =
+        Json(json!({"name": name, "revision": revision, "rules": rules})).into_response();
+    resp.headers_mut().insert(header::ETAG, etag(revision));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub async fn list(State(state): State<AppState>, _admin: AdminClaims) -> Result<Response> {
+    let tiers = state.store.list_tiers().await?;
+    let items: Vec<_> = tiers
+        .iter()
+        .map(|(n, v)| json!({"name": n, "revision": v.revision, "rules": v.value}))
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({ "tiers": items })),
+    )
+        .into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _admin: AdminClaims,
+    Path(name): Path<TierName>,
+) -> Result<Response> {
+    let v = state.store.get_tier(&name).await?.ok_or(Error::NotFound)?;
+    Ok(one(&name, &v.value, v.revision))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    AdminClaims(who): AdminClaims,
+    Path(name): Path<TierName>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let rules = rules_from_body(&body)?;
+    let old = state.store.get_tier(&name).await?;
+    let expect = match (expectation(&headers)?, &old) {
+        (Some(e), _) => e,
+        (None, None) => Expect::Absent,
+        (None, Some(_)) => {
+            return Err(Error::PreconditionRequired(
+                "This tier exists: send If-Match with the ETag you read.".into(),
+            ));
+        }
+    };
+    let revision = state.store.put_tier(&name, &rules, expect).await?;
+    state.tiers.invalidate(&name);
+    tracing::info!(
+        target: "playgate::audit",
+        who = %who.who(),
+        action = if old.is_some() { "tier.update" } else { "tier.create" },
+        tier = %name,
+        old = %old.as_ref().map(|o| serde_json::to_string(&o.value).unwrap_or_default()).unwrap_or_else(|| "-".into()),
+        new = %serde_json::to_string(&rules).unwrap_or_default(),
+        revision,
+        "tier changed"
+    );
+    let mut resp = one(&name, &rules, revision);
+    if old.is_none() {
+        *resp.status_mut() = StatusCode::CREATED;
+    }
+    Ok(resp)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    AdminClaims(who): AdminClaims,
+    Path(name): Path<TierName>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let old = state.store.get_tier(&name).await?.ok_or(Error::NotFound)?;
+    let expect = expectation(&headers)?.unwrap_or(Expect::Revision(old.revision));
+    state
+        .store
+        .delete(crate::store::Kind::Tier, name.as_str(), expect)
+        .await?;
+    state.tiers.invalidate(&name);
+    tracing::info!(
+        target: "playgate::audit",
+        who = %who.who(),
+        action = "tier.delete",
+        tier = %name,
+        old = %serde_json::to_string(&old.value).unwrap_or_default(),
+        new = "-",
+        "tier changed"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
