@@ -55,6 +55,21 @@ impl AppState {
             let names: Vec<&str> = seeded.iter().map(|t| t.as_str()).collect();
             tracing::info!(tiers = ?names, "seeded tiers from config");
         }
+        for jwks in auth.issuers.jwks() {
+            if let Err(e) = jwks.refresh().await {
+                tracing::warn!(issuer = %jwks.issuer, reason = %e, "JWKS unreachable at start; tokens from this issuer fail until it answers");
+            }
+            let weak = Arc::downgrade(&jwks);
+            let every = jwks.refresh_every;
+            drop(jwks);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(j) = weak.upgrade() else { break };
+                    let _ = j.refresh().await;
+                }
+            });
+        }
         let tiers = crate::store::TierCache::new(store.clone(), config.server.tier_cache_ttl);
         Ok(AppState {
             auth: Arc::new(auth),

@@ -256,9 +256,17 @@ fn serve_logs_redact_credentials_and_sigterm_exits_0() {
     keygen(dir.path());
     let port = free_port();
     let cfg = config(dir.path(), &format!("127.0.0.1:{port}"));
+    let minted = playgate()
+        .args(["token", "--sub", "viewer-log", "--tier", "free", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let viewer_token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    assert!(viewer_token.len() > 100);
     let mut child = playgate()
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&cfg)
+        .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -300,6 +308,35 @@ fn serve_logs_redact_credentials_and_sigterm_exits_0() {
             .status()
     });
     assert_eq!(status, 404);
+    // A valid viewer token, the same token tampered, and one in the query
+    // of a route that refuses query tokens: none may reach the log.
+    let tampered = format!("{}x", &viewer_token[..viewer_token.len() - 1]);
+    let statuses = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let me = format!("http://127.0.0.1:{port}/v1/me");
+        let a = c
+            .get(&me)
+            .bearer_auth(&viewer_token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let b = c
+            .get(&me)
+            .bearer_auth(&tampered)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let q = c
+            .get(format!("{me}?token={viewer_token}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (a.as_u16(), b.as_u16(), q.as_u16())
+    });
+    assert_eq!(statuses, (200, 401, 401));
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -319,7 +356,20 @@ fn serve_logs_redact_credentials_and_sigterm_exits_0() {
     assert_eq!(v["authorization"], "Bearer [redacted]");
     assert_eq!(v["uri"], "/v1/play/a/master.m3u8?token=[redacted]&x=1");
     assert_eq!(v["cookie"], "[redacted]");
-    for secret in [secret_bearer, secret_query, "cookie-secret", "c2VjcmV0"] {
+    assert!(
+        rest.contains("authentication failed"),
+        "the 401 is logged with its reason"
+    );
+    let signature_part = viewer_token.rsplit('.').next().unwrap();
+    for secret in [
+        secret_bearer,
+        secret_query,
+        "cookie-secret",
+        "c2VjcmV0",
+        &viewer_token,
+        &tampered,
+        signature_part,
+    ] {
         assert!(!rest.contains(secret), "log leaked {secret}:\n{rest}");
     }
 }

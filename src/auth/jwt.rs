@@ -57,10 +57,97 @@ pub struct Verified {
     pub exp: u64,
 }
 
+enum KeySource {
+    Static(DecodingKey),
+    Jwks(Arc<Jwks>),
+}
+
 struct Issuer {
     cfg: IssuerConfig,
     algorithms: Vec<Algorithm>,
-    key: DecodingKey,
+    key: KeySource,
+}
+
+/// A JWKS endpoint's keys: fetched at start, refreshed in the background,
+/// and refetched (at most once per `min_interval`) when a token names a
+/// `kid` we do not have. A failed fetch keeps the last good keys.
+pub struct Jwks {
+    pub issuer: String,
+    url: String,
+    client: reqwest::Client,
+    keys: std::sync::RwLock<std::collections::HashMap<String, DecodingKey>>,
+    last_attempt: tokio::sync::Mutex<Option<std::time::Instant>>,
+    healthy: std::sync::atomic::AtomicBool,
+    min_interval: Duration,
+    pub refresh_every: Duration,
+}
+
+impl Jwks {
+    /// Fetches and replaces the key set; on failure the old keys stay.
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let result = async {
+            let resp = self
+                .client
+                .get(&self.url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .map_err(|e| format!("fetch: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("status {}", resp.status()));
+            }
+            let set: jsonwebtoken::jwk::JwkSet =
+                resp.json().await.map_err(|e| format!("parse: {e}"))?;
+            let mut keys = std::collections::HashMap::new();
+            for jwk in &set.keys {
+                if let (Some(kid), Ok(key)) = (&jwk.common.key_id, DecodingKey::from_jwk(jwk)) {
+                    keys.insert(kid.clone(), key);
+                }
+            }
+            if keys.is_empty() {
+                return Err("no usable keys with a kid".into());
+            }
+            Ok(keys)
+        }
+        .await;
+        match result {
+            Ok(keys) => {
+                let n = keys.len();
+                if let Ok(mut k) = self.keys.write() {
+                    *k = keys;
+                }
+                self.healthy
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::debug!(issuer = %self.issuer, keys = n, "JWKS refreshed");
+                Ok(n)
+            }
+            Err(e) => {
+                self.healthy
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(issuer = %self.issuer, reason = %e, "JWKS refresh failed; keeping the last good keys");
+                Err(e)
+            }
+        }
+    }
+
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().ok()?.get(kid).cloned()
+    }
+
+    /// Refetches unless another refetch happened within `min_interval`.
+    /// Concurrent callers wait for one fetch rather than each making one.
+    async fn refetch_for_unknown_kid(&self) {
+        let mut last = self.last_attempt.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.min_interval) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let _ = self.refresh().await;
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 pub struct Issuers {
@@ -102,7 +189,21 @@ impl Issuers {
                 .iter()
                 .map(|a| parse_alg(a).ok_or_else(|| err(format!("unsupported algorithm {a:?}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            let key = if let Some(path) = &cfg.public_key_file {
+            let key = if let Some(url) = &cfg.jwks_url {
+                if algorithms.contains(&Algorithm::HS256) {
+                    return Err(err("HS256 cannot be combined with a JWKS".into()));
+                }
+                KeySource::Jwks(Arc::new(Jwks {
+                    issuer: cfg.name.clone(),
+                    url: url.clone(),
+                    client: reqwest::Client::new(),
+                    keys: Default::default(),
+                    last_attempt: tokio::sync::Mutex::new(None),
+                    healthy: std::sync::atomic::AtomicBool::new(false),
+                    min_interval: cfg.jwks_min_refetch,
+                    refresh_every: cfg.jwks_refresh,
+                }))
+            } else if let Some(path) = &cfg.public_key_file {
                 let pem =
                     std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
                 let key = match algorithms.first() {
@@ -120,7 +221,7 @@ impl Issuers {
                 if algorithms.contains(&Algorithm::HS256) {
                     return Err(err("HS256 cannot be combined with a public key".into()));
                 }
-                key
+                KeySource::Static(key)
             } else if let Some(secret) = &cfg.hs256_secret {
                 if algorithms != [Algorithm::HS256] {
                     return Err(err(
@@ -130,11 +231,9 @@ impl Issuers {
                 if secret.expose().len() < 32 {
                     return Err(err("the HS256 secret must be at least 32 bytes".into()));
                 }
-                DecodingKey::from_secret(secret.expose().as_bytes())
+                KeySource::Static(DecodingKey::from_secret(secret.expose().as_bytes()))
             } else {
-                return Err(err(
-                    "jwks_url is not supported by this build yet; use public_key_file".into(),
-                ));
+                return Err(err("no key source".into()));
             };
             issuers.push(Issuer {
                 cfg: cfg.clone(),
@@ -151,8 +250,19 @@ impl Issuers {
         })
     }
 
+    /// The JWKS-backed issuers (for background refresh and readiness).
+    pub fn jwks(&self) -> Vec<Arc<Jwks>> {
+        self.issuers
+            .iter()
+            .filter_map(|i| match &i.key {
+                KeySource::Jwks(j) => Some(j.clone()),
+                KeySource::Static(_) => None,
+            })
+            .collect()
+    }
+
     /// Verifies `token` at `now` (epoch seconds).
-    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, TokenError> {
+    pub async fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
@@ -164,12 +274,12 @@ impl Issuers {
                 Ok(v)
             };
         }
-        let verified = Arc::new(self.verify_uncached(token, now)?);
+        let verified = Arc::new(self.verify_uncached(token, now).await?);
         self.cache.insert(digest, verified.clone());
         Ok(verified)
     }
 
-    fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
+    async fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let iss = unverified_issuer(token).ok_or(TokenError::Malformed)?;
         let issuer = self
@@ -180,7 +290,21 @@ impl Issuers {
         if !issuer.algorithms.contains(&header.alg) {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        let key = &issuer.key;
+        let jwks_key;
+        let key = match &issuer.key {
+            KeySource::Static(k) => k,
+            KeySource::Jwks(jwks) => {
+                let kid = header.kid.as_deref().ok_or(TokenError::Malformed)?;
+                jwks_key = match jwks.key(kid) {
+                    Some(k) => k,
+                    None => {
+                        jwks.refetch_for_unknown_kid().await;
+                        jwks.key(kid).ok_or(TokenError::UnknownKid)?
+                    }
+                };
+                &jwks_key
+            }
+        };
         let mut v = Validation::new(header.alg);
         v.validate_exp = false;
         v.validate_nbf = false;

@@ -90,12 +90,14 @@ impl Authenticator {
     }
 
     /// A JWT has two dots; anything else is tried as an API key.
-    pub fn authenticate(&self, credential: &str, now: u64) -> Result<Principal, AuthFailure> {
+    pub async fn authenticate(&self, credential: &str, now: u64) -> Result<Principal, AuthFailure> {
         if credential.len() > jwt::MAX_TOKEN_BYTES {
             return Err(jwt::TokenError::TooLarge.into());
         }
         if credential.bytes().filter(|b| *b == b'.').count() == 2 {
-            return Ok(Principal::Token(self.issuers.verify(credential, now)?));
+            return Ok(Principal::Token(
+                self.issuers.verify(credential, now).await?,
+            ));
         }
         let presented = openssl::sha::sha256(credential.as_bytes());
         // Compare against every key without stopping early.

@@ -214,6 +214,10 @@ pub struct IssuerConfig {
     pub algorithms: Vec<String>,
     pub public_key_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
+    /// How often the JWKS is refetched in the background.
+    pub jwks_refresh: Duration,
+    /// The least time between two refetches caused by unknown `kid`s.
+    pub jwks_min_refetch: Duration,
     pub hs256_secret: Option<Secret<String>>,
     pub leeway: Duration,
     pub tier_claim: String,
@@ -636,6 +640,8 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             let algorithms = i.or("algorithms", vec!["RS256".to_owned()]);
             let public_key_file = i.opt("public_key_file");
             let jwks_url = i.opt("jwks_url");
+            let jwks_refresh = dur(i, "jwks_refresh", "5m");
+            let jwks_min_refetch = dur(i, "jwks_min_refetch", "30s");
             let hs256_secret = read_secret(i, "hs256_secret");
             let leeway = dur(i, "leeway", "30s");
             let tier_claim = i.or("tier_claim", "tier".to_owned());
@@ -649,6 +655,8 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
                 algorithms,
                 public_key_file,
                 jwks_url,
+                jwks_refresh,
+                jwks_min_refetch,
                 hs256_secret,
                 leeway,
                 tier_claim,

@@ -49,11 +49,16 @@ fn credential(parts: &Parts, allow_query: bool) -> Result<String, Error> {
     }
 }
 
-fn authenticate(parts: &Parts, state: &AppState, allow_query: bool) -> Result<Principal, Error> {
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    allow_query: bool,
+) -> Result<Principal, Error> {
     let cred = credential(parts, allow_query)?;
     state
         .auth
         .authenticate(&cred, state.clock.now_epoch())
+        .await
         .map_err(|e: AuthFailure| {
             tracing::info!(reason = %e, "authentication failed");
             Error::Unauthorized(BAD_CREDENTIALS.into())
@@ -76,7 +81,7 @@ macro_rules! scoped {
         impl FromRequestParts<AppState> for $name {
             type Rejection = Error;
             async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-                let p = authenticate(parts, state, false)?;
+                let p = authenticate(parts, state, false).await?;
                 require(p, $scope).map($name)
             }
         }
@@ -129,7 +134,7 @@ pub fn viewer_country(parts: &Parts, state: &AppState) -> Option<String> {
 }
 
 async fn viewer(parts: &Parts, state: &AppState, allow_query: bool) -> Result<ViewerClaims, Error> {
-    let token = match authenticate(parts, state, allow_query)? {
+    let token = match authenticate(parts, state, allow_query).await? {
         Principal::Token(v) => v,
         Principal::ApiKey { .. } => {
             return Err(Error::Forbidden(

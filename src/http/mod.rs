@@ -2,6 +2,7 @@
 //! stack. Handlers read like sentences — extract, call a domain function,
 //! map to a response — and live one file per resource.
 
+pub mod assets;
 pub mod auth;
 pub mod extract;
 pub mod middleware;
@@ -21,6 +22,11 @@ pub fn routes() -> Router<AppState> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/v1/me", get(viewer::me))
+        .route("/v1/assets", get(assets::list))
+        .route(
+            "/v1/assets/{id}",
+            get(assets::get).put(assets::put).delete(assets::delete),
+        )
         .route("/v1/tiers", get(tiers::list))
         .route(
             "/v1/tiers/{name}",

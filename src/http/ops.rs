@@ -54,13 +54,28 @@ fn keys_work(state: &AppState) -> Result<(), String> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (store, objects) = tokio::join!(state.store.check(), state.objects.check());
     let keys = keys_work(&state);
-    let mut checks = serde_json::Map::new();
-    let mut failed = Vec::new();
-    for (name, result) in [
+    let jwks = state.auth.issuers.jwks();
+    let mut results = vec![
         ("store", store.map_err(|e| e.to_string())),
         ("storage", objects.map_err(|e| e.to_string())),
         ("keys", keys),
-    ] {
+    ];
+    if !jwks.is_empty() {
+        let down: Vec<&str> = jwks
+            .iter()
+            .filter(|j| !j.healthy())
+            .map(|j| j.issuer.as_str())
+            .collect();
+        let r = if down.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("JWKS unreachable: {}", down.join(", ")))
+        };
+        results.push(("jwks", r));
+    }
+    let mut checks = serde_json::Map::new();
+    let mut failed = Vec::new();
+    for (name, result) in results {
         match result {
             Ok(()) => {
                 checks.insert(name.into(), json!("ok"));

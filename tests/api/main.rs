@@ -1,8 +1,10 @@
 //! HTTP API tests: one binary, a real server per test on port 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod assets;
 mod auth;
 mod helpers;
+mod jwks;
 mod ops;
 mod problems;
 mod shutdown;

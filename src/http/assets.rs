@@ -1,0 +1,174 @@
+//! Assets admin API (`playgate:admin`): list (paginated by id), read,
+//! create or update title and `min_tier` (status is read-only, set by the
+//! pipeline), and delete — which marks the asset deleted so playback
+//! refuses it, keeping the record for audit and invalidation.
+
+use crate::domain::{AssetId, TierName};
+use crate::error::{Error, Result};
+use crate::http::auth::AdminClaims;
+use crate::http::extract::{Path, Query};
+use crate::state::AppState;
+use crate::store::{Asset, AssetStatus, Expect, StoreExt};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub struct Page {
+    after: Option<AssetId>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetEdit {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    min_tier: Option<TierName>,
+}
+
+fn one(asset: &Asset, revision: u64) -> Response {
+    let mut resp = Json(json!({"asset": asset, "revision": revision})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _a: AdminClaims,
+    Query(p): Query<Page>,
+) -> Result<Response> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::bad_request(
+            "query.limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let page = state
+        .store
+        .list_typed::<Asset>(
+            crate::store::Kind::Asset,
+            p.after.as_ref().map(|a| a.as_str()),
+            limit,
+        )
+        .await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|v| v.value.id.clone()))
+        .flatten();
+    let items: Vec<_> = page
+        .iter()
+        .map(|v| json!({"asset": v.value, "revision": v.revision}))
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"assets": items, "next": next})),
+    )
+        .into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _a: AdminClaims,
+    Path(id): Path<AssetId>,
+) -> Result<Response> {
+    let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
+    Ok(one(&v.value, v.revision))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    AdminClaims(who): AdminClaims,
+    Path(id): Path<AssetId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let raw: serde_json::Value = crate::http::extract::parse_json(&body)?;
+    if raw.get("status").is_some() {
+        return Err(Error::bad_request(
+            "body.status",
+            "status is read-only; the pipeline sets it",
+        ));
+    }
+    let edit: AssetEdit = crate::http::extract::parse_json(&body)?;
+    if let Some(t) = &edit.min_tier
+        && state.store.get_tier(t).await?.is_none()
+    {
+        return Err(Error::bad_request(
+            "body.min_tier",
+            format!("no tier named {t}"),
+        ));
+    }
+    let old = state.store.get_asset(&id).await?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    let (asset, expect) = match (&old, if_match) {
+        (None, _) => (
+            Asset {
+                id: id.clone(),
+                title: edit.title,
+                min_tier: edit.min_tier,
+                status: AssetStatus::Created,
+                current_version: None,
+                renditions: Vec::new(),
+                failure: None,
+                created_at: state.clock.now_epoch(),
+            },
+            Expect::Absent,
+        ),
+        (Some(_), None) => {
+            return Err(Error::PreconditionRequired(
+                "This asset exists: send If-Match with the ETag you read.".into(),
+            ));
+        }
+        (Some(v), Some(tag)) => {
+            let rev = tag
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .parse::<u64>()
+                .map_err(|_| {
+                    Error::bad_request(
+                        "header.if-match",
+                        "If-Match must be an ETag this API returned.",
+                    )
+                })?;
+            let mut a = v.value.clone();
+            a.title = edit.title;
+            a.min_tier = edit.min_tier;
+            (a, Expect::Revision(rev))
+        }
+    };
+    let revision = state.store.put_asset(&asset, expect).await?;
+    tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.put", asset = %id, revision, "asset changed");
+    let mut resp = one(&asset, revision);
+    if old.is_none() {
+        *resp.status_mut() = StatusCode::CREATED;
+    }
+    Ok(resp)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    AdminClaims(who): AdminClaims,
+    Path(id): Path<AssetId>,
+) -> Result<Response> {
+    let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
+    let mut asset = v.value;
+    if asset.status != AssetStatus::Deleted {
+        asset.status = AssetStatus::Deleted;
+        state
+            .store
+            .put_asset(&asset, Expect::Revision(v.revision))
+            .await?;
+        tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.delete", asset = %id, "asset changed");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
