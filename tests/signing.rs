@@ -314,15 +314,7 @@ fn url_parameters_take_precedence_over_cookies() {
         ..Default::default()
     };
     let sig = Signature::for_resource(&k, "https://d111.cloudfront.net/a/*", &opts).unwrap();
-    let mut cookies = Credentials::default();
-    for (name, v) in sig.cookies() {
-        match name {
-            "CloudFront-Policy" => cookies.policy = Some(v),
-            "CloudFront-Signature" => cookies.signature = Some(v),
-            "CloudFront-Key-Pair-Id" => cookies.key_pair_id = Some(v),
-            _ => {}
-        }
-    }
+    let cookies = Credentials::from(&sig);
     // Valid cookies alone open the object.
     assert!(verify_request(&ring, url, Some(cookies.clone()), None, 1).is_ok());
     // A request that also carries (bad) signed-URL parameters is judged by them.

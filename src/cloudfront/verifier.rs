@@ -58,6 +58,23 @@ impl From<CloudFrontCookies> for Credentials {
     }
 }
 
+impl From<&super::signer::Signature> for Credentials {
+    /// The credentials a client presents after receiving this signature.
+    fn from(sig: &super::signer::Signature) -> Self {
+        let (expires, policy) = match &sig.grant {
+            super::signer::Grant::Canned { expires } => (Some(expires.to_string()), None),
+            super::signer::Grant::Custom { policy_b64 } => (None, Some(policy_b64.clone())),
+        };
+        Credentials {
+            expires,
+            policy,
+            signature: Some(sig.signature.clone()),
+            key_pair_id: Some(sig.key_pair_id.to_string()),
+            hash_algorithm: (sig.hash == HashAlg::Sha256).then(|| "SHA256".to_owned()),
+        }
+    }
+}
+
 /// Splits a wire-form URL into the URL without CloudFront's parameters and
 /// the credentials those parameters carried (`None` if it had no
 /// `Signature`). Other query parameters keep their order and bytes.

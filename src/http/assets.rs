@@ -7,12 +7,13 @@ use crate::domain::{AssetId, TierName};
 use crate::error::{Error, Result};
 use crate::http::auth::AdminClaims;
 use crate::http::extract::{Path, Query};
+use crate::http::versioned::{json_with_etag, put_expectation};
 use crate::state::AppState;
 use crate::store::{Asset, AssetStatus, Expect, StoreExt};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,13 +34,7 @@ struct AssetEdit {
 }
 
 fn one(asset: &Asset, revision: u64) -> Response {
-    let mut resp = Json(json!({"asset": asset, "revision": revision})).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
-        resp.headers_mut().insert(header::ETAG, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    json_with_etag(json!({"asset": asset, "revision": revision}), revision)
 }
 
 pub async fn list(
@@ -109,42 +104,23 @@ pub async fn put(
         ));
     }
     let old = state.store.get_asset(&id).await?;
-    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-    let (asset, expect) = match (&old, if_match) {
-        (None, _) => (
-            Asset {
-                id: id.clone(),
-                title: edit.title,
-                min_tier: edit.min_tier,
-                status: AssetStatus::Created,
-                current_version: None,
-                renditions: Vec::new(),
-                failure: None,
-                created_at: state.clock.now_epoch(),
-            },
-            Expect::Absent,
-        ),
-        (Some(_), None) => {
-            return Err(Error::PreconditionRequired(
-                "This asset exists: send If-Match with the ETag you read.".into(),
-            ));
-        }
-        (Some(v), Some(tag)) => {
-            let rev = tag
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .parse::<u64>()
-                .map_err(|_| {
-                    Error::bad_request(
-                        "header.if-match",
-                        "If-Match must be an ETag this API returned.",
-                    )
-                })?;
-            let mut a = v.value.clone();
-            a.title = edit.title;
-            a.min_tier = edit.min_tier;
-            (a, Expect::Revision(rev))
-        }
+    let expect = put_expectation(&headers, old.is_some(), "asset")?;
+    let asset = match &old {
+        None => Asset {
+            id: id.clone(),
+            title: edit.title,
+            min_tier: edit.min_tier,
+            status: AssetStatus::Created,
+            current_version: None,
+            renditions: Vec::new(),
+            failure: None,
+            created_at: state.clock.now_epoch(),
+        },
+        Some(v) => Asset {
+            title: edit.title,
+            min_tier: edit.min_tier,
+            ..v.value.clone()
+        },
     };
     let revision = state.store.put_asset(&asset, expect).await?;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.put", asset = %id, revision, "asset changed");

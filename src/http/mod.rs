@@ -8,6 +8,7 @@ pub mod extract;
 pub mod middleware;
 pub mod ops;
 pub mod tiers;
+pub mod versioned;
 pub mod viewer;
 
 use crate::error::Error;

@@ -29,17 +29,7 @@ fn keys_work(state: &AppState) -> Result<(), String> {
     };
     let sig = crate::cloudfront::signer::Signature::for_url(key, probe, &opts)
         .map_err(|e| e.to_string())?;
-    let (expires, policy) = match &sig.grant {
-        crate::cloudfront::signer::Grant::Canned { expires } => (Some(expires.to_string()), None),
-        crate::cloudfront::signer::Grant::Custom { policy_b64 } => (None, Some(policy_b64.clone())),
-    };
-    let creds = Credentials {
-        expires,
-        policy,
-        signature: Some(sig.signature),
-        key_pair_id: Some(key.id.to_string()),
-        hash_algorithm: (sig.hash == crate::config::HashAlg::Sha256).then(|| "SHA256".to_owned()),
-    };
+    let creds = Credentials::from(&sig);
     verify(
         state.keys.public_keys(),
         probe,

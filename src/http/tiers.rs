@@ -8,41 +8,16 @@ use crate::domain::TierName;
 use crate::error::{Error, Result};
 use crate::http::auth::AdminClaims;
 use crate::http::extract::Path;
+use crate::http::versioned::{expectation, json_with_etag, put_expectation};
 use crate::state::AppState;
 use crate::store::{Expect, StoreExt};
 use crate::tiers::TierRules;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-
-fn etag(revision: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-/// The expectation a write carries, from `If-Match` / `If-None-Match`.
-fn expectation(headers: &HeaderMap) -> Result<Option<Expect>> {
-    if let Some(v) = headers.get(header::IF_MATCH) {
-        let s = v.to_str().unwrap_or("").trim();
-        let rev = s
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .parse::<u64>()
-            .map_err(|_| {
-                Error::bad_request(
-                    "header.if-match",
-                    "If-Match must be an ETag this API returned.",
-                )
-            })?;
-        return Ok(Some(Expect::Revision(rev)));
-    }
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "*") {
-        return Ok(Some(Expect::Absent));
-    }
-    Ok(None)
-}
 
 fn rules_from_body(body: &[u8]) -> Result<TierRules> {
     let json: serde_json::Value = crate::http::extract::parse_json(body)?;
@@ -64,12 +39,10 @@ fn rules_from_body(body: &[u8]) -> Result<TierRules> {
 }
 
 fn one(name: &TierName, rules: &TierRules, revision: u64) -> Response {
-    let mut resp =
-        Json(json!({"name": name, "revision": revision, "rules": rules})).into_response();
-    resp.headers_mut().insert(header::ETAG, etag(revision));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    json_with_etag(
+        json!({"name": name, "revision": revision, "rules": rules}),
+        revision,
+    )
 }
 
 pub async fn list(State(state): State<AppState>, _admin: AdminClaims) -> Result<Response> {
@@ -103,15 +76,7 @@ pub async fn put(
 ) -> Result<Response> {
     let rules = rules_from_body(&body)?;
     let old = state.store.get_tier(&name).await?;
-    let expect = match (expectation(&headers)?, &old) {
-        (Some(e), _) => e,
-        (None, None) => Expect::Absent,
-        (None, Some(_)) => {
-            return Err(Error::PreconditionRequired(
-                "This tier exists: send If-Match with the ETag you read.".into(),
-            ));
-        }
-    };
+    let expect = put_expectation(&headers, old.is_some(), "tier")?;
     let revision = state.store.put_tier(&name, &rules, expect).await?;
     state.tiers.invalidate(&name);
     tracing::info!(

@@ -1,18 +1,14 @@
 //! Assets admin API.
 
-use crate::helpers::{TestApp, problem, spawn_app_edited};
+use crate::helpers::{TestApp, problem, spawn_app_edited, with_api_key};
 use serde_json::json;
 
 const KEY: &str = "pgk_assets_test_key_abcdefghijk";
 
 async fn app() -> TestApp {
-    let hash: String = openssl::sha::sha256(KEY.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     spawn_app_edited(
         "",
-        move |t| format!("{t}\n[[auth.api_keys]]\nname = \"ops\"\nsha256 = \"{hash}\"\nscopes = [\"playgate:admin\"]\n"),
+        |t| with_api_key(t, KEY, "playgate:admin"),
         axum::Router::new(),
     )
     .await

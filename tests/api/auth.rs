@@ -1,7 +1,7 @@
 //! The attack suite: every way a token can be wrong gets the documented
 //! status and a problem body.
 
-use crate::helpers::{now, problem, spawn_app, spawn_app_edited};
+use crate::helpers::{now, problem, spawn_app, spawn_app_edited, with_api_key};
 use base64::Engine;
 use serde_json::json;
 
@@ -148,15 +148,10 @@ async fn a_missing_tier_claim_falls_back_to_the_default_tier() {
 
 #[tokio::test]
 async fn viewers_are_403_on_admin_routes_and_api_keys_are_exact() {
-    // sha256("pgk_test_admin_key_0123456789")
     let key = "pgk_test_admin_key_0123456789";
-    let hash = openssl::sha::sha256(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
     let app = spawn_app_edited(
         "",
-        |t| format!("{t}\n[[auth.api_keys]]\nname = \"ops\"\nsha256 = \"{hash}\"\nscopes = [\"playgate:admin\"]\n"),
+        |t| with_api_key(t, key, "playgate:admin"),
         axum::Router::new(),
     )
     .await;

@@ -243,3 +243,14 @@ pub fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// `text` plus an `[[auth.api_keys]]` entry for `key` (stored as its SHA-256).
+pub fn with_api_key(text: String, key: &str, scope: &str) -> String {
+    let hash: String = openssl::sha::sha256(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{text}\n[[auth.api_keys]]\nname = \"ops\"\nsha256 = \"{hash}\"\nscopes = [\"{scope}\"]\n"
+    )
+}

@@ -1,18 +1,12 @@
 //! Tier admin API: ETag/If-Match, validation, replicas.
 
-use crate::helpers::{TestApp, problem, spawn_app_edited, spawn_in};
+use crate::helpers::{TestApp, problem, spawn_app_edited, spawn_in, with_api_key};
 use serde_json::json;
 
 const KEY: &str = "pgk_tiers_test_key_abcdefghijkl";
 
 fn with_admin_key(t: String) -> String {
-    let hash: String = openssl::sha::sha256(KEY.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "{t}\n[[auth.api_keys]]\nname = \"ops\"\nsha256 = \"{hash}\"\nscopes = [\"playgate:admin\"]\n"
-    )
+    with_api_key(t, KEY, "playgate:admin")
 }
 
 async fn admin_app(server_extra: &str) -> TestApp {

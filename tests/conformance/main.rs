@@ -85,18 +85,7 @@ fn client_ip(input: &Value) -> Option<std::net::IpAddr> {
 }
 
 fn creds_of(sig: &Signature) -> Credentials {
-    let mut c = Credentials::default();
-    for (k, v) in sig.cookies() {
-        match k {
-            "CloudFront-Expires" => c.expires = Some(v),
-            "CloudFront-Policy" => c.policy = Some(v),
-            "CloudFront-Signature" => c.signature = Some(v),
-            "CloudFront-Key-Pair-Id" => c.key_pair_id = Some(v),
-            "CloudFront-Hash-Algorithm" => c.hash_algorithm = Some(v),
-            _ => unreachable!(),
-        }
-    }
-    c
+    Credentials::from(sig)
 }
 
 fn cookie_creds(map: &Value) -> Credentials {
