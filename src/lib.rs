@@ -13,6 +13,7 @@
 //! - `tiers`: tier rules.
 //! - `store`: `Store` trait (assets, tiers, jobs) and SQLite.
 //! - `storage`: `ObjectStore` trait and the local directory store.
+//! - `hls`: playlist tokenizer and media playlist signing.
 //! - `metrics`: Prometheus registry.
 //!
 //! The entry point for embedding and tests is [`run`].
@@ -24,6 +25,7 @@ pub mod cloudfront;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hls;
 pub mod http;
 pub mod metrics;
 pub mod secret;

@@ -1,0 +1,81 @@
+//! Media playlist signing properties over generated playlists.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use playgate::hls::media::sign;
+use proptest::prelude::*;
+
+const Q: &str = "Policy=eyJQ&Signature=c2ln~_-&Key-Pair-Id=KTEST";
+
+#[derive(Debug, Clone)]
+enum Item {
+    Segment(String, bool),
+    Map(String),
+    Key(String),
+    Byterange,
+    Comment(String),
+    Unknown(String),
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    prop_oneof![
+        ("[a-z0-9_/.-]{1,20}", any::<bool>()).prop_map(|(u, q)| Item::Segment(u, q)),
+        "[a-z0-9_]{1,10}\\.mp4".prop_map(Item::Map),
+        prop_oneof![
+            Just("skd://k1".to_owned()),
+            Just("key.bin".to_owned()),
+            Just("data:;base64,AA".to_owned())
+        ]
+        .prop_map(Item::Key),
+        Just(Item::Byterange),
+        "[ a-zA-Z0-9,]{0,20}".prop_map(Item::Comment),
+        "[A-Z-]{1,12}:[A-Z0-9=,]{0,12}".prop_map(Item::Unknown),
+    ]
+}
+
+fn render(items: &[Item], crlf: bool) -> String {
+    let nl = if crlf { "\r\n" } else { "\n" };
+    let mut s = format!("#EXTM3U{nl}#EXT-X-VERSION:7{nl}#EXT-X-TARGETDURATION:6{nl}");
+    for it in items {
+        match it {
+            Item::Segment(u, q) => {
+                s.push_str(&format!(
+                    "#EXTINF:6.006,{nl}{u}{}{nl}",
+                    if *q { "?v=1" } else { "" }
+                ));
+            }
+            Item::Map(u) => s.push_str(&format!("#EXT-X-MAP:URI=\"{u}\"{nl}")),
+            Item::Key(u) => s.push_str(&format!("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{u}\"{nl}")),
+            Item::Byterange => s.push_str(&format!("#EXT-X-BYTERANGE:100@0{nl}")),
+            Item::Comment(c) => s.push_str(&format!("# {c}{nl}")),
+            Item::Unknown(t) => s.push_str(&format!("#X-{t}{nl}")),
+        }
+    }
+    s.push_str("#EXT-X-ENDLIST");
+    s.push_str(nl);
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_http_uri_is_signed_exactly_once_and_nothing_else_changes(items in prop::collection::vec(item(), 0..40), crlf in any::<bool>()) {
+        let input = render(&items, crlf);
+        let out = sign(input.as_bytes(), Q).unwrap();
+        let in_lines: Vec<&str> = input.split('\n').collect();
+        let out_lines: Vec<&str> = out.split('\n').collect();
+        prop_assert_eq!(in_lines.len(), out_lines.len());
+        for (a, b) in in_lines.iter().zip(&out_lines) {
+            let signed_here = b.matches(Q).count();
+            let is_uri_line = !a.starts_with('#') && !a.trim().is_empty();
+            let has_signable_attr = (a.starts_with("#EXT-X-MAP:") || a.starts_with("#EXT-X-KEY:"))
+                && !a.contains("skd://") && !a.contains("data:");
+            if is_uri_line || has_signable_attr {
+                prop_assert_eq!(signed_here, 1, "{} -> {}", a, b);
+                prop_assert_eq!(b.replacen(&format!("?{Q}"), "", 1).replacen(&format!("&{Q}"), "", 1), a.to_string());
+            } else {
+                prop_assert_eq!(a, b, "untouched line changed");
+            }
+        }
+    }
+}
