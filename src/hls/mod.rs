@@ -4,11 +4,13 @@
 //! bytes. m3u8-rs is a test oracle only: it reorders and drops what we
 //! must keep (see issue 6).
 //!
+//! - `master`: filter a master playlist for a tier.
 //! - `media`: append a signed query to every URI of a media playlist.
 //!
 //! Input rules: at most 10 MB, UTF-8, `#EXTM3U` first (after an optional
 //! BOM, which is stripped and never emitted). Errors, never panics.
 
+pub mod master;
 pub mod media;
 
 pub const MAX_PLAYLIST_BYTES: usize = 10 * 1024 * 1024;
