@@ -170,11 +170,6 @@ impl VerifyKey {
         &self.pkey
     }
 
-    /// SPKI PEM, e.g. to compare with a CloudFront public key.
-    pub fn to_pem(&self) -> Vec<u8> {
-        self.pkey.public_key_to_pem().unwrap_or_default()
-    }
-
     fn same_key(&self, other: &VerifyKey) -> bool {
         self.pkey.public_eq(&other.pkey)
     }
@@ -214,10 +209,6 @@ impl PublicKeys {
 
     pub fn get(&self, id: &str) -> Option<&VerifyKey> {
         self.0.get(id)
-    }
-
-    pub fn ids(&self) -> impl Iterator<Item = &KeyPairId> {
-        self.0.keys()
     }
 }
 

@@ -178,14 +178,3 @@ pub fn sign_url(key: &SigningKey, url: &str, opts: &SignOptions) -> Result<Strin
     let wire = wire_url(url)?;
     Ok(Signature::for_url(key, &wire, opts)?.append_to(&wire))
 }
-
-/// Signs `url` with a policy given byte for byte.
-pub fn sign_url_with_policy(
-    key: &SigningKey,
-    url: &str,
-    policy_json: &str,
-    hash: HashAlg,
-) -> Result<String, SignError> {
-    let wire = wire_url(url)?;
-    Ok(Signature::over_policy(key, policy_json, hash)?.append_to(&wire))
-}

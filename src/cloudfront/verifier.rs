@@ -204,11 +204,3 @@ pub fn verify_request(
         (None, None) => Err(Rejection::Missing),
     }
 }
-
-/// The hash algorithm named by credentials, for reporting.
-pub fn hash_of(c: &Credentials) -> HashAlg {
-    match c.hash_algorithm.as_deref() {
-        Some("SHA256") => HashAlg::Sha256,
-        _ => HashAlg::Sha1,
-    }
-}

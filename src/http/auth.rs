@@ -21,11 +21,6 @@ const BAD_CREDENTIALS: &str = "The credentials are missing, invalid or expired."
 
 /// The bearer credential, and whether `?token=` may carry it instead.
 fn credential(parts: &Parts, allow_query: bool) -> Result<String, Error> {
-    let query_token = parts.uri.query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
-    });
     if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
         if h.len() > crate::auth::jwt::MAX_TOKEN_BYTES + 16 {
             return Err(Error::Unauthorized("The credential is too large.".into()));
@@ -39,6 +34,11 @@ fn credential(parts: &Parts, allow_query: bool) -> Result<String, Error> {
             .ok_or_else(|| Error::Unauthorized("Use the Bearer scheme.".into()))?;
         return Ok(token.trim().to_owned());
     }
+    let query_token = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
     match query_token {
         Some(t) if allow_query => Ok(t),
         Some(_) => Err(Error::Unauthorized(

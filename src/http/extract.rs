@@ -59,25 +59,6 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// Rejects JSON bodies without a JSON content type.
-pub fn require_json(parts: &Parts) -> Result<(), Error> {
-    let ok = parts
-        .headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let v = v.split(';').next().unwrap_or("").trim();
-            v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedMediaType(
-            "Send the body as application/json.".into(),
-        ))
-    }
-}
-
 /// `Path<T>`: path parameters; a bad one is a 400 naming it.
 pub struct Path<T>(pub T);
 
