@@ -14,6 +14,19 @@ pub enum Delivery {
     Urls,
 }
 
+/// The order of variants in a filtered master (as MediaPackage offers).
+/// Players start with the first variant listed, unless `start_height`
+/// picks another one to list first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantOrder {
+    /// As the origin master lists them.
+    #[default]
+    Original,
+    BandwidthAscending,
+    BandwidthDescending,
+}
+
 /// Country allow/deny lists (ISO 3166-1 alpha-2, upper case).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +68,16 @@ pub struct TierRules {
     pub playlist_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub bind_ip: bool,
+    #[serde(default, skip_serializing_if = "is_original")]
+    pub variant_order: VariantOrder,
+    /// List first (where players start) the highest kept variant at or below
+    /// this height; the others keep `variant_order`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_height: Option<u32>,
+}
+
+fn is_original(o: &VariantOrder) -> bool {
+    *o == VariantOrder::Original
 }
 
 impl TierRules {
@@ -63,6 +86,9 @@ impl TierRules {
         let mut out = Vec::new();
         if self.max_height == Some(0) {
             out.push(("max_height", "must be more than zero".to_owned()));
+        }
+        if self.start_height == Some(0) {
+            out.push(("start_height", "must be more than zero".to_owned()));
         }
         if self.max_bandwidth == Some(0) {
             out.push(("max_bandwidth", "must be more than zero".to_owned()));
@@ -132,6 +158,8 @@ pub(crate) fn read_rules(s: &mut crate::config::ConfigSection<'_>) -> TierRules 
         signature_ttl: s.opt("signature_ttl"),
         playlist_ttl: s.opt("playlist_ttl"),
         bind_ip: s.or("bind_ip", false),
+        variant_order: s.or("variant_order", VariantOrder::Original),
+        start_height: s.opt("start_height"),
     };
     for (field, reason) in rules.problems() {
         s.problem(field, reason);

@@ -100,7 +100,7 @@ proptest! {
     #[test]
     fn filter_keeps_exactly_the_allowed_renditions(vs in prop::collection::vec(variant(), 1..8), r in rules()) {
         let master = render(&vs);
-        match filter(master.as_bytes(), &r) {
+        match filter(master.as_bytes(), &r, None) {
             Err(MasterError::NoVideoVariant) => {
                 prop_assert!(vs.iter().all(|v| !allowed(&r, v, false)));
             }
@@ -122,7 +122,7 @@ proptest! {
                     prop_assert!(input.any(|l| l == line), "line {} not from input", line);
                 }
                 prop_assert!(f.playlist.contains("# keep me"));
-                let again = filter(f.playlist.as_bytes(), &r).unwrap();
+                let again = filter(f.playlist.as_bytes(), &r, None).unwrap();
                 prop_assert_eq!(again.playlist, f.playlist);
             }
         }

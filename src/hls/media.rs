@@ -6,10 +6,16 @@
 //! Never to `skd://`, `data:` or any other non-HTTP scheme. Everything else
 //! (including `EXT-X-BYTERANGE`) is copied byte for byte. One pass, output
 //! preallocated.
+//!
+//! With a base URL (`sign_at`), relative URIs are first made absolute, as a
+//! playlist served from the gateway must point at the CDN: plain relative
+//! names are joined to the base directory by concatenation, anything with
+//! dot segments goes through `Url::join`.
 
 use super::{HlsError, lines, tag_name};
+use url::Url;
 
-const URI_TAGS: &[&str] = &[
+pub(crate) const URI_TAGS: &[&str] = &[
     "EXT-X-MAP",
     "EXT-X-KEY",
     "EXT-X-PART",
@@ -18,7 +24,7 @@ const URI_TAGS: &[&str] = &[
 ];
 
 /// Whether a URI is fetched over HTTP from the CDN (relative, or http(s)).
-fn signable(uri: &str) -> bool {
+pub(crate) fn signable(uri: &str) -> bool {
     let uri = uri.trim();
     if uri.is_empty() {
         return false;
@@ -33,29 +39,115 @@ fn signable(uri: &str) -> bool {
     }
 }
 
-fn push_signed(out: &mut String, uri: &str, query: &str) {
-    out.push_str(uri);
+/// Makes relative URIs absolute against a base URL.
+pub(crate) struct Resolver<'a> {
+    base: &'a Url,
+    /// The base up to and including the last `/` of its path.
+    dir: &'a str,
+    /// `scheme://host[:port]`.
+    origin: &'a str,
+    /// `EXT-X-DEFINE` `NAME`/`VALUE` of the playlist (only when it uses any).
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl<'a> Resolver<'a> {
+    pub(crate) fn new(base: &'a Url) -> Self {
+        let s = base.as_str();
+        let path_end = s.find(['?', '#']).unwrap_or(s.len());
+        let after_scheme = s.find("://").map_or(0, |i| i + 3);
+        let origin_end = s[after_scheme..path_end]
+            .find('/')
+            .map_or(path_end, |i| after_scheme + i);
+        let dir_end = s[..path_end].rfind('/').map_or(path_end, |i| i + 1);
+        Resolver {
+            base,
+            dir: &s[..dir_end.max(origin_end)],
+            origin: &s[..origin_end],
+            vars: Default::default(),
+        }
+    }
+
+    fn with_vars(mut self, lines: &[super::Line<'_>]) -> Self {
+        self.vars = super::master::variables(lines, None);
+        self
+    }
+
+    /// Appends `uri` (http(s) or relative) made absolute.
+    pub(crate) fn push(&self, out: &mut String, uri: &str) {
+        let slow =
+            uri.starts_with(['.', '?', '#']) || uri.contains("/.") || uri.contains(['\\', ' ']);
+        if uri.starts_with("//") {
+            out.push_str(self.base.scheme());
+            out.push(':');
+            out.push_str(uri);
+        } else if has_scheme(uri) {
+            out.push_str(uri);
+        } else if slow {
+            match self.base.join(uri) {
+                Ok(u) => out.push_str(u.as_str()),
+                Err(_) => out.push_str(uri),
+            }
+        } else if uri.starts_with('/') {
+            out.push_str(self.origin);
+            out.push_str(uri);
+        } else {
+            out.push_str(self.dir);
+            out.push_str(uri);
+        }
+    }
+}
+
+fn has_scheme(uri: &str) -> bool {
+    uri.find(':')
+        .is_some_and(|c| c > 0 && !uri[..c].contains(['/', '?', '#']))
+}
+
+fn push_signed(out: &mut String, uri: &str, query: &str, base: Option<&Resolver<'_>>) {
+    match base {
+        // A URI with a variable is resolved after substitution, when the
+        // playlist defines it; an imported one is left to the player.
+        Some(r) if uri.contains("{$") => match super::master::substitute(uri, &r.vars) {
+            Some(u) => r.push(out, &u),
+            None => out.push_str(uri),
+        },
+        Some(r) => r.push(out, uri),
+        None => out.push_str(uri),
+    }
     out.push(if uri.contains('?') { '&' } else { '?' });
     out.push_str(query);
 }
 
 /// Signs every URI in `playlist` with `query` (already URL-safe).
 pub fn sign(playlist: &[u8], query: &str) -> Result<String, HlsError> {
+    sign_at(playlist, query, None)
+}
+
+/// Signs every URI in `playlist` with `query`, first making relative URIs
+/// absolute against `base` (the playlist's CDN URL) when one is given.
+pub fn sign_at(playlist: &[u8], query: &str, base: Option<&Url>) -> Result<String, HlsError> {
     let lines = lines(playlist)?;
+    let uses_vars = playlist.windows(2).any(|w| w == b"{$");
+    let resolver = base.map(|b| {
+        let r = Resolver::new(b);
+        if uses_vars { r.with_vars(&lines) } else { r }
+    });
+    let per_uri = query.len() + 1 + resolver.as_ref().map_or(0, |r| r.dir.len());
     let uris = lines.iter().filter(|l| !l.text.starts_with('#')).count();
-    let mut out = String::with_capacity(playlist.len() + (uris + 8) * (query.len() + 1));
+    let mut out = String::with_capacity(playlist.len() + (uris + 8) * per_uri);
     for line in lines {
         let text = line.text;
         if text.starts_with('#') {
             match tag_name(text) {
                 Some(tag) if URI_TAGS.contains(&tag) => {
-                    sign_uri_attribute(&mut out, text, tag, query)
+                    sign_uri_attribute(&mut out, text, tag, query, resolver.as_ref())
                 }
                 _ => out.push_str(text),
             }
         } else if signable(text) {
             let trimmed = text.trim_end();
-            push_signed(&mut out, trimmed, query);
+            let lead = trimmed.len() - trimmed.trim_start().len();
+            out.push_str(&trimmed[..lead]);
+            push_signed(&mut out, &trimmed[lead..], query, resolver.as_ref());
             out.push_str(&text[trimmed.len()..]);
         } else {
             out.push_str(text);
@@ -65,7 +157,13 @@ pub fn sign(playlist: &[u8], query: &str) -> Result<String, HlsError> {
     Ok(out)
 }
 
-fn sign_uri_attribute(out: &mut String, text: &str, tag: &str, query: &str) {
+fn sign_uri_attribute(
+    out: &mut String,
+    text: &str,
+    tag: &str,
+    query: &str,
+    base: Option<&Resolver<'_>>,
+) {
     let prefix_len = 1 + tag.len() + 1; // '#' + tag + ':'
     let Some(list) = text.get(prefix_len..) else {
         out.push_str(text);
@@ -76,11 +174,11 @@ fn sign_uri_attribute(out: &mut String, text: &str, tag: &str, query: &str) {
         .find(|a| a.name == "URI" && a.quoted());
     match uri {
         Some(a) if signable(a.value()) => {
-            // Insert the query just before the closing quote.
-            let close = prefix_len + a.offset + a.raw.len() - 1;
-            out.push_str(&text[..close]);
-            out.push(if a.value().contains('?') { '&' } else { '?' });
-            out.push_str(query);
+            // Replace the value between its quotes.
+            let open = prefix_len + a.offset + 1;
+            let close = open + a.value().len();
+            out.push_str(&text[..open]);
+            push_signed(out, a.value(), query, base);
             out.push_str(&text[close..]);
         }
         _ => out.push_str(text),
@@ -99,6 +197,24 @@ mod tests {
         let out = sign(input.as_bytes(), Q).unwrap();
         let expected = "#EXTM3U\r\n#EXT-X-VERSION:9\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin?Policy=P&Signature=S&Key-Pair-Id=K\",IV=0x1\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://asset\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n#EXT-X-MAP:URI=\"init.mp4?Policy=P&Signature=S&Key-Pair-Id=K\",BYTERANGE=\"720@0\"\n#EXTINF:6.006,\nseg_1.m4s?v=2&Policy=P&Signature=S&Key-Pair-Id=K\n#EXT-X-BYTERANGE:1000@720\nseg_all.m4s?Policy=P&Signature=S&Key-Pair-Id=K\n#EXT-X-PART:DURATION=1.0,URI=\"part_1.m4s?Policy=P&Signature=S&Key-Pair-Id=K\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part_2.m4s?Policy=P&Signature=S&Key-Pair-Id=K\"\n#EXT-X-RENDITION-REPORT:URI=\"../480p/index.m3u8?Policy=P&Signature=S&Key-Pair-Id=K\",LAST-MSN=5\n#EXTINF:6,\ndata:text/plain,abc\n#EXTINF:6,\nhttps://cdn.example.com/a/seg_9.m4s?Policy=P&Signature=S&Key-Pair-Id=K\n";
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn relative_uris_become_absolute_against_the_base() {
+        let base =
+            Url::parse("https://cdn.example.com/assets/a/v1/hls/720p/index.m3u8?x=1").unwrap();
+        let input = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k.bin\"\n#EXTINF:6,\nseg_1.m4s\n#EXTINF:6,\n/root/seg_2.m4s\n#EXTINF:6,\n//other.example.com/seg_3.m4s\n#EXTINF:6,\nhttps://x.example.com/seg_4.m4s?a=b\n#EXTINF:6,\n./sub/./seg_5.m4s\n#EXTINF:6,\nseg 6.m4s\n";
+        let out = sign_at(input.as_bytes(), "S=1", Some(&base)).unwrap();
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXT-X-MAP:URI=\"https://cdn.example.com/assets/a/v1/hls/720p/init.mp4?S=1\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://cdn.example.com/assets/a/v1/hls/keys/k.bin?S=1\"\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/seg_1.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/root/seg_2.m4s?S=1\n#EXTINF:6,\nhttps://other.example.com/seg_3.m4s?S=1\n#EXTINF:6,\nhttps://x.example.com/seg_4.m4s?a=b&S=1\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/sub/seg_5.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/seg%206.m4s?S=1\n"
+        );
+        // The fast path and Url::join agree.
+        for uri in ["seg_1.m4s", "/root/seg_2.m4s", "a/b/c.ts", "x.ts?y=1"] {
+            let mut fast = String::new();
+            Resolver::new(&base).push(&mut fast, uri);
+            assert_eq!(fast, base.join(uri).unwrap().as_str(), "{uri}");
+        }
     }
 
     #[test]

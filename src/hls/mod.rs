@@ -4,7 +4,8 @@
 //! bytes. m3u8-rs is a test oracle only: it reorders and drops what we
 //! must keep (see issue 6).
 //!
-//! - `master`: filter a master playlist for a tier.
+//! - `master`: filter a master playlist for a tier; rewrite its URIs.
+//! - `scope`: the resource pattern each allowed rendition is signed for.
 //! - `media`: append a signed query to every URI of a media playlist.
 //!
 //! Input rules: at most 10 MB, UTF-8, `#EXTM3U` first (after an optional
@@ -12,6 +13,7 @@
 
 pub mod master;
 pub mod media;
+pub mod scope;
 
 pub const MAX_PLAYLIST_BYTES: usize = 10 * 1024 * 1024;
 

@@ -1,0 +1,345 @@
+//! Rendition scopes: for each rendition a tier may have, the tightest
+//! CloudFront resource pattern (`prefix*`) that covers every URI the
+//! rendition uses and no URI of a rendition the tier may not have.
+//!
+//! playgate never assumes a storage layout: scopes come from the URIs the
+//! manifests actually list. With one directory per rendition each scope is
+//! that directory, and the layout is *path-separable*: each scope is also a
+//! cookie `Path` that no other rendition's URIs fall under, which cookie
+//! delivery needs. A flat layout (MediaConvert's default:
+//! `master_720p.m3u8`, `master_720p_00001.ts` side by side) still gets
+//! per-rendition string prefixes (`…/master_720p*`) for URL delivery.
+//!
+//! Matching uses the verifier's own `resource_matches`, so a scope means
+//! exactly what CloudFront will make of it.
+
+use super::media::{URI_TAGS, signable};
+use super::{HlsError, attributes, lines, tag_name};
+use crate::cloudfront::policy::resource_matches;
+use std::collections::HashSet;
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error(transparent)]
+    Hls(#[from] HlsError),
+    #[error("rendition {0} lists no URI")]
+    Empty(usize),
+    #[error("rendition {0} spans more than one origin, so no single resource pattern covers it")]
+    MixedOrigins(usize),
+    #[error(
+        "no resource pattern covers rendition {0} without also covering a rendition this tier may not have"
+    )]
+    Overlap(usize),
+    #[error("media playlist uses a variable it does not define: {0}")]
+    UnknownVariable(String),
+}
+
+/// One rendition's resource pattern: `prefix` followed by `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub prefix: String,
+    /// The prefix ends with `/` and covers no other rendition's URI.
+    pub directory: bool,
+}
+
+impl Scope {
+    /// The policy `Resource`.
+    pub fn pattern(&self) -> String {
+        format!("{}*", self.prefix)
+    }
+
+    /// The cookie `Path` (the prefix's path), when it is a directory.
+    pub fn cookie_path(&self) -> Option<&str> {
+        if !self.directory {
+            return None;
+        }
+        let after = self.prefix.find("://")? + 3;
+        let slash = self.prefix[after..].find('/')? + after;
+        Some(&self.prefix[slash..])
+    }
+}
+
+/// The scopes of the allowed renditions, in their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes {
+    pub scopes: Vec<Scope>,
+    /// Every scope is a directory and none lies inside another: one cookie
+    /// triple per rendition, each with its own `Path`, works.
+    pub path_separable: bool,
+}
+
+/// The key a URL is compared by: without query and fragment.
+fn key(url: &Url) -> String {
+    let s = url.as_str();
+    s[..s.find(['?', '#']).unwrap_or(s.len())].to_owned()
+}
+
+/// Every URI one rendition uses: its media playlist and each http(s) or
+/// relative URI in it (segments, `EXT-X-MAP`, `EXT-X-KEY`, parts, preload
+/// hints), resolved against `playlist_url`. Rendition reports name other
+/// renditions' playlists and are not part of this one.
+pub fn media_uris(playlist_url: &Url, media: &[u8]) -> Result<Vec<Url>, ScopeError> {
+    let lines = lines(media)?;
+    let vars = super::master::variables(&lines, Some(playlist_url));
+    let mut out = vec![playlist_url.clone()];
+    let mut add = |raw: &str| -> Result<(), ScopeError> {
+        if !signable(raw) {
+            return Ok(());
+        }
+        let uri = super::master::substitute(raw.trim(), &vars)
+            .ok_or_else(|| ScopeError::UnknownVariable(raw.trim().to_owned()))?;
+        if let Ok(u) = playlist_url.join(&uri)
+            && matches!(u.scheme(), "http" | "https")
+        {
+            out.push(u);
+        }
+        Ok(())
+    };
+    for l in &lines {
+        let text = l.text;
+        if !text.starts_with('#') {
+            add(text)?;
+            continue;
+        }
+        match tag_name(text) {
+            Some(tag) if URI_TAGS.contains(&tag) && tag != "EXT-X-RENDITION-REPORT" => {
+                let list = text.get(tag.len() + 2..).unwrap_or("");
+                if let Some(a) = attributes(list)
+                    .into_iter()
+                    .find(|a| a.name == "URI" && a.quoted())
+                {
+                    add(a.value())?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn common_prefix<'a>(keys: &[&'a str]) -> &'a str {
+    let first = keys[0];
+    let mut len = first.len();
+    for k in &keys[1..] {
+        len = first
+            .bytes()
+            .zip(k.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count();
+    }
+    // Keep to a char boundary (URLs are ASCII once serialised, but be safe).
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    &first[..len]
+}
+
+fn covers_any<'a>(prefix: &str, urls: impl IntoIterator<Item = &'a str>) -> bool {
+    let pattern = format!("{prefix}*");
+    urls.into_iter().any(|u| resource_matches(&pattern, u))
+}
+
+/// Scopes for `allowed` (each rendition's URIs, e.g. from `media_uris`)
+/// that cover none of `forbidden` (the URIs of renditions the tier may not
+/// have; a URI an allowed rendition also uses is not secret from it).
+pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeError> {
+    let keys: Vec<Vec<String>> = allowed
+        .iter()
+        .map(|r| r.iter().map(key).collect())
+        .collect();
+    let everything_allowed: HashSet<&str> = keys.iter().flatten().map(String::as_str).collect();
+    let secret: Vec<String> = forbidden
+        .iter()
+        .map(key)
+        .filter(|k| !everything_allowed.contains(k.as_str()))
+        .collect();
+
+    let mut out = Vec::with_capacity(allowed.len());
+    for (i, own) in keys.iter().enumerate() {
+        if own.is_empty() {
+            return Err(ScopeError::Empty(i));
+        }
+        let own_set: HashSet<&str> = own.iter().map(String::as_str).collect();
+        let refs: Vec<&str> = own.iter().map(String::as_str).collect();
+        let lcp = common_prefix(&refs);
+        // The pattern must name one origin: scheme://host[:port]/…
+        let origin_ok = lcp.find("://").is_some_and(|p| lcp[p + 3..].contains('/'));
+        if !origin_ok {
+            return Err(ScopeError::MixedOrigins(i));
+        }
+        let dir = &lcp[..=lcp.rfind('/').unwrap_or(0)];
+        let others = keys
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, k)| k.iter().map(String::as_str))
+            .filter(|k| !own_set.contains(k));
+        let dir_is_clean =
+            !covers_any(dir, secret.iter().map(String::as_str)) && !covers_any(dir, others);
+        let scope = if dir_is_clean {
+            Scope {
+                prefix: dir.to_owned(),
+                directory: true,
+            }
+        } else if !covers_any(lcp, secret.iter().map(String::as_str)) {
+            Scope {
+                prefix: lcp.to_owned(),
+                directory: false,
+            }
+        } else {
+            return Err(ScopeError::Overlap(i));
+        };
+        out.push(scope);
+    }
+    let path_separable = out.iter().all(|s| s.directory)
+        && out.iter().enumerate().all(|(i, a)| {
+            out.iter()
+                .enumerate()
+                .all(|(j, b)| i == j || !a.prefix.starts_with(&b.prefix))
+        });
+    Ok(Scopes {
+        scopes: out,
+        path_separable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> Vec<Url> {
+        list.iter()
+            .map(|u| Url::parse(&format!("https://cdn.example.com/assets/a/v1/hls/{u}")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_directory_per_rendition_is_path_separable() {
+        let s = scopes(
+            &[
+                urls(&["360p/index.m3u8", "360p/init.mp4", "360p/seg_1.m4s"]),
+                urls(&["audio_en/index.m3u8", "audio_en/seg_1.m4s"]),
+            ],
+            &urls(&["1080p/index.m3u8", "1080p/seg_1.m4s"]),
+        )
+        .unwrap();
+        assert!(s.path_separable);
+        assert_eq!(
+            s.scopes[0].pattern(),
+            "https://cdn.example.com/assets/a/v1/hls/360p/*"
+        );
+        assert_eq!(s.scopes[0].cookie_path(), Some("/assets/a/v1/hls/360p/"));
+    }
+
+    #[test]
+    fn a_flat_layout_gets_string_prefixes_but_no_cookie_paths() {
+        let s = scopes(
+            &[urls(&[
+                "master_360p.m3u8",
+                "master_360p_00001.ts",
+                "master_360p_00002.ts",
+            ])],
+            &urls(&["master_1080p.m3u8", "master_1080p_00001.ts"]),
+        )
+        .unwrap();
+        assert!(!s.path_separable);
+        assert_eq!(
+            s.scopes[0].pattern(),
+            "https://cdn.example.com/assets/a/v1/hls/master_360p*"
+        );
+        assert_eq!(s.scopes[0].cookie_path(), None);
+    }
+
+    #[test]
+    fn a_scope_never_covers_a_forbidden_uri() {
+        // 720p's only prefix would also open 720p60.
+        let err = scopes(
+            &[urls(&["master_720p.m3u8", "master_720p_1.ts"])],
+            &urls(&["master_720p60.m3u8", "master_720p60_1.ts"]),
+        );
+        assert_eq!(err, Err(ScopeError::Overlap(0)));
+        // Forbidden segments inside the allowed directory: a tighter prefix.
+        let s = scopes(
+            &[urls(&["720p/lo.m3u8", "720p/lo_1.ts"])],
+            &urls(&["720p/hi.m3u8", "720p/hi_1.ts"]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.scopes[0].pattern(),
+            "https://cdn.example.com/assets/a/v1/hls/720p/lo*"
+        );
+        assert!(!s.scopes[0].directory);
+        let err = scopes(
+            &[urls(&["720p/index.m3u8", "720p/a.ts"])],
+            &urls(&["720p/hi_1.ts"]),
+        );
+        assert_eq!(err, Err(ScopeError::Overlap(0)));
+    }
+
+    #[test]
+    fn a_uri_shared_with_a_forbidden_rendition_is_not_secret() {
+        let s = scopes(
+            &[urls(&["360p/index.m3u8", "360p/seg.ts"])],
+            &urls(&["1080p/index.m3u8", "360p/seg.ts"]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.scopes[0].prefix,
+            "https://cdn.example.com/assets/a/v1/hls/360p/"
+        );
+    }
+
+    #[test]
+    fn shared_parent_directories_are_not_separable() {
+        // Audio in the hls/ root next to the variants' directories.
+        let s = scopes(
+            &[
+                urls(&["360p/index.m3u8", "360p/seg.ts"]),
+                urls(&["audio.m3u8", "audio_1.aac"]),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert!(!s.path_separable);
+        assert_eq!(
+            s.scopes[1].pattern(),
+            "https://cdn.example.com/assets/a/v1/hls/audio*"
+        );
+    }
+
+    #[test]
+    fn mixed_origins_and_empty_renditions_are_errors() {
+        let mut r = urls(&["360p/index.m3u8"]);
+        r.push(Url::parse("https://other.example.com/seg.ts").unwrap());
+        assert_eq!(scopes(&[r], &[]), Err(ScopeError::MixedOrigins(0)));
+        assert_eq!(scopes(&[vec![]], &[]), Err(ScopeError::Empty(0)));
+    }
+
+    #[test]
+    fn media_uris_lists_what_the_rendition_fetches() {
+        let base = Url::parse("https://cdn.example.com/a/720p/index.m3u8").unwrap();
+        let media = "#EXTM3U\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"part\"\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k.bin\"\n#EXTINF:6,\nseg_1.m4s?v=1\n#EXT-X-PART:DURATION=1,URI=\"{$p}_1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{$p}_2.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"../1080p/index.m3u8\",LAST-MSN=1\n";
+        let got: Vec<String> = media_uris(&base, media.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|u| u.path().to_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "/a/720p/index.m3u8",
+                "/a/720p/init.mp4",
+                "/a/keys/k.bin",
+                "/a/720p/seg_1.m4s",
+                "/a/720p/part_1.m4s",
+                "/a/720p/part_2.m4s"
+            ]
+        );
+        assert!(matches!(
+            media_uris(&base, b"#EXTM3U\n#EXTINF:6,\n{$imported}.ts\n"),
+            Err(ScopeError::UnknownVariable(_))
+        ));
+    }
+}
