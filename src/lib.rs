@@ -10,10 +10,12 @@
 //! - `domain`, `secret`, `clock`: newtypes, redacting secrets, time.
 //! - `cloudfront`: policies, signing, verifying, cookies, key ring.
 //! - `auth`: tier-claim paths and dev token minting.
-//! - `tiers`: tier rules.
 //! - `store`: `Store` trait (assets, tiers, jobs) and SQLite.
 //! - `storage`: `ObjectStore` trait and the local directory store.
-//! - `hls`: playlist tokenizer and media playlist signing.
+//! - `tiers`: tier rules and their evaluation.
+//! - `hls`: playlist tokenizer, master filtering and URI rewriting,
+//!   rendition scopes, media playlist signing.
+//! - `dash`: MPD filtering.
 //! - `metrics`: Prometheus registry.
 //!
 //! The entry point for embedding and tests is [`run`].
@@ -23,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloudfront;
 pub mod config;
+pub mod dash;
 pub mod domain;
 pub mod error;
 pub mod hls;

@@ -233,19 +233,8 @@ impl TierRules {
         {
             return false;
         }
-        if let Some(allowed) = &self.codecs {
-            let Some(codecs) = &r.codecs else {
-                return false;
-            };
-            let ok = codecs.iter().all(|c| {
-                let c = c.trim();
-                allowed
-                    .iter()
-                    .any(|p| c == p || c.starts_with(&format!("{p}.")))
-            });
-            if !ok {
-                return false;
-            }
+        if !self.allows_codecs(r.codecs.as_deref()) {
+            return false;
         }
         if let Some(ranges) = &self.video_range {
             let range = r.video_range.as_deref().unwrap_or("SDR");
@@ -254,6 +243,25 @@ impl TierRules {
             }
         }
         true
+    }
+
+    /// The codec rule alone (what applies to audio-only renditions): every
+    /// codec must match an allowed prefix per codec name (`avc1` allows
+    /// `avc1.64001f`); no codecs listed under a codec rule is a refusal.
+    pub fn allows_codecs(&self, codecs: Option<&[String]>) -> bool {
+        let Some(allowed) = &self.codecs else {
+            return true;
+        };
+        let Some(codecs) = codecs else {
+            return false;
+        };
+        codecs.iter().all(|c| {
+            let c = c.trim();
+            allowed.iter().any(|p| {
+                c.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        })
     }
 
     /// Country rules: `country` is `None` when unknown (no trusted header).
