@@ -74,6 +74,47 @@ enum Command {
     /// Verify a signed URL as CloudFront would.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// Filter a master playlist or MPD for a tier; sign a media playlist.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeliveryArg {
+    Cookies,
+    Urls,
+}
+
+#[derive(Subcommand)]
+enum ManifestCommand {
+    /// Print the master playlist (or DASH MPD) a tier's viewer gets. Exit 3
+    /// when nothing playable remains. Rendition scopes come from the
+    /// master's URIs alone (the server also reads the media playlists).
+    Filter {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        tier: String,
+        /// Where the master lives on the CDN (relative URIs resolve against it).
+        #[arg(long)]
+        url: String,
+        /// Default: the tier's delivery.
+        #[arg(long, value_enum)]
+        delivery: Option<DeliveryArg>,
+        /// A file, or `-` for standard input.
+        file: String,
+    },
+    /// Print a media playlist with QUERY appended to every URI, relative
+    /// URIs made absolute against --url.
+    Sign {
+        /// The signed query (`Policy=…&Signature=…&Key-Pair-Id=…`).
+        #[arg(long)]
+        query: String,
+        #[arg(long)]
+        url: String,
+        /// A file, or `-` for standard input.
+        file: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -165,6 +206,7 @@ pub fn main() -> ExitCode {
             client_ip,
             signed_url,
         }) => verify_url(&public_key, &key_pair_id, now, client_ip, &signed_url),
+        Command::Manifest(cmd) => manifest(cmd),
     };
     match result {
         Ok(code) => code,
@@ -491,4 +533,146 @@ fn verify_url(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn read_input(file: &str) -> Result<Vec<u8>, Fail> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .take(crate::hls::MAX_PLAYLIST_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Fail(format!("standard input: {e}")))?;
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| Fail(format!("{file}: {e}")))?;
+        f.take(crate::hls::MAX_PLAYLIST_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Fail(format!("{file}: {e}")))?;
+    }
+    Ok(buf)
+}
+
+fn parse_url(arg: &str) -> Result<url::Url, Fail> {
+    let url = url::Url::parse(arg).map_err(|e| Fail(format!("--url {arg:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Fail(format!("--url {arg:?}: must be http(s)")));
+    }
+    Ok(url)
+}
+
+fn manifest(cmd: ManifestCommand) -> Result<ExitCode, Fail> {
+    match cmd {
+        ManifestCommand::Filter {
+            config,
+            tier,
+            url,
+            delivery,
+            file,
+        } => manifest_filter(&config, &tier, &url, delivery, &file),
+        ManifestCommand::Sign { query, url, file } => {
+            if query.is_empty()
+                || query
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '#'))
+            {
+                return Err(Fail(
+                    "--query must be a URL query without spaces, quotes or '#'".into(),
+                ));
+            }
+            let url = parse_url(&url)?;
+            let input = read_input(&file)?;
+            let out = crate::hls::media::sign_at(&input, &query, Some(&url))
+                .map_err(|e| Fail(format!("{file}: {e}")))?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn manifest_filter(
+    path: &Path,
+    tier: &str,
+    url: &str,
+    delivery: Option<DeliveryArg>,
+    file: &str,
+) -> Result<ExitCode, Fail> {
+    use crate::playback::{Layout, PlaybackError, authorise_master, expiry};
+    use crate::tiers::Delivery;
+    let config = load_config(path)?;
+    let name = TierName::parse(tier)?;
+    let rules = config
+        .tiers
+        .get(&name)
+        .ok_or_else(|| Fail(format!("no tier named {name} in {}", path.display())))?;
+    let url = parse_url(url)?;
+    let delivery = match delivery {
+        Some(DeliveryArg::Cookies) => Delivery::Cookies,
+        Some(DeliveryArg::Urls) => Delivery::Urls,
+        None => rules.delivery,
+    };
+    let input = read_input(file)?;
+    let nothing_left = || {
+        eprintln!("playgate: nothing playable remains for tier {name}");
+        Ok(ExitCode::from(3))
+    };
+    let head = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&input);
+    if head.trim_ascii_start().starts_with(b"<") {
+        if delivery == Delivery::Urls {
+            return Err(Fail(
+                "DASH manifests are served with cookie delivery; pass --delivery cookies".into(),
+            ));
+        }
+        let opts = crate::dash::mpd::MpdOptions {
+            url: Some(&url),
+            signed_query: None,
+        };
+        let f = match crate::dash::mpd::filter(&input, rules, &opts) {
+            Err(crate::dash::mpd::MpdError::NoVideoVariant) => return nothing_left(),
+            other => other.map_err(|e| Fail(format!("{file}: {e}")))?,
+        };
+        print!("{}", f.mpd);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let filtered = match crate::hls::master::filter(&input, rules, Some(&url)) {
+        Err(crate::hls::master::MasterError::NoVideoVariant) => return nothing_left(),
+        other => other.map_err(|e| Fail(format!("{file}: {e}")))?,
+    };
+    let ring = KeyRing::from_config(&config.signing)?;
+    let ttl = rules
+        .signature_ttl
+        .map_or(config.signing.default_ttl, |d| d.0);
+    let expires = expiry(SystemClock.now_epoch(), ttl, config.signing.expiry_bucket);
+    let layout = Layout {
+        cdn_base: &config.cdn.base_url,
+        gateway: &config.server.public_url,
+    };
+    let out = authorise_master(
+        &filtered,
+        &url,
+        delivery,
+        &layout,
+        |u| Ok::<_, PlaybackError>(vec![u.clone()]),
+        |scope| {
+            Signature::for_resource(
+                ring.active(),
+                &scope.pattern(),
+                &SignOptions {
+                    expires,
+                    hash: config.signing.hash,
+                    ..Default::default()
+                },
+            )
+        },
+    )
+    .map_err(|e| Fail(e.to_string()))?;
+    print!("{}", out.playlist);
+    for g in &out.grants {
+        match g.scope.cookie_path() {
+            Some(p) if delivery == Delivery::Cookies => {
+                eprintln!("scope {} (cookie Path={p})", g.scope.pattern());
+            }
+            _ => eprintln!("scope {}", g.scope.pattern()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

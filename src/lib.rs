@@ -16,6 +16,7 @@
 //! - `hls`: playlist tokenizer, master filtering and URI rewriting,
 //!   rendition scopes, media playlist signing.
 //! - `dash`: MPD filtering.
+//! - `playback`: what a tier's viewer receives (filtered, rewritten, signed).
 //! - `metrics`: Prometheus registry.
 //!
 //! The entry point for embedding and tests is [`run`].
@@ -31,6 +32,7 @@ pub mod error;
 pub mod hls;
 pub mod http;
 pub mod metrics;
+pub mod playback;
 pub mod secret;
 pub mod state;
 pub mod storage;

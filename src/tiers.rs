@@ -210,12 +210,16 @@ pub struct Rendition {
     pub video_range: Option<String>,
     /// I-frame (trick-play) variants carry no frame rate by definition.
     pub iframe: bool,
+    /// Image (thumbnail) tracks: their `jpeg` codec is not a video codec,
+    /// so the codec rule does not apply; height and bandwidth do.
+    pub image: bool,
 }
 
 impl TierRules {
     /// Whether this tier may have `r`. A rule that needs an attribute the
     /// rendition lacks excludes it (no `RESOLUTION` under a height rule),
-    /// except frame rate on I-frame variants and video range (absent = SDR).
+    /// except frame rate on I-frame and image variants, codecs on image
+    /// variants, and video range (absent = SDR).
     pub fn allows(&self, r: &Rendition) -> bool {
         if let Some(max) = self.max_height
             && r.height.is_none_or(|h| h > max)
@@ -233,7 +237,7 @@ impl TierRules {
         {
             return false;
         }
-        if !self.allows_codecs(r.codecs.as_deref()) {
+        if !r.image && !self.allows_codecs(r.codecs.as_deref()) {
             return false;
         }
         if let Some(ranges) = &self.video_range {
@@ -289,6 +293,7 @@ mod eval_tests {
             frame_rate: Some(fps),
             video_range: range.map(str::to_owned),
             iframe: false,
+            image: false,
         }
     }
 

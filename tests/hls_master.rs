@@ -91,6 +91,7 @@ fn allowed(r: &TierRules, v: &Variant, iframe: bool) -> bool {
         frame_rate: (!iframe).then_some(v.fps as f64),
         video_range: Some(v.range.into()),
         iframe,
+        image: false,
     })
 }
 

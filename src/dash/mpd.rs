@@ -322,7 +322,7 @@ fn video_range(doc: &Doc<'_>, n: usize) -> Option<String> {
     )
 }
 
-fn rendition_of(doc: &Doc<'_>, rep: usize, iframe: bool) -> Rendition {
+fn rendition_of(doc: &Doc<'_>, rep: usize, iframe: bool, image: bool) -> Rendition {
     Rendition {
         bandwidth: doc
             .attr(rep, "bandwidth")
@@ -334,6 +334,7 @@ fn rendition_of(doc: &Doc<'_>, rep: usize, iframe: bool) -> Rendition {
         frame_rate: doc.inherited(rep, "frameRate").and_then(|f| frame_rate(&f)),
         video_range: video_range(doc, rep),
         iframe,
+        image,
     }
 }
 
@@ -417,7 +418,7 @@ pub fn filter(
                 .map(|r| {
                     let keep = match kind {
                         ContentKind::Video | ContentKind::Image => {
-                            rules.allows(&rendition_of(&doc, r, iframe))
+                            rules.allows(&rendition_of(&doc, r, iframe, kind == ContentKind::Image))
                         }
                         ContentKind::Audio => rules.allows_codecs(codecs(&doc, r).as_deref()),
                         ContentKind::Text | ContentKind::Other => true,
@@ -712,40 +713,7 @@ fn apply(src: &str, mut edits: Vec<Edit>) -> String {
 mod tests {
     use super::*;
 
-    const MPD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:cenc="urn:mpeg:cenc:2013" type="static" mediaPresentationDuration="PT1M0.000S" minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-live:2011">
-  <!-- produced by a packager -->
-  <Period id="p0" start="PT0S">
-    <AdaptationSet id="1" contentType="video" mimeType="video/mp4" segmentAlignment="true" maxWidth="3840" maxHeight="2160" maxBandwidth="20000000" maxFrameRate="60">
-      <ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="cenc" cenc:default_KID="10000000-1000-1000-1000-100000000001"/>
-      <ContentProtection schemeIdUri="urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cenc:pssh>AAAANHBzc2g=</cenc:pssh></ContentProtection>
-      <SegmentTemplate timescale="90000" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/seg_$Number%05d$.m4s" startNumber="1" duration="540000"/>
-      <Representation id="360p" bandwidth="800000" width="640" height="360" codecs="avc1.64001e" frameRate="30"/>
-      <Representation id="720p" bandwidth="3500000" width="1280" height="720" codecs="avc1.64001f" frameRate="30000/1001"/>
-      <Representation id="2160p" bandwidth="20000000" width="3840" height="2160" codecs="hvc1.2.4.L153.B0" frameRate="60">
-        <SupplementalProperty schemeIdUri="urn:mpeg:mpegB:cicp:TransferCharacteristics" value="16"/>
-        <X-Unknown foo="bar"/>
-      </Representation>
-    </AdaptationSet>
-    <AdaptationSet id="2" contentType="video" mimeType="video/mp4" maxHeight="2160">
-      <EssentialProperty schemeIdUri="http://dashif.org/guidelines/trickmode" value="1"/>
-      <SegmentTemplate initialization="trick_$RepresentationID$/init.mp4" media="trick_$RepresentationID$/$Number$.m4s?v=1" duration="10"/>
-      <Representation id="t2160" bandwidth="500000" width="3840" height="2160" codecs="hvc1.2.4.L153.B0"/>
-    </AdaptationSet>
-    <AdaptationSet id="3" contentType="audio" mimeType="audio/mp4" lang="en">
-      <SegmentTemplate initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Number$.m4s" duration="6"/>
-      <Representation id="aac" bandwidth="128000" codecs="mp4a.40.2" audioSamplingRate="48000"/>
-      <Representation id="ec3" bandwidth="384000" codecs="ec-3" audioSamplingRate="48000"/>
-    </AdaptationSet>
-    <AdaptationSet id="4" contentType="audio" mimeType="audio/mp4" lang="en">
-      <Representation id="atmos" bandwidth="768000" codecs="ec-3"><BaseURL>atmos.mp4</BaseURL><SegmentBase indexRange="0-100"/></Representation>
-    </AdaptationSet>
-    <AdaptationSet id="5" contentType="text" mimeType="text/vtt" lang="en">
-      <Representation id="subs_en" bandwidth="256"><BaseURL>subs/en.vtt</BaseURL></Representation>
-    </AdaptationSet>
-  </Period>
-</MPD>
-"#;
+    const MPD: &str = include_str!("../../tests/fixtures/dash/multi_set.mpd");
 
     fn free() -> TierRules {
         TierRules {

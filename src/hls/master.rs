@@ -132,7 +132,7 @@ fn lookup(attrs: &[Attr<'_>], name: &str, vars: &Vars) -> Option<String> {
 }
 
 /// What the rules see of a variant's attributes.
-fn rendition_of(attrs: &[Attr<'_>], iframe: bool, vars: &Vars) -> Rendition {
+fn rendition_of(attrs: &[Attr<'_>], tag: &str, vars: &Vars) -> Rendition {
     let bandwidth = lookup(attrs, "BANDWIDTH", vars).and_then(|b| b.parse().ok());
     let height = lookup(attrs, "RESOLUTION", vars)
         .and_then(|r| r.split_once(['x', 'X']).and_then(|(_, h)| h.parse().ok()));
@@ -151,7 +151,8 @@ fn rendition_of(attrs: &[Attr<'_>], iframe: bool, vars: &Vars) -> Rendition {
         codecs,
         frame_rate: lookup(attrs, "FRAME-RATE", vars).and_then(|f| f.parse().ok()),
         video_range: lookup(attrs, "VIDEO-RANGE", vars),
-        iframe,
+        iframe: tag != "EXT-X-STREAM-INF",
+        image: tag == "EXT-X-IMAGE-STREAM-INF",
     }
 }
 
@@ -258,7 +259,7 @@ pub fn filter(
         match tag_name(text) {
             Some("EXT-X-STREAM-INF") => {
                 let attrs = attrs_of(text, "EXT-X-STREAM-INF");
-                let r = rendition_of(&attrs, false, &vars);
+                let r = rendition_of(&attrs, "EXT-X-STREAM-INF", &vars);
                 let end = uri_line[i].unwrap_or(i);
                 if rules.allows(&r) {
                     for kind in ["AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"] {
@@ -281,7 +282,7 @@ pub fn filter(
             }
             Some(tag @ ("EXT-X-I-FRAME-STREAM-INF" | "EXT-X-IMAGE-STREAM-INF")) => {
                 let attrs = attrs_of(text, tag);
-                drop[i] = !rules.allows(&rendition_of(&attrs, true, &vars));
+                drop[i] = !rules.allows(&rendition_of(&attrs, tag, &vars));
             }
             _ => {}
         }

@@ -97,24 +97,57 @@ impl<'a> Resolver<'a> {
     }
 }
 
+impl Resolver<'_> {
+    /// Whether an absolute URL is on the base's origin.
+    pub(crate) fn same_origin(&self, absolute: &str) -> bool {
+        absolute
+            .strip_prefix(self.origin)
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
 fn has_scheme(uri: &str) -> bool {
     uri.find(':')
         .is_some_and(|c| c > 0 && !uri[..c].contains(['/', '?', '#']))
 }
 
+/// Appends `uri` with the signed query. With a base, the URI is made
+/// absolute first, and one on another origin (a third-party key server)
+/// is written as it is: our signature is for our CDN and must not travel
+/// anywhere else.
 fn push_signed(out: &mut String, uri: &str, query: &str, base: Option<&Resolver<'_>>) {
-    match base {
-        // A URI with a variable is resolved after substitution, when the
-        // playlist defines it; an imported one is left to the player.
-        Some(r) if uri.contains("{$") => match super::master::substitute(uri, &r.vars) {
-            Some(u) => r.push(out, &u),
-            None => out.push_str(uri),
-        },
-        Some(r) => r.push(out, uri),
-        None => out.push_str(uri),
+    let Some(r) = base else {
+        out.push_str(uri);
+        out.push(if uri.contains('?') { '&' } else { '?' });
+        out.push_str(query);
+        return;
+    };
+    // A URI with a variable is resolved after substitution, when the
+    // playlist defines it; an imported one is left to the player.
+    let substituted;
+    let uri = if uri.contains("{$") {
+        match super::master::substitute(uri, &r.vars) {
+            Some(u) => {
+                substituted = u;
+                substituted.as_str()
+            }
+            None => {
+                out.push_str(uri);
+                return;
+            }
+        }
+    } else {
+        uri
+    };
+    let start = out.len();
+    r.push(out, uri);
+    if r.same_origin(&out[start..]) {
+        out.push(if uri.contains('?') { '&' } else { '?' });
+        out.push_str(query);
+    } else {
+        out.truncate(start);
+        out.push_str(uri);
     }
-    out.push(if uri.contains('?') { '&' } else { '?' });
-    out.push_str(query);
 }
 
 /// Signs every URI in `playlist` with `query` (already URL-safe).
@@ -203,11 +236,13 @@ mod tests {
     fn relative_uris_become_absolute_against_the_base() {
         let base =
             Url::parse("https://cdn.example.com/assets/a/v1/hls/720p/index.m3u8?x=1").unwrap();
-        let input = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k.bin\"\n#EXTINF:6,\nseg_1.m4s\n#EXTINF:6,\n/root/seg_2.m4s\n#EXTINF:6,\n//other.example.com/seg_3.m4s\n#EXTINF:6,\nhttps://x.example.com/seg_4.m4s?a=b\n#EXTINF:6,\n./sub/./seg_5.m4s\n#EXTINF:6,\nseg 6.m4s\n";
+        let input = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k.bin\"\n#EXTINF:6,\nseg_1.m4s\n#EXTINF:6,\n/root/seg_2.m4s\n#EXTINF:6,\n//cdn.example.com/seg_3.m4s\n#EXTINF:6,\nhttps://x.example.com/seg_4.m4s?a=b\n#EXTINF:6,\n./sub/./seg_5.m4s\n#EXTINF:6,\nseg 6.m4s\n";
+        // Another origin (x.example.com) gets no signature; the same origin
+        // written absolutely does.
         let out = sign_at(input.as_bytes(), "S=1", Some(&base)).unwrap();
         assert_eq!(
             out,
-            "#EXTM3U\n#EXT-X-MAP:URI=\"https://cdn.example.com/assets/a/v1/hls/720p/init.mp4?S=1\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://cdn.example.com/assets/a/v1/hls/keys/k.bin?S=1\"\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/seg_1.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/root/seg_2.m4s?S=1\n#EXTINF:6,\nhttps://other.example.com/seg_3.m4s?S=1\n#EXTINF:6,\nhttps://x.example.com/seg_4.m4s?a=b&S=1\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/sub/seg_5.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/seg%206.m4s?S=1\n"
+            "#EXTM3U\n#EXT-X-MAP:URI=\"https://cdn.example.com/assets/a/v1/hls/720p/init.mp4?S=1\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://cdn.example.com/assets/a/v1/hls/keys/k.bin?S=1\"\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/seg_1.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/root/seg_2.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/seg_3.m4s?S=1\n#EXTINF:6,\nhttps://x.example.com/seg_4.m4s?a=b\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/sub/seg_5.m4s?S=1\n#EXTINF:6,\nhttps://cdn.example.com/assets/a/v1/hls/720p/seg%206.m4s?S=1\n"
         );
         // The fast path and Url::join agree.
         for uri in ["seg_1.m4s", "/root/seg_2.m4s", "a/b/c.ts", "x.ts?y=1"] {

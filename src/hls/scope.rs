@@ -35,11 +35,11 @@ pub enum ScopeError {
     UnknownVariable(String),
 }
 
-/// One rendition's resource pattern: `prefix` followed by `*`.
+/// One resource pattern: `prefix` followed by `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub prefix: String,
-    /// The prefix ends with `/` and covers no other rendition's URI.
+    /// The prefix ends with `/`: it is also a cookie `Path`.
     pub directory: bool,
 }
 
@@ -60,13 +60,25 @@ impl Scope {
     }
 }
 
-/// The scopes of the allowed renditions, in their order.
+/// The scopes of the allowed renditions. Renditions in one directory (a
+/// variant and its I-frame playlist, which reuse the same segments) share
+/// one scope, and so does a rendition whose prefix lies inside another's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scopes {
+    /// Distinct scopes, in order of first use.
     pub scopes: Vec<Scope>,
+    /// For each allowed rendition, its index in `scopes`.
+    pub of_rendition: Vec<usize>,
     /// Every scope is a directory and none lies inside another: one cookie
-    /// triple per rendition, each with its own `Path`, works.
+    /// triple per scope, each with its own `Path`, works.
     pub path_separable: bool,
+}
+
+impl Scopes {
+    /// The scope of allowed rendition `i`.
+    pub fn of(&self, i: usize) -> &Scope {
+        &self.scopes[self.of_rendition[i]]
+    }
 }
 
 /// The key a URL is compared by: without query and fragment.
@@ -78,7 +90,8 @@ fn key(url: &Url) -> String {
 /// Every URI one rendition uses: its media playlist and each http(s) or
 /// relative URI in it (segments, `EXT-X-MAP`, `EXT-X-KEY`, parts, preload
 /// hints), resolved against `playlist_url`. Rendition reports name other
-/// renditions' playlists and are not part of this one.
+/// renditions' playlists and are not part of this one; URIs on another
+/// origin (a third-party key server) are not the CDN's to grant.
 pub fn media_uris(playlist_url: &Url, media: &[u8]) -> Result<Vec<Url>, ScopeError> {
     let lines = lines(media)?;
     let vars = super::master::variables(&lines, Some(playlist_url));
@@ -91,6 +104,7 @@ pub fn media_uris(playlist_url: &Url, media: &[u8]) -> Result<Vec<Url>, ScopeErr
             .ok_or_else(|| ScopeError::UnknownVariable(raw.trim().to_owned()))?;
         if let Ok(u) = playlist_url.join(&uri)
             && matches!(u.scheme(), "http" | "https")
+            && u.origin() == playlist_url.origin()
         {
             out.push(u);
         }
@@ -144,6 +158,11 @@ fn covers_any<'a>(prefix: &str, urls: impl IntoIterator<Item = &'a str>) -> bool
 /// Scopes for `allowed` (each rendition's URIs, e.g. from `media_uris`)
 /// that cover none of `forbidden` (the URIs of renditions the tier may not
 /// have; a URI an allowed rendition also uses is not secret from it).
+///
+/// Each rendition gets its URIs' common directory when that covers nothing
+/// secret and does not contain another rendition's directory; otherwise
+/// the longest common prefix of its URIs, when that covers nothing secret;
+/// otherwise it is an error, never a wider grant.
 pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeError> {
     let keys: Vec<Vec<String>> = allowed
         .iter()
@@ -155,13 +174,14 @@ pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeEr
         .map(key)
         .filter(|k| !everything_allowed.contains(k.as_str()))
         .collect();
+    let covers_secret = |prefix: &str| covers_any(prefix, secret.iter().map(String::as_str));
 
-    let mut out = Vec::with_capacity(allowed.len());
+    // Each rendition's common prefix and directory.
+    let mut spans: Vec<(&str, &str)> = Vec::with_capacity(keys.len());
     for (i, own) in keys.iter().enumerate() {
         if own.is_empty() {
             return Err(ScopeError::Empty(i));
         }
-        let own_set: HashSet<&str> = own.iter().map(String::as_str).collect();
         let refs: Vec<&str> = own.iter().map(String::as_str).collect();
         let lcp = common_prefix(&refs);
         // The pattern must name one origin: scheme://host[:port]/…
@@ -169,38 +189,64 @@ pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeEr
         if !origin_ok {
             return Err(ScopeError::MixedOrigins(i));
         }
-        let dir = &lcp[..=lcp.rfind('/').unwrap_or(0)];
-        let others = keys
+        spans.push((lcp, &lcp[..=lcp.rfind('/').unwrap_or(0)]));
+    }
+
+    let mut distinct: Vec<Scope> = Vec::new();
+    let mut of_rendition = Vec::with_capacity(keys.len());
+    for (i, &(lcp, dir)) in spans.iter().enumerate() {
+        let contains_another = spans
             .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .flat_map(|(_, k)| k.iter().map(String::as_str))
-            .filter(|k| !own_set.contains(k));
-        let dir_is_clean =
-            !covers_any(dir, secret.iter().map(String::as_str)) && !covers_any(dir, others);
-        let scope = if dir_is_clean {
+            .any(|(_, other)| other.len() > dir.len() && other.starts_with(dir));
+        let scope = if !contains_another && !covers_secret(dir) {
             Scope {
                 prefix: dir.to_owned(),
                 directory: true,
             }
-        } else if !covers_any(lcp, secret.iter().map(String::as_str)) {
+        } else if !covers_secret(lcp) {
             Scope {
                 prefix: lcp.to_owned(),
-                directory: false,
+                directory: lcp.ends_with('/') && !contains_another,
             }
         } else {
             return Err(ScopeError::Overlap(i));
         };
-        out.push(scope);
+        let at = match distinct.iter().position(|s| *s == scope) {
+            Some(at) => at,
+            None => {
+                distinct.push(scope);
+                distinct.len() - 1
+            }
+        };
+        of_rendition.push(at);
     }
-    let path_separable = out.iter().all(|s| s.directory)
-        && out.iter().enumerate().all(|(i, a)| {
-            out.iter()
-                .enumerate()
-                .all(|(j, b)| i == j || !a.prefix.starts_with(&b.prefix))
-        });
+
+    // A scope inside another one (an I-frame playlist `master_360p_I-Frame*`
+    // under `master_360p*`) needs no signature of its own: map each scope to
+    // the shortest one whose prefix it starts with.
+    let coverer: Vec<usize> = (0..distinct.len())
+        .map(|i| {
+            (0..distinct.len())
+                .filter(|&j| j != i && distinct[i].prefix.starts_with(&distinct[j].prefix))
+                .min_by_key(|&j| distinct[j].prefix.len())
+                .unwrap_or(i)
+        })
+        .collect();
+    let mut scopes: Vec<Scope> = Vec::new();
+    let mut index = vec![0; distinct.len()];
+    for (i, s) in distinct.into_iter().enumerate() {
+        if coverer[i] == i {
+            index[i] = scopes.len();
+            scopes.push(s);
+        }
+    }
+    let of_rendition = of_rendition.iter().map(|&r| index[coverer[r]]).collect();
+    // What is left nests nowhere, so it is cookie-separable when every
+    // scope is a directory.
+    let path_separable = scopes.iter().all(|s| s.directory);
     Ok(Scopes {
-        scopes: out,
+        scopes,
+        of_rendition,
         path_separable,
     })
 }
@@ -320,7 +366,7 @@ mod tests {
     #[test]
     fn media_uris_lists_what_the_rendition_fetches() {
         let base = Url::parse("https://cdn.example.com/a/720p/index.m3u8").unwrap();
-        let media = "#EXTM3U\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"part\"\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k.bin\"\n#EXTINF:6,\nseg_1.m4s?v=1\n#EXT-X-PART:DURATION=1,URI=\"{$p}_1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{$p}_2.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"../1080p/index.m3u8\",LAST-MSN=1\n";
+        let media = "#EXTM3U\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"part\"\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k.bin\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example.com/k\"\n#EXTINF:6,\nseg_1.m4s?v=1\n#EXT-X-PART:DURATION=1,URI=\"{$p}_1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{$p}_2.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"../1080p/index.m3u8\",LAST-MSN=1\n";
         let got: Vec<String> = media_uris(&base, media.as_bytes())
             .unwrap()
             .iter()

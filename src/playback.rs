@@ -1,0 +1,221 @@
+//! What a tier's viewer receives for a master playlist: the filtered
+//! master with its URIs rewritten for the delivery, and one signature per
+//! allowed rendition scope, so the edge opens exactly those renditions.
+//! Pure: no HTTP, no I/O. The caller hands in what it fetched (the media
+//! playlists' URIs) and how to sign (so it can cache signatures per scope
+//! and expiry bucket).
+//!
+//! - Cookie delivery: URIs become absolute CDN URLs; each scope becomes a
+//!   cookie triple with the scope's directory as `Path`. Needs a
+//!   path-separable layout, and says so when there is none.
+//! - URL delivery: each rendition's media playlist URI points at the
+//!   gateway's `/v1/play/{asset}/hls/{rest}` with the signature of the
+//!   rendition's scope; the gateway serves that media playlist with the same
+//!   signature on every URI.
+
+use crate::cloudfront::signer::{SignError, Signature};
+use crate::hls::master::{Filtered, MasterUri, UriKind, rewrite};
+use crate::hls::scope::{Scope, ScopeError, scopes};
+use crate::hls::{HlsError, media};
+use crate::tiers::Delivery;
+use std::collections::HashMap;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybackError {
+    #[error(transparent)]
+    Hls(#[from] HlsError),
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    #[error("rendition URI {0:?} cannot be resolved to an http(s) URL")]
+    Unresolvable(String),
+    #[error(
+        "cookie delivery needs one directory per rendition, and this asset's layout has none; use URL delivery"
+    )]
+    NotPathSeparable,
+    #[error(
+        "URL delivery needs media playlists under {{cdn}}/assets/{{id}}/v{{n}}/hls/, and {0} is not"
+    )]
+    NotGatewayLayout(String),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+/// Where things live: the CDN that serves `assets/…` and the gateway.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    /// e.g. `https://cdn.example.com` (no trailing slash needed).
+    pub cdn_base: &'a str,
+    /// e.g. `https://play.example.com`.
+    pub gateway: &'a str,
+}
+
+impl Layout<'_> {
+    /// `{cdn}/assets/{id}/v{n}/hls/{rest}` → `{gateway}/v1/play/{id}/hls/{rest}`.
+    pub fn gateway_media_url(&self, cdn_url: &Url) -> Option<String> {
+        let s = cdn_url.as_str();
+        let rest = s
+            .strip_prefix(self.cdn_base.trim_end_matches('/'))?
+            .strip_prefix("/assets/")?;
+        let (asset, rest) = rest.split_once('/')?;
+        let (version, rest) = rest.split_once('/')?;
+        let rest = rest.strip_prefix("hls/")?;
+        let versioned = version
+            .strip_prefix('v')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !versioned || crate::domain::AssetId::parse(asset).is_err() || rest.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{}/v1/play/{asset}/hls/{rest}",
+            self.gateway.trim_end_matches('/')
+        ))
+    }
+}
+
+/// `now + ttl`, rounded up to the next multiple of `bucket`, so every
+/// viewer inside one bucket shares one signature.
+pub fn expiry(now: u64, ttl: Duration, bucket: Duration) -> u64 {
+    let raw = now.saturating_add(ttl.as_secs());
+    let b = bucket.as_secs().max(1);
+    raw.div_ceil(b).saturating_mul(b)
+}
+
+/// One allowed rendition scope and its signature.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub scope: Scope,
+    pub signature: Signature,
+}
+
+/// The authorised master.
+#[derive(Debug, Clone)]
+pub struct Authorised {
+    pub playlist: String,
+    pub grants: Vec<Grant>,
+}
+
+fn url_of(u: &MasterUri) -> Result<&Url, PlaybackError> {
+    u.url
+        .as_ref()
+        .ok_or_else(|| PlaybackError::Unresolvable(u.uri.clone()))
+}
+
+/// Builds what the viewer gets. `media_uris` says which URIs a rendition
+/// uses given its media playlist URL (the server reads the media playlist;
+/// with the master alone, pass the playlist URL itself). `sign` signs a
+/// scope's pattern.
+pub fn authorise_master(
+    filtered: &Filtered,
+    master_url: &Url,
+    delivery: Delivery,
+    layout: &Layout<'_>,
+    mut media_uris: impl FnMut(&Url) -> Result<Vec<Url>, PlaybackError>,
+    mut sign: impl FnMut(&Scope) -> Result<Signature, SignError>,
+) -> Result<Authorised, PlaybackError> {
+    // Each rendition once, even when two tags name one playlist.
+    let mut allowed: Vec<&Url> = Vec::new();
+    for u in filtered.kept.iter().filter(|u| u.kind.is_rendition()) {
+        let url = url_of(u)?;
+        if !allowed.contains(&url) {
+            allowed.push(url);
+        }
+    }
+    let allowed_uris = allowed
+        .iter()
+        .map(|u| media_uris(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut forbidden = Vec::new();
+    for u in &filtered.removed {
+        forbidden.extend(media_uris(url_of(u)?)?);
+    }
+    let scoped = scopes(&allowed_uris, &forbidden)?;
+    if delivery == Delivery::Cookies && !scoped.path_separable {
+        return Err(PlaybackError::NotPathSeparable);
+    }
+    let of_rendition = scoped.of_rendition;
+    let mut grants = Vec::with_capacity(scoped.scopes.len());
+    for scope in scoped.scopes {
+        let signature = sign(&scope)?;
+        grants.push(Grant { scope, signature });
+    }
+    let playlist = match delivery {
+        Delivery::Cookies => rewrite(&filtered.playlist, master_url, |_, _| None)?,
+        Delivery::Urls => {
+            let by_url: HashMap<&str, &Grant> = allowed
+                .iter()
+                .zip(&of_rendition)
+                .map(|(u, &g)| (u.as_str(), &grants[g]))
+                .collect();
+            let mut unmapped = None;
+            let out = rewrite(&filtered.playlist, master_url, |kind, url| {
+                if kind == UriKind::Other {
+                    return None;
+                }
+                let grant = by_url.get(url.as_str())?;
+                match layout.gateway_media_url(url) {
+                    Some(g) => {
+                        let sep = if g.contains('?') { '&' } else { '?' };
+                        Some(format!("{g}{sep}{}", grant.signature.query()))
+                    }
+                    None => {
+                        unmapped.get_or_insert_with(|| url.to_string());
+                        None
+                    }
+                }
+            })?;
+            if let Some(u) = unmapped {
+                return Err(PlaybackError::NotGatewayLayout(u));
+            }
+            out
+        }
+    };
+    Ok(Authorised { playlist, grants })
+}
+
+/// The media playlist a URL-delivery viewer gets: URIs made absolute
+/// against the playlist's CDN URL, each carrying `signature`.
+pub fn signed_media_playlist(
+    media: &[u8],
+    cdn_url: &Url,
+    signature: &Signature,
+) -> Result<String, HlsError> {
+    media::sign_at(media, &signature.query(), Some(cdn_url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_urls_come_only_from_the_asset_layout() {
+        let l = Layout {
+            cdn_base: "https://cdn.example.com/",
+            gateway: "https://play.example.com",
+        };
+        let map = |u: &str| l.gateway_media_url(&Url::parse(u).unwrap());
+        assert_eq!(
+            map("https://cdn.example.com/assets/a1/v3/hls/720p/index.m3u8").as_deref(),
+            Some("https://play.example.com/v1/play/a1/hls/720p/index.m3u8")
+        );
+        for bad in [
+            "https://other.example.com/assets/a1/v3/hls/720p/index.m3u8",
+            "https://cdn.example.com/assets/a1/3/hls/720p/index.m3u8",
+            "https://cdn.example.com/assets/a1/v3/dash/720p/index.m3u8",
+            "https://cdn.example.com/assets/../v3/hls/x.m3u8",
+            "https://cdn.example.com/assets/a1/v3/hls/",
+        ] {
+            assert_eq!(map(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn expiry_rounds_up_to_the_bucket() {
+        let m5 = Duration::from_secs(300);
+        assert_eq!(expiry(1_000, Duration::from_secs(7200), m5), 8_400);
+        assert_eq!(expiry(1_200, Duration::from_secs(7200), m5), 8_400);
+        assert_eq!(expiry(1_201, Duration::from_secs(7200), m5), 8_700);
+        assert_eq!(expiry(5, Duration::ZERO, Duration::ZERO), 5);
+    }
+}

@@ -1,0 +1,258 @@
+//! Every manifest fixture through the manifest engine for every tier of
+//! `config/local.toml`, as insta snapshots (`tests/snapshots/`): masters
+//! filtered and rewritten for cookie delivery and for URL delivery (real
+//! RSA signatures with the conformance test key, fixed expiry), media
+//! playlists signed, MPDs filtered. Review a change with `cargo insta
+//! review` or by reading the `.snap.new` files; CI fails on any difference.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use playgate::cloudfront::HashAlg;
+use playgate::cloudfront::keys::SigningKey;
+use playgate::cloudfront::signer::{SignOptions, Signature};
+use playgate::dash::mpd::{self, MpdOptions};
+use playgate::domain::KeyPairId;
+use playgate::hls::master::{MasterUri, filter, rewrite};
+use playgate::hls::{media, scope};
+use playgate::playback::{Layout, PlaybackError, authorise_master};
+use playgate::tiers::{Delivery, TierRules};
+use std::path::Path;
+use url::Url;
+
+const CDN: &str = "https://cdn.example.com";
+const GATEWAY: &str = "https://play.example.com";
+
+const MASTERS: &[&str] = &[
+    "ffmpeg_var_stream_map",
+    "mediaconvert_flat",
+    "mediaconvert_per_stream",
+    "apple_advanced",
+];
+const MEDIA: &[&str] = &[
+    "ffmpeg_fmp4_media",
+    "ffmpeg_ts_media",
+    "mediaconvert_flat_360p",
+    "llhls_media",
+    "byterange_media",
+];
+const MPDS: &[&str] = &["ffmpeg_live_profile", "multi_set"];
+
+fn fixture(dir: &str, name: &str) -> Vec<u8> {
+    std::fs::read(Path::new("tests/fixtures").join(dir).join(name)).unwrap()
+}
+
+/// The tiers exactly as `config/local.toml` defines them.
+fn tiers() -> Vec<(String, TierRules)> {
+    let text = std::fs::read_to_string("config/local.toml").unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let tiers = doc["tiers"].as_table().unwrap();
+    tiers
+        .iter()
+        .map(|(name, t)| {
+            let rules = playgate::config::read_tier_rules(t.as_table().unwrap().clone()).unwrap();
+            (name.clone(), rules)
+        })
+        .collect()
+}
+
+fn master_url(name: &str) -> Url {
+    let asset = name.replace('_', "-");
+    let query = if name == "apple_advanced" {
+        "?session=s42"
+    } else {
+        ""
+    };
+    Url::parse(&format!("{CDN}/assets/{asset}/v1/hls/master.m3u8{query}")).unwrap()
+}
+
+fn list(uris: &[MasterUri]) -> String {
+    uris.iter()
+        .map(|u| {
+            format!(
+                "{:?} {}",
+                u.kind,
+                u.url.as_ref().map_or("(unresolved)", Url::as_str)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The URIs a rendition uses: a plausible media playlist per rendition,
+/// made from the MediaConvert flat fixture for the flat master (renamed
+/// per rendition), otherwise from the rendition's own directory.
+fn media_uris(master: &str, url: &Url) -> Result<Vec<Url>, PlaybackError> {
+    let file = url.path().rsplit('/').next().unwrap_or("");
+    let text = if master == "mediaconvert_flat" {
+        let stem = file.trim_end_matches(".m3u8");
+        String::from_utf8(fixture("hls", "mediaconvert_flat_360p.m3u8"))
+            .unwrap()
+            .replace("master_360p", stem)
+    } else {
+        "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6,\nseg_1.m4s\n#EXT-X-ENDLIST\n".to_owned()
+    };
+    Ok(scope::media_uris(url, text.as_bytes())?)
+}
+
+fn test_key() -> SigningKey {
+    SigningKey::from_file(
+        KeyPairId::parse("KTESTKEYPAIRID").unwrap(),
+        Path::new("tests/fixtures/cloudfront/test_rsa_key.pem"),
+    )
+    .unwrap()
+}
+
+fn sign_scope(
+    key: &SigningKey,
+    s: &scope::Scope,
+) -> Result<Signature, playgate::cloudfront::signer::SignError> {
+    Signature::for_resource(
+        key,
+        &s.pattern(),
+        &SignOptions {
+            expires: 2_000_000_000,
+            hash: HashAlg::Sha1,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn masters_for_every_tier_with_cookie_delivery() {
+    for name in MASTERS {
+        let input = fixture("hls", &format!("{name}.m3u8"));
+        let url = master_url(name);
+        for (tier, rules) in tiers() {
+            let out = match filter(&input, &rules, Some(&url)) {
+                Ok(f) => format!(
+                    "{}\n--- kept\n{}\n--- removed\n{}\n",
+                    rewrite(&f.playlist, &url, |_, _| None).unwrap(),
+                    list(&f.kept),
+                    list(&f.removed)
+                ),
+                Err(e) => format!("error: {e}\n"),
+            };
+            insta::assert_snapshot!(format!("master_cookies__{name}__{tier}"), out);
+        }
+    }
+}
+
+#[test]
+fn masters_for_every_tier_with_url_delivery() {
+    let key = test_key();
+    let layout = Layout {
+        cdn_base: CDN,
+        gateway: GATEWAY,
+    };
+    for name in MASTERS {
+        let input = fixture("hls", &format!("{name}.m3u8"));
+        let url = master_url(name);
+        for (tier, rules) in tiers() {
+            let out = filter(&input, &rules, Some(&url))
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    authorise_master(
+                        &f,
+                        &url,
+                        Delivery::Urls,
+                        &layout,
+                        |u| media_uris(name, u),
+                        |s| sign_scope(&key, s),
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            let text = match out {
+                Ok(a) => {
+                    let scopes: Vec<String> = a.grants.iter().map(|g| g.scope.pattern()).collect();
+                    format!("{}\n--- scopes\n{}\n", a.playlist, scopes.join("\n"))
+                }
+                Err(e) => format!("error: {e}\n"),
+            };
+            insta::assert_snapshot!(format!("master_urls__{name}__{tier}"), text);
+        }
+    }
+}
+
+#[test]
+fn cookie_delivery_scopes_for_every_tier() {
+    let key = test_key();
+    let layout = Layout {
+        cdn_base: CDN,
+        gateway: GATEWAY,
+    };
+    for name in MASTERS {
+        let input = fixture("hls", &format!("{name}.m3u8"));
+        let url = master_url(name);
+        let mut text = String::new();
+        for (tier, rules) in tiers() {
+            let line = filter(&input, &rules, Some(&url))
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    authorise_master(
+                        &f,
+                        &url,
+                        Delivery::Cookies,
+                        &layout,
+                        |u| media_uris(name, u),
+                        |s| sign_scope(&key, s),
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            text.push_str(&format!("[{tier}]\n"));
+            match line {
+                Ok(a) => {
+                    for g in &a.grants {
+                        text.push_str(&format!(
+                            "{} Path={}\n",
+                            g.scope.pattern(),
+                            g.scope.cookie_path().unwrap_or("-")
+                        ));
+                    }
+                }
+                Err(e) => text.push_str(&format!("error: {e}\n")),
+            }
+        }
+        insta::assert_snapshot!(format!("cookie_scopes__{name}"), text);
+    }
+}
+
+#[test]
+fn media_playlists_signed() {
+    let query = "Policy=eyJTdGF0ZW1lbnQiOltdfQ__&Signature=c2lnbmF0dXJl&Key-Pair-Id=KTESTKEYPAIRID";
+    for name in MEDIA {
+        let input = fixture("hls", &format!("{name}.m3u8"));
+        let url = Url::parse(&format!("{CDN}/assets/a/v1/hls/720p/index.m3u8")).unwrap();
+        let out = media::sign_at(&input, query, Some(&url)).unwrap();
+        insta::assert_snapshot!(format!("media_signed__{name}"), out);
+    }
+}
+
+#[test]
+fn mpds_for_every_tier() {
+    for name in MPDS {
+        let input = fixture("dash", &format!("{name}.mpd"));
+        let url = Url::parse(&format!("{CDN}/assets/a/v1/dash/manifest.mpd")).unwrap();
+        for (tier, rules) in tiers() {
+            for (delivery, query) in [
+                ("cookies", None),
+                ("urls", Some("Policy=P&Signature=S&Key-Pair-Id=K")),
+            ] {
+                let opts = MpdOptions {
+                    url: Some(&url),
+                    signed_query: query,
+                };
+                let out = match mpd::filter(&input, &rules, &opts) {
+                    Ok(f) => {
+                        let kept: Vec<String> = f
+                            .renditions
+                            .iter()
+                            .map(|r| format!("{} {:?} kept={}", r.id, r.kind, r.kept))
+                            .collect();
+                        format!("{}\n--- renditions\n{}\n", f.mpd, kept.join("\n"))
+                    }
+                    Err(e) => format!("error: {e}\n"),
+                };
+                insta::assert_snapshot!(format!("mpd_{delivery}__{name}__{tier}"), out);
+            }
+        }
+    }
+}
