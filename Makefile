@@ -1,13 +1,14 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps demo stop test fmt lint unit bench-sign
+.PHONY: help deps demo stop test fmt lint unit bench-sign bench-manifest
 
 help:
 	@echo "make demo   build, create dev keys, start playgate locally, print its URLs"
 	@echo "make test   install test deps, fmt check, clippy, the whole test suite"
 	@echo "make stop   stop the demo server"
 	@echo "make bench-sign   signing benchmark vs openssl speed (slow: release build)"
+	@echo "make bench-manifest   manifest engine benchmark vs m3u8-rs (slow: release build)"
 
 deps:
 	@bash scripts/ensure-deps.sh
@@ -31,3 +32,6 @@ test: deps fmt lint unit
 
 bench-sign: deps
 	@bash scripts/bench-sign.sh
+
+bench-manifest: deps
+	@bash scripts/bench-manifest.sh

@@ -1,7 +1,17 @@
-//! Media playlist signing: 1,200 segments (a two-hour VOD at 6 s) with the
-//! full signed query on every URI. Target (DESIGN.md): ≤ 150 µs.
+//! Manifest engine benches, each next to a reference measured in the same
+//! run (`scripts/bench-manifest.sh` prints the ratios):
+//! - media playlist signing, 1,200 segments (a two-hour VOD at 6 s) with the
+//!   full signed query on every URI, as given and made absolute against the
+//!   CDN URL (what URL delivery serves). Target (DESIGN.md): ≤ 150 µs.
+//! - m3u8-rs parsing and serialising the same playlist (the reference: what
+//!   a parser-based rewrite would cost before doing any work).
+//! - the Apple-style advanced master filtered for the free tier and
+//!   rewritten to absolute CDN URLs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use playgate::tiers::TierRules;
 use std::hint::black_box;
 
 fn playlist(segments: usize) -> String {
@@ -23,8 +33,49 @@ fn bench(c: &mut Criterion) {
         "e".repeat(240),
         "s".repeat(344)
     );
+    let base = url::Url::parse("https://cdn.example.com/assets/a1/v3/hls/720p/index.m3u8").unwrap();
     c.bench_function("media_sign_1200_segments", |b| {
         b.iter(|| playgate::hls::media::sign(black_box(p.as_bytes()), black_box(&query)))
+    });
+    c.bench_function("media_sign_1200_segments_absolute", |b| {
+        b.iter(|| {
+            playgate::hls::media::sign_at(black_box(p.as_bytes()), black_box(&query), Some(&base))
+        })
+    });
+    c.bench_function("m3u8rs_parse_serialise_1200_segments", |b| {
+        b.iter(|| {
+            let parsed = m3u8_rs::parse_media_playlist_res(black_box(p.as_bytes())).unwrap();
+            let mut out = Vec::with_capacity(p.len());
+            parsed.write_to(&mut out).unwrap();
+            out
+        })
+    });
+
+    let master = std::fs::read("tests/fixtures/hls/apple_advanced.m3u8").unwrap();
+    let master_url =
+        url::Url::parse("https://cdn.example.com/assets/a1/v3/hls/master.m3u8").unwrap();
+    let free = TierRules {
+        max_height: Some(480),
+        max_bandwidth: Some(1_500_000),
+        codecs: Some(vec!["avc1".into(), "mp4a".into()]),
+        video_range: Some(vec!["SDR".into()]),
+        max_frame_rate: Some(30.0),
+        ..Default::default()
+    };
+    c.bench_function("master_filter_rewrite_apple_advanced", |b| {
+        b.iter(|| {
+            let f = playgate::hls::master::filter(black_box(&master), &free, Some(&master_url))
+                .unwrap();
+            playgate::hls::master::rewrite(&f.playlist, &master_url, |_, _| None).unwrap()
+        })
+    });
+    c.bench_function("m3u8rs_parse_serialise_apple_advanced", |b| {
+        b.iter(|| {
+            let parsed = m3u8_rs::parse_master_playlist_res(black_box(&master)).unwrap();
+            let mut out = Vec::with_capacity(master.len());
+            parsed.write_to(&mut out).unwrap();
+            out
+        })
     });
 }
 

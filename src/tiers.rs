@@ -281,6 +281,19 @@ impl TierRules {
     }
 }
 
+/// The `free` tier of `config/local.toml`, for unit tests across modules.
+#[cfg(test)]
+pub(crate) fn free_tier() -> TierRules {
+    TierRules {
+        max_height: Some(480),
+        max_bandwidth: Some(1_500_000),
+        codecs: Some(vec!["avc1".into(), "mp4a".into()]),
+        video_range: Some(vec!["SDR".into()]),
+        max_frame_rate: Some(30.0),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod eval_tests {
     use super::*;
@@ -297,16 +310,7 @@ mod eval_tests {
         }
     }
 
-    fn free() -> TierRules {
-        TierRules {
-            max_height: Some(480),
-            max_bandwidth: Some(1_500_000),
-            codecs: Some(vec!["avc1".into(), "mp4a".into()]),
-            video_range: Some(vec!["SDR".into()]),
-            max_frame_rate: Some(30.0),
-            ..Default::default()
-        }
-    }
+    use super::free_tier as free;
 
     #[test]
     fn free_tier() {

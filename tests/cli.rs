@@ -509,3 +509,190 @@ fn sign_bad_input_is_one_line_and_exit_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("cannot read"), "{err}");
 }
+
+fn run_with_stdin(args: &[&str], config: &Path, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = playgate()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn manifest_filter_gives_each_delivery_a_master_the_edge_enforces() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let cfg = config(dir.path(), "127.0.0.1:0");
+    let master = std::fs::read("tests/fixtures/hls/mediaconvert_per_stream.m3u8").unwrap();
+    let url = "http://127.0.0.1:0/cdn/assets/a1/v1/hls/master.m3u8";
+    let filter = ["manifest", "filter", "--tier", "free", "--url", url];
+
+    // Cookie delivery: absolute CDN URIs, one scope per allowed directory.
+    let out = run_with_stdin(&filter, &cfg, &master);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("\nhttp://127.0.0.1:0/cdn/assets/a1/v1/hls/480p/index_480p.m3u8\n"),
+        "{text}"
+    );
+    assert!(!text.contains("720p") && !text.contains("2160p"), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("scope http://127.0.0.1:0/cdn/assets/a1/v1/hls/480p/* (cookie Path=/cdn/assets/a1/v1/hls/480p/)"), "{err}");
+    assert!(!err.contains("Signature"), "no secret on stderr: {err}");
+
+    // URL delivery: gateway URLs whose signature opens its own rendition at
+    // the edge and not a forbidden one.
+    let mut args = filter.to_vec();
+    args.extend(["--delivery", "urls"]);
+    let out = run_with_stdin(&args, &cfg, &master);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("http://127.0.0.1:0/v1/play/a1/hls/360p/index_360p.m3u8?Policy="))
+        .unwrap_or_else(|| panic!("{text}"));
+    let query = line.split_once('?').unwrap().1;
+    let id = std::fs::read_to_string(dir.path().join("keys/cloudfront_key_pair_id")).unwrap();
+    let verify = |cdn_url: &str| {
+        playgate()
+            .args(["verify", "url", "--key-pair-id", id.trim(), "--public-key"])
+            .arg(dir.path().join("keys/cloudfront_public.pem"))
+            .arg(format!("{cdn_url}?{query}"))
+            .output()
+            .unwrap()
+    };
+    let ok = verify("http://127.0.0.1:0/cdn/assets/a1/v1/hls/360p/seg_00001.ts");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let refused = verify("http://127.0.0.1:0/cdn/assets/a1/v1/hls/720p/index_720p.m3u8");
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+}
+
+#[test]
+fn manifest_filter_exits_3_when_nothing_is_playable_and_2_on_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let cfg = config(dir.path(), "127.0.0.1:0");
+    let url = "http://127.0.0.1:0/cdn/assets/a1/v1/hls/master.m3u8";
+    let tall =
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=9000000,RESOLUTION=3840x2160\n2160p/index.m3u8\n";
+    let out = run_with_stdin(
+        &["manifest", "filter", "--tier", "free", "--url", url],
+        &cfg,
+        tall,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "playgate: nothing playable remains for tier free\n"
+    );
+    assert!(out.stdout.is_empty());
+
+    for (args, input, says) in [
+        (
+            vec!["manifest", "filter", "--tier", "gold", "--url", url],
+            &tall[..],
+            "no tier named gold",
+        ),
+        (
+            vec![
+                "manifest",
+                "filter",
+                "--tier",
+                "free",
+                "--url",
+                "ftp://x/m.m3u8",
+            ],
+            &tall[..],
+            "must be http(s)",
+        ),
+        (
+            vec!["manifest", "filter", "--tier", "free", "--url", url],
+            b"not a playlist",
+            "does not start with #EXTM3U",
+        ),
+        (
+            vec!["manifest", "filter", "--tier", "free", "--url", url],
+            b"<MPD><Period>",
+            "not well-formed XML",
+        ),
+    ] {
+        let out = run_with_stdin(&args, &cfg, input);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn manifest_sign_signs_every_uri_against_the_playlist_url() {
+    use std::io::Write;
+    let media = std::fs::read("tests/fixtures/hls/ffmpeg_fmp4_media.m3u8").unwrap();
+    let sign = |query: &str, input: &[u8]| {
+        let mut child = playgate()
+            .args([
+                "manifest",
+                "sign",
+                "--query",
+                query,
+                "--url",
+                "https://cdn.example.com/assets/a/v1/hls/360p/index.m3u8",
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = sign("Policy=P&Signature=S&Key-Pair-Id=K", &media);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("#EXT-X-MAP:URI=\"https://cdn.example.com/assets/a/v1/hls/360p/init_0.mp4?Policy=P&Signature=S&Key-Pair-Id=K\""), "{text}");
+    assert_eq!(
+        text.matches("Policy=P&Signature=S&Key-Pair-Id=K").count(),
+        3,
+        "{text}"
+    );
+
+    let bad = sign("Policy=P Signature=S", &media);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = sign("Policy=P", b"<html>");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("#EXTM3U"));
+}

@@ -1,9 +1,12 @@
 //! Master filtering properties over generated masters and tiers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::hls::master::{MasterError, filter};
+use playgate::cloudfront::policy::resource_matches;
+use playgate::hls::master::{MasterError, UriKind, filter, rewrite};
+use playgate::hls::scope::{ScopeError, scopes};
 use playgate::tiers::{Rendition, TierRules};
 use proptest::prelude::*;
+use url::Url;
 
 #[derive(Debug, Clone)]
 struct Variant {
@@ -123,9 +126,113 @@ proptest! {
                     prop_assert!(input.any(|l| l == line), "line {} not from input", line);
                 }
                 prop_assert!(f.playlist.contains("# keep me"));
+                // The oracle: m3u8-rs reads the output and finds exactly the
+                // kept variants, before and after rewriting to absolute URLs.
+                let parsed = m3u8_rs::parse_master_playlist_res(f.playlist.as_bytes())
+                    .map_err(|e| TestCaseError::fail(format!("m3u8-rs: {e:?}")))?;
+                let seen: Vec<&str> = parsed.variants.iter().filter(|v| !v.is_i_frame).map(|v| v.uri.as_str()).collect();
+                let kept: Vec<&str> = f.variants().map(|v| v.uri.as_str()).collect();
+                prop_assert_eq!(seen, kept);
+                let base = url::Url::parse("https://cdn.example.com/assets/a/v1/hls/master.m3u8").unwrap();
+                let absolute = rewrite(&f.playlist, &base, |_, _| None).unwrap();
+                let parsed = m3u8_rs::parse_master_playlist_res(absolute.as_bytes())
+                    .map_err(|e| TestCaseError::fail(format!("m3u8-rs: {e:?}")))?;
+                prop_assert_eq!(parsed.variants.len(), f.kept.iter().filter(|u| u.kind != UriKind::Media).count());
+                for v in &parsed.variants {
+                    prop_assert!(v.uri.starts_with("https://cdn.example.com/assets/a/v1/hls/v"), "{}", v.uri);
+                }
+                for m in &parsed.alternatives {
+                    let uri = m.uri.as_deref().unwrap_or("");
+                    prop_assert!(uri.starts_with("https://cdn.example.com/assets/a/v1/hls/audio_"), "{}", uri);
+                }
                 let again = filter(f.playlist.as_bytes(), &r, None).unwrap();
                 prop_assert_eq!(again.playlist, f.playlist);
             }
+        }
+    }
+}
+
+/// One rendition of a generated layout: its URIs under a common base.
+fn layout_rendition() -> impl Strategy<Value = (String, bool, bool, bool)> {
+    (
+        prop::sample::select(vec!["360p", "720p", "720p60", "1080p", "a", "aa", "audio"]),
+        any::<bool>(), // flat (name modifiers side by side) or one directory
+        any::<bool>(), // uses the shared key
+        any::<bool>(), // allowed
+    )
+        .prop_map(|(n, flat, key, allowed)| (n.to_owned(), flat, key, allowed))
+}
+
+fn uris_of(name: &str, flat: bool, key: bool) -> Vec<Url> {
+    let base = "https://cdn.example.com/assets/a/v1/hls/";
+    let mut out: Vec<String> = if flat {
+        vec![
+            format!("{base}m_{name}.m3u8"),
+            format!("{base}m_{name}_00001.ts"),
+            format!("{base}m_{name}_00002.ts"),
+        ]
+    } else {
+        vec![
+            format!("{base}{name}/index.m3u8"),
+            format!("{base}{name}/init.mp4"),
+            format!("{base}{name}/seg_1.m4s"),
+        ]
+    };
+    if key {
+        out.push(format!("{base}keys/k.bin"));
+    }
+    out.iter().map(|u| Url::parse(u).unwrap()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// The security property of scopes: whatever the layout, a scope
+    /// covers every URI of its rendition and no URI that only a forbidden
+    /// rendition uses; an error is returned only when no such prefix exists.
+    #[test]
+    fn scopes_cover_what_is_allowed_and_nothing_forbidden(rs in prop::collection::vec(layout_rendition(), 1..7)) {
+        let mut seen = std::collections::HashSet::new();
+        let rs: Vec<_> = rs.into_iter().filter(|r| seen.insert((r.0.clone(), r.1))).collect();
+        let allowed: Vec<Vec<Url>> = rs.iter().filter(|r| r.3).map(|r| uris_of(&r.0, r.1, r.2)).collect();
+        let forbidden: Vec<Url> = rs.iter().filter(|r| !r.3).flat_map(|r| uris_of(&r.0, r.1, r.2)).collect();
+        let allowed_set: std::collections::HashSet<&str> = allowed.iter().flatten().map(Url::as_str).collect();
+        let secret: Vec<&str> = forbidden.iter().map(Url::as_str).filter(|u| !allowed_set.contains(u)).collect();
+        match scopes(&allowed, &forbidden) {
+            Ok(s) => {
+                prop_assert_eq!(s.of_rendition.len(), allowed.len());
+                for (i, uris) in allowed.iter().enumerate() {
+                    let pattern = s.of(i).pattern();
+                    for u in uris {
+                        prop_assert!(resource_matches(&pattern, u.as_str()), "{} does not cover {}", pattern, u);
+                    }
+                }
+                for scope in &s.scopes {
+                    for u in &secret {
+                        prop_assert!(!resource_matches(&scope.pattern(), u), "{} covers forbidden {}", scope.pattern(), u);
+                    }
+                }
+                if s.path_separable {
+                    for a in &s.scopes {
+                        prop_assert!(a.directory && a.prefix.ends_with('/'));
+                        for b in &s.scopes {
+                            prop_assert!(a == b || !a.prefix.starts_with(&b.prefix), "{} inside {}", a.prefix, b.prefix);
+                        }
+                    }
+                }
+            }
+            Err(ScopeError::Overlap(i)) => {
+                // Justified: even the longest common prefix of that
+                // rendition's URIs reaches a forbidden URI.
+                let uris: Vec<&str> = allowed[i].iter().map(Url::as_str).collect();
+                let mut lcp = uris[0].to_owned();
+                for u in &uris[1..] {
+                    let n = lcp.bytes().zip(u.bytes()).take_while(|(a, b)| a == b).count();
+                    lcp.truncate(n);
+                }
+                prop_assert!(secret.iter().any(|u| u.starts_with(&lcp)), "refused {} without cause", lcp);
+            }
+            Err(e) => prop_assert!(false, "unexpected {}", e),
         }
     }
 }

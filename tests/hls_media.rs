@@ -1,7 +1,7 @@
 //! Media playlist signing properties over generated playlists.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::hls::media::sign;
+use playgate::hls::media::{sign, sign_at};
 use proptest::prelude::*;
 
 const Q: &str = "Policy=eyJQ&Signature=c2ln~_-&Key-Pair-Id=KTEST";
@@ -75,6 +75,44 @@ proptest! {
                 prop_assert_eq!(b.replacen(&format!("?{Q}"), "", 1).replacen(&format!("&{Q}"), "", 1), a.to_string());
             } else {
                 prop_assert_eq!(a, b, "untouched line changed");
+            }
+        }
+        // The oracle: m3u8-rs reads the output, and every segment and map
+        // URI it sees carries the signature exactly once.
+        let parsed = m3u8_rs::parse_media_playlist_res(out.as_bytes())
+            .map_err(|e| TestCaseError::fail(format!("m3u8-rs: {e:?}")))?;
+        let segments = items.iter().filter(|i| matches!(i, Item::Segment(..))).count();
+        prop_assert_eq!(parsed.segments.len(), segments);
+        for seg in &parsed.segments {
+            prop_assert_eq!(seg.uri.matches(Q).count(), 1, "{}", seg.uri);
+            if let Some(map) = &seg.map {
+                prop_assert_eq!(map.uri.matches(Q).count(), 1, "{}", map.uri);
+            }
+        }
+    }
+
+    #[test]
+    fn with_a_base_every_same_origin_uri_is_absolute_and_signed_once(items in prop::collection::vec(item(), 0..40)) {
+        let base = url::Url::parse("https://cdn.example.com/assets/a/v1/hls/720p/index.m3u8").unwrap();
+        let input = render(&items, false);
+        let out = sign_at(input.as_bytes(), Q, Some(&base)).unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(out.as_bytes())
+            .map_err(|e| TestCaseError::fail(format!("m3u8-rs: {e:?}")))?;
+        let inputs: Vec<String> = items.iter().filter_map(|i| match i {
+            Item::Segment(u, q) => Some(format!("{u}{}", if *q { "?v=1" } else { "" })),
+            _ => None,
+        }).collect();
+        prop_assert_eq!(parsed.segments.len(), inputs.len());
+        for (seg, written) in parsed.segments.iter().zip(&inputs) {
+            match base.join(written) {
+                // Ours: absolute as a player would resolve it, signed once.
+                Ok(u) if u.origin() == base.origin() => {
+                    prop_assert_eq!(seg.uri.matches(Q).count(), 1, "{}", seg.uri);
+                    let unsigned = seg.uri.replacen(&format!("?{Q}"), "", 1).replacen(&format!("&{Q}"), "", 1);
+                    prop_assert_eq!(unsigned, u.to_string());
+                }
+                // Another host (`//x/seg`): as written, no signature.
+                _ => prop_assert_eq!(&seg.uri, written),
             }
         }
     }

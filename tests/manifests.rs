@@ -13,7 +13,7 @@ use playgate::dash::mpd::{self, MpdOptions};
 use playgate::domain::KeyPairId;
 use playgate::hls::master::{MasterUri, filter, rewrite};
 use playgate::hls::{media, scope};
-use playgate::playback::{Layout, PlaybackError, authorise_master};
+use playgate::playback::{Authorised, Layout, PlaybackError, authorise_master};
 use playgate::tiers::{Delivery, TierRules};
 use std::path::Path;
 use url::Url;
@@ -136,31 +136,33 @@ fn masters_for_every_tier_with_cookie_delivery() {
     }
 }
 
-#[test]
-fn masters_for_every_tier_with_url_delivery() {
+/// The master a tier's viewer gets with `delivery`, as `authorise_master`
+/// composes it (real signatures with the test key).
+fn authorise(name: &str, rules: &TierRules, delivery: Delivery) -> Result<Authorised, String> {
     let key = test_key();
     let layout = Layout {
         cdn_base: CDN,
         gateway: GATEWAY,
     };
+    let input = fixture("hls", &format!("{name}.m3u8"));
+    let url = master_url(name);
+    let f = filter(&input, rules, Some(&url)).map_err(|e| e.to_string())?;
+    authorise_master(
+        &f,
+        &url,
+        delivery,
+        &layout,
+        |u| media_uris(name, u),
+        |s| sign_scope(&key, s),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn masters_for_every_tier_with_url_delivery() {
     for name in MASTERS {
-        let input = fixture("hls", &format!("{name}.m3u8"));
-        let url = master_url(name);
         for (tier, rules) in tiers() {
-            let out = filter(&input, &rules, Some(&url))
-                .map_err(|e| e.to_string())
-                .and_then(|f| {
-                    authorise_master(
-                        &f,
-                        &url,
-                        Delivery::Urls,
-                        &layout,
-                        |u| media_uris(name, u),
-                        |s| sign_scope(&key, s),
-                    )
-                    .map_err(|e| e.to_string())
-                });
-            let text = match out {
+            let text = match authorise(name, &rules, Delivery::Urls) {
                 Ok(a) => {
                     let scopes: Vec<String> = a.grants.iter().map(|g| g.scope.pattern()).collect();
                     format!("{}\n--- scopes\n{}\n", a.playlist, scopes.join("\n"))
@@ -174,31 +176,11 @@ fn masters_for_every_tier_with_url_delivery() {
 
 #[test]
 fn cookie_delivery_scopes_for_every_tier() {
-    let key = test_key();
-    let layout = Layout {
-        cdn_base: CDN,
-        gateway: GATEWAY,
-    };
     for name in MASTERS {
-        let input = fixture("hls", &format!("{name}.m3u8"));
-        let url = master_url(name);
         let mut text = String::new();
         for (tier, rules) in tiers() {
-            let line = filter(&input, &rules, Some(&url))
-                .map_err(|e| e.to_string())
-                .and_then(|f| {
-                    authorise_master(
-                        &f,
-                        &url,
-                        Delivery::Cookies,
-                        &layout,
-                        |u| media_uris(name, u),
-                        |s| sign_scope(&key, s),
-                    )
-                    .map_err(|e| e.to_string())
-                });
             text.push_str(&format!("[{tier}]\n"));
-            match line {
+            match authorise(name, &rules, Delivery::Cookies) {
                 Ok(a) => {
                     for g in &a.grants {
                         text.push_str(&format!(

@@ -715,15 +715,7 @@ mod tests {
 
     const MPD: &str = include_str!("../../tests/fixtures/dash/multi_set.mpd");
 
-    fn free() -> TierRules {
-        TierRules {
-            max_height: Some(480),
-            codecs: Some(vec!["avc1".into(), "mp4a".into()]),
-            video_range: Some(vec!["SDR".into()]),
-            max_frame_rate: Some(30.0),
-            ..Default::default()
-        }
-    }
+    use crate::tiers::free_tier as free;
 
     fn kept(f: &FilteredMpd) -> Vec<&str> {
         f.renditions

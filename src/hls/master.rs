@@ -456,15 +456,7 @@ noresolution/index.m3u8
 #EXT-X-IMAGE-STREAM-INF:BANDWIDTH=20000,RESOLUTION=3840x2160,CODECS="jpeg",URI="thumbs_2160/index.m3u8"
 "#;
 
-    fn free() -> TierRules {
-        TierRules {
-            max_height: Some(480),
-            codecs: Some(vec!["avc1".into(), "mp4a".into()]),
-            video_range: Some(vec!["SDR".into()]),
-            max_frame_rate: Some(30.0),
-            ..Default::default()
-        }
-    }
+    use crate::tiers::free_tier as free;
 
     fn uris(list: &[MasterUri]) -> Vec<&str> {
         list.iter().map(|u| u.uri.as_str()).collect()
