@@ -31,6 +31,10 @@ pub enum PlaybackError {
     #[error("rendition URI {0:?} cannot be resolved to an http(s) URL")]
     Unresolvable(String),
     #[error(
+        "rendition URI {0:?} uses a variable the master does not define (a QUERYPARAM missing from the master URL?)"
+    )]
+    UndefinedVariable(String),
+    #[error(
         "cookie delivery needs one directory per rendition, and this asset's layout has none; use URL delivery"
     )]
     NotPathSeparable,
@@ -97,9 +101,13 @@ pub struct Authorised {
 }
 
 fn url_of(u: &MasterUri) -> Result<&Url, PlaybackError> {
-    u.url
-        .as_ref()
-        .ok_or_else(|| PlaybackError::Unresolvable(u.uri.clone()))
+    u.url.as_ref().ok_or_else(|| {
+        if u.uri.contains("{$") {
+            PlaybackError::UndefinedVariable(u.uri.clone())
+        } else {
+            PlaybackError::Unresolvable(u.uri.clone())
+        }
+    })
 }
 
 /// Builds what the viewer gets. `media_uris` says which URIs a rendition
