@@ -236,3 +236,33 @@ proptest! {
         }
     }
 }
+
+/// Hostile input: soup made of the tokens the parsers look for.
+fn soup(tokens: Vec<&'static str>) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(tokens), 0..60).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Whatever the bytes, the manifest engine answers with a value or an
+    /// error, never a panic.
+    #[test]
+    fn hostile_playlists_and_mpds_never_panic(
+        m3u8 in soup(vec!["#EXTM3U\n", "#EXT-X-STREAM-INF:", "#EXT-X-MEDIA:", "#EXT-X-I-FRAME-STREAM-INF:", "#EXT-X-DEFINE:", "#EXT-X-MAP:", "#EXT-X-KEY:", "URI=", "\"", ",", "=", "{$", "}", "v", "\n", "\r\n", "BANDWIDTH=1", "RESOLUTION=1x", "GROUP-ID=\"a\"", "AUDIO=\"a\"", "TYPE=AUDIO", "NAME=\"v\"", "VALUE=\"//x\"", "../", "//", "?", "#", "\u{feff}", "é"]),
+        mpd in soup(vec!["<MPD>", "</MPD>", "<Period>", "</Period>", "<AdaptationSet contentType=\"video\">", "</AdaptationSet>", "<Representation id=\"r\" height=\"9\" bandwidth=\"1\"/>", "<Representation ", "/>", ">", "<BaseURL>", "</BaseURL>", "a/", "<SegmentTemplate media=\"$Number$\"/>", "<EssentialProperty schemeIdUri=\"http://dashif.org/guidelines/trickmode\" value=\"x\"/>", "<!-- c -->", "&amp;", "'", "\"", " "]),
+        rules in rules(),
+    ) {
+        // Past the header checks, where the work is.
+        let m3u8 = format!("#EXTM3U\n{m3u8}");
+        let mpd = format!("<MPD>{mpd}</MPD>");
+        let base = Url::parse("https://cdn.example.com/assets/a/v1/hls/master.m3u8").unwrap();
+        if let Ok(f) = filter(m3u8.as_bytes(), &rules, Some(&base)) {
+            let _ = rewrite(&f.playlist, &base, |_, _| None);
+        }
+        let _ = playgate::hls::media::sign_at(m3u8.as_bytes(), "P=1", Some(&base));
+        let _ = playgate::hls::scope::media_uris(&base, m3u8.as_bytes());
+        let opts = playgate::dash::mpd::MpdOptions { url: Some(&base), signed_query: Some("P=1&S=2") };
+        let _ = playgate::dash::mpd::filter(mpd.as_bytes(), &rules, &opts);
+    }
+}
