@@ -510,12 +510,15 @@ fn sign_bad_input_is_one_line_and_exit_2() {
     assert!(err.contains("cannot read"), "{err}");
 }
 
-fn run_with_stdin(args: &[&str], config: &Path, stdin: &[u8]) -> std::process::Output {
+/// Runs `playgate ARGS… [--config CONFIG] -` with `stdin` piped in.
+fn run_with_stdin(args: &[&str], config: Option<&Path>, stdin: &[u8]) -> std::process::Output {
     use std::io::Write;
-    let mut child = playgate()
-        .args(args)
-        .arg("--config")
-        .arg(config)
+    let mut cmd = playgate();
+    cmd.args(args);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -538,7 +541,7 @@ fn manifest_filter_gives_each_delivery_a_master_the_edge_enforces() {
     let filter = ["manifest", "filter", "--tier", "free", "--url", url];
 
     // Cookie delivery: absolute CDN URIs, one scope per allowed directory.
-    let out = run_with_stdin(&filter, &cfg, &master);
+    let out = run_with_stdin(&filter, Some(&cfg), &master);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -559,7 +562,7 @@ fn manifest_filter_gives_each_delivery_a_master_the_edge_enforces() {
     // the edge and not a forbidden one.
     let mut args = filter.to_vec();
     args.extend(["--delivery", "urls"]);
-    let out = run_with_stdin(&args, &cfg, &master);
+    let out = run_with_stdin(&args, Some(&cfg), &master);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -607,7 +610,7 @@ fn manifest_filter_exits_3_when_nothing_is_playable_and_2_on_bad_input() {
         b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=9000000,RESOLUTION=3840x2160\n2160p/index.m3u8\n";
     let out = run_with_stdin(
         &["manifest", "filter", "--tier", "free", "--url", url],
-        &cfg,
+        Some(&cfg),
         tall,
     );
     assert_eq!(out.status.code(), Some(3));
@@ -646,7 +649,7 @@ fn manifest_filter_exits_3_when_nothing_is_playable_and_2_on_bad_input() {
             "not well-formed XML",
         ),
     ] {
-        let out = run_with_stdin(&args, &cfg, input);
+        let out = run_with_stdin(&args, Some(&cfg), input);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -656,27 +659,14 @@ fn manifest_filter_exits_3_when_nothing_is_playable_and_2_on_bad_input() {
 
 #[test]
 fn manifest_sign_signs_every_uri_against_the_playlist_url() {
-    use std::io::Write;
     let media = std::fs::read("tests/fixtures/hls/ffmpeg_fmp4_media.m3u8").unwrap();
+    let url = "https://cdn.example.com/assets/a/v1/hls/360p/index.m3u8";
     let sign = |query: &str, input: &[u8]| {
-        let mut child = playgate()
-            .args([
-                "manifest",
-                "sign",
-                "--query",
-                query,
-                "--url",
-                "https://cdn.example.com/assets/a/v1/hls/360p/index.m3u8",
-                "-",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A refusal may come before the input is read (broken pipe).
-        let _ = child.stdin.take().unwrap().write_all(input);
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            &["manifest", "sign", "--query", query, "--url", url],
+            None,
+            input,
+        )
     };
     let out = sign("Policy=P&Signature=S&Key-Pair-Id=K", &media);
     assert_eq!(
