@@ -163,10 +163,7 @@ pub fn authorise_master(
                 }
                 let grant = by_url.get(url.as_str())?;
                 match layout.gateway_media_url(url) {
-                    Some(g) => {
-                        let sep = if g.contains('?') { '&' } else { '?' };
-                        Some(format!("{g}{sep}{}", grant.signature.query()))
-                    }
+                    Some(g) => Some(grant.signature.append_to(&g)),
                     None => {
                         unmapped.get_or_insert_with(|| url.to_string());
                         None

@@ -667,11 +667,10 @@ fn sign_templates(doc: &Doc<'_>, query: &str) -> Vec<Edit> {
             let n = &doc.nodes[b];
             let raw = &doc.src[n.tag.1..n.inner_end];
             let trimmed = raw.trim_end();
-            let sep = if trimmed.contains('?') { "&amp;" } else { "?" };
             Edit {
                 start: n.tag.1,
                 end: n.inner_end,
-                text: format!("{trimmed}{sep}{escaped}{}", &raw[trimmed.len()..]),
+                text: format!("{}{}", with_query(trimmed, &escaped), &raw[trimmed.len()..]),
             }
         })
         .collect::<Vec<_>>();
@@ -683,13 +682,17 @@ fn sign_templates(doc: &Doc<'_>, query: &str) -> Vec<Edit> {
             _ => return None,
         };
         edit_tag(doc, n, |name, raw| {
-            attrs.contains(&name).then(|| {
-                let sep = if raw.contains('?') { "&amp;" } else { "?" };
-                format!("{raw}{sep}{escaped}")
-            })
+            attrs.contains(&name).then(|| with_query(raw, &escaped))
         })
     });
     single_files.into_iter().chain(templates).collect()
+}
+
+/// An XML-escaped URL value with an (escaped) query appended after any
+/// existing one.
+fn with_query(raw: &str, escaped_query: &str) -> String {
+    let sep = if raw.contains('?') { "&amp;" } else { "?" };
+    format!("{raw}{sep}{escaped_query}")
 }
 
 /// Applies non-overlapping edits; an edit inside a removed range is moot.

@@ -170,8 +170,8 @@ struct Site {
     span: (usize, usize),
 }
 
-/// The URI on line `i`, if the line holds one. `variant_uri_lines` marks
-/// the lines that follow an `EXT-X-STREAM-INF`.
+/// Where the URI of a line is, if it holds one. `is_variant_uri`: the line
+/// is the URI line of an `EXT-X-STREAM-INF` (see `variant_uri_lines`).
 fn site_of(text: &str, is_variant_uri: bool) -> Option<Site> {
     if is_variant_uri {
         let start = text.len() - text.trim_start().len();
@@ -307,16 +307,18 @@ pub fn filter(
         kept: Vec::new(),
         removed: Vec::new(),
     };
+    // The rendition URI a line holds, if any.
+    let rendition_uri = |i: usize| {
+        let text = lines[i].text;
+        site_of(text, is_uri_line.contains(&i))
+            .filter(|s| s.kind.is_rendition())
+            .map(|s| master_uri(s.kind, &text[s.span.0..s.span.1], &vars, url))
+    };
     let emit = |out: &mut Filtered, i: usize| {
         let l = &lines[i];
         out.playlist.push_str(l.text);
         out.playlist.push_str(l.ending);
-        if let Some(s) = site_of(l.text, is_uri_line.contains(&i))
-            && s.kind.is_rendition()
-        {
-            out.kept
-                .push(master_uri(s.kind, &l.text[s.span.0..s.span.1], &vars, url));
-        }
+        out.kept.extend(rendition_uri(i));
     };
     let mut next_block = 0;
     let mut i = 0;
@@ -331,12 +333,7 @@ pub fn filter(
             continue;
         }
         if drop[i] {
-            if let Some(s) = site_of(lines[i].text, is_uri_line.contains(&i))
-                && s.kind.is_rendition()
-            {
-                let raw = &lines[i].text[s.span.0..s.span.1];
-                out.removed.push(master_uri(s.kind, raw, &vars, url));
-            }
+            out.removed.extend(rendition_uri(i));
         } else {
             emit(&mut out, i);
         }

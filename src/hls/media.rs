@@ -47,7 +47,7 @@ pub(crate) struct Resolver<'a> {
     /// `scheme://host[:port]`.
     origin: &'a str,
     /// `EXT-X-DEFINE` `NAME`/`VALUE` of the playlist (only when it uses any).
-    vars: std::collections::HashMap<String, String>,
+    vars: super::master::Vars,
 }
 
 impl<'a> Resolver<'a> {
@@ -95,9 +95,7 @@ impl<'a> Resolver<'a> {
             out.push_str(uri);
         }
     }
-}
 
-impl Resolver<'_> {
     /// Whether an absolute URL is on the base's origin.
     pub(crate) fn same_origin(&self, absolute: &str) -> bool {
         absolute
@@ -111,6 +109,12 @@ fn has_scheme(uri: &str) -> bool {
         .is_some_and(|c| c > 0 && !uri[..c].contains(['/', '?', '#']))
 }
 
+/// Appends `&query` when `uri` already has a query, else `?query`.
+fn push_query(out: &mut String, uri: &str, query: &str) {
+    out.push(if uri.contains('?') { '&' } else { '?' });
+    out.push_str(query);
+}
+
 /// Appends `uri` with the signed query. With a base, the URI is made
 /// absolute first, and one on another origin (a third-party key server)
 /// is written as it is: our signature is for our CDN and must not travel
@@ -118,8 +122,7 @@ fn has_scheme(uri: &str) -> bool {
 fn push_signed(out: &mut String, uri: &str, query: &str, base: Option<&Resolver<'_>>) {
     let Some(r) = base else {
         out.push_str(uri);
-        out.push(if uri.contains('?') { '&' } else { '?' });
-        out.push_str(query);
+        push_query(out, uri, query);
         return;
     };
     // A URI with a variable is resolved after substitution, when the
@@ -142,8 +145,7 @@ fn push_signed(out: &mut String, uri: &str, query: &str, base: Option<&Resolver<
     let start = out.len();
     r.push(out, uri);
     if r.same_origin(&out[start..]) {
-        out.push(if uri.contains('?') { '&' } else { '?' });
-        out.push_str(query);
+        push_query(out, uri, query);
     } else {
         out.truncate(start);
         out.push_str(uri);
