@@ -77,6 +77,17 @@ enum Command {
     /// Filter a master playlist or MPD for a tier; sign a media playlist.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Local mode: publish an encoded directory (hls/master.m3u8 and its
+    /// renditions) as the asset's next version and mark it ready.
+    Publish {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        asset: String,
+        #[arg(long)]
+        title: Option<String>,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,6 +218,12 @@ pub fn main() -> ExitCode {
             signed_url,
         }) => verify_url(&public_key, &key_pair_id, now, client_ip, &signed_url),
         Command::Manifest(cmd) => manifest(cmd),
+        Command::Publish {
+            config,
+            asset,
+            title,
+            dir,
+        } => publish(&config, &asset, title, &dir),
     };
     match result {
         Ok(code) => code,
@@ -243,6 +260,36 @@ fn load_config(path: &Path) -> Result<Config, Fail> {
             lines.join("; ")
         ))
     })
+}
+
+fn publish(path: &Path, asset: &str, title: Option<String>, dir: &Path) -> Result<ExitCode, Fail> {
+    let config = load_config(path)?;
+    if config.mode != crate::config::Mode::Local {
+        return Err(Fail(
+            "publish works in local mode; on AWS the pipeline publishes".into(),
+        ));
+    }
+    let id = crate::domain::AssetId::parse(asset)?;
+    let store = crate::store::sqlite::SqliteStore::open(&config.store.sqlite_path)
+        .map_err(|e| Fail(e.to_string()))?;
+    let objects = crate::storage::local::LocalStore::open(&config.storage.root)
+        .map_err(|e| Fail(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let version = runtime
+        .block_on(crate::publish::publish_dir(
+            &store,
+            &objects,
+            &id,
+            title,
+            dir,
+            SystemClock.now_epoch(),
+        ))
+        .map_err(|e| Fail(e.to_string()))?;
+    let base = config.server.public_url.trim_end_matches('/');
+    println!("{base}/v1/play/{id}/master.m3u8 (version {version})");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(path: &Path, log_format: Option<LogFormatArg>) -> Result<ExitCode, Fail> {

@@ -17,6 +17,9 @@
 //!   rendition scopes, media playlist signing.
 //! - `dash`: MPD filtering.
 //! - `playback`: what a tier's viewer receives (filtered, rewritten, signed).
+//! - `origin`: where playback reads playlists, with coalescing and stale-if-error.
+//! - `publish`: an encoded directory becomes an asset's next version.
+//! - `play`: the playback service behind the play and sign endpoints, with its caches.
 //! - `metrics`: Prometheus registry.
 //!
 //! The entry point for embedding and tests is [`run`].
@@ -32,7 +35,10 @@ pub mod error;
 pub mod hls;
 pub mod http;
 pub mod metrics;
+pub mod origin;
+pub mod play;
 pub mod playback;
+pub mod publish;
 pub mod secret;
 pub mod state;
 pub mod storage;

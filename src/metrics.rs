@@ -31,6 +31,10 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     pub cache_hits: Family<CacheLabels, Counter>,
     pub cache_misses: Family<CacheLabels, Counter>,
+    /// Origin objects served from the last good copy because the origin failed.
+    pub origin_stale_served: Counter,
+    /// Requests the local edge refused (CloudFront's 403).
+    pub edge_denied: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,8 +68,22 @@ impl Metrics {
             "Cache misses by cache",
             cache_misses.clone(),
         );
+        let origin_stale_served = Counter::default();
+        registry.register(
+            "origin_stale_served",
+            "Origin objects served stale because the origin failed",
+            origin_stale_served.clone(),
+        );
+        let edge_denied = Counter::default();
+        registry.register(
+            "edge_denied",
+            "Requests the local edge refused",
+            edge_denied.clone(),
+        );
         Metrics {
             registry,
+            origin_stale_served,
+            edge_denied,
             requests,
             latency,
             cache_hits,

@@ -22,6 +22,7 @@ pub struct AppState {
     pub tiers: Arc<crate::store::TierCache>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
+    pub play: Arc<crate::play::Play>,
 }
 
 /// Why the service could not start; each says what to fix.
@@ -35,6 +36,8 @@ pub enum StartupError {
     Store(#[from] crate::store::StoreError),
     #[error("object storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error("origin: {0}")]
+    Origin(#[from] crate::origin::OriginError),
     #[error("mode = \"aws\" is not available in this build yet; use mode = \"local\"")]
     AwsModeUnavailable,
 }
@@ -71,15 +74,37 @@ impl AppState {
             });
         }
         let tiers = crate::store::TierCache::new(store.clone(), config.server.tier_cache_ttl);
+        let origin: Arc<dyn crate::origin::Origin> = match &config.origin.http_base {
+            Some(base) => Arc::new(crate::origin::HttpOrigin::new(
+                base,
+                config.origin.timeout,
+                config.origin.max_object,
+            )?),
+            None => Arc::new(crate::origin::StoreOrigin(objects.clone())),
+        };
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::new());
+        let keys = Arc::new(keys);
+        let clock: SharedClock = Arc::new(SystemClock);
+        let origin = crate::origin::OriginCache::new(origin, &config.cache, metrics.clone());
+        let play = crate::play::Play::new(
+            config.clone(),
+            store.clone(),
+            keys.clone(),
+            clock.clone(),
+            metrics.clone(),
+            origin,
+        );
         Ok(AppState {
             auth: Arc::new(auth),
             tiers: Arc::new(tiers),
-            config: Arc::new(config),
+            config,
             store,
             objects,
-            keys: Arc::new(keys),
-            metrics: Arc::new(Metrics::new()),
-            clock: Arc::new(SystemClock),
+            keys,
+            metrics,
+            clock,
+            play: Arc::new(play),
         })
     }
 }

@@ -6,7 +6,7 @@ use crate::config::HumanDuration;
 use serde::{Deserialize, Serialize};
 
 /// How a tier's viewers receive their signatures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     #[default]

@@ -141,7 +141,50 @@ pub struct Config {
     pub signing: SigningConfig,
     pub auth: AuthConfig,
     pub tiers: BTreeMap<TierName, TierRules>,
+    pub origin: OriginConfig,
+    pub cache: CacheConfig,
+    pub demo: DemoConfig,
     pub aws: Option<AwsConfig>,
+}
+
+/// Where playback reads masters and media playlists from.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// A plain HTTP(S) origin holding `assets/…` (masters produced
+    /// elsewhere). Absent: the object store (local directory or S3).
+    pub http_base: Option<String>,
+    /// Connect + whole-response limit for the HTTP origin.
+    pub timeout: Duration,
+    /// Largest object playback will read from an origin (playlists, MPDs).
+    pub max_object: u64,
+}
+
+/// In-memory caches on the playback path.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// How long an origin object (master, media playlist, MPD) is reused
+    /// without asking the origin again.
+    pub origin_fresh: Duration,
+    /// After that, how long the last good copy is served when the origin
+    /// fails (marked stale).
+    pub stale_if_error: Duration,
+    /// Bound on the origin cache, in bytes.
+    pub origin_max_bytes: u64,
+    /// Bound on cached authorised masters (per asset, tier, delivery,
+    /// expiry bucket).
+    pub masters_max_entries: u64,
+    /// Bound on cached signatures (per scope, expiry bucket, key, IP).
+    pub signatures_max_entries: u64,
+    /// How long asset records are reused on the playback path.
+    pub asset_ttl: Duration,
+}
+
+/// The local demo page.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    /// Where `hls.min.js` is (installed by npm into `web/`).
+    pub hlsjs_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +231,10 @@ pub struct CdnConfig {
     pub base_url: String,
     pub cookie_domain: Option<String>,
     pub same_site: SameSite,
+    /// `Secure` on CloudFront cookies (off only for plain-http local use).
+    pub cookie_secure: bool,
+    /// `max-age` of media playlists and MPDs at the edge (VOD).
+    pub playlist_max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +251,10 @@ pub struct SigningConfig {
     pub hash: HashAlg,
     pub expiry_bucket: Duration,
     pub default_ttl: Duration,
+    /// The longest lifetime `/v1/sign/*` grants.
+    pub max_ttl: Duration,
+    /// The most URLs one `/v1/sign/urls` call signs.
+    pub max_batch: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +408,23 @@ impl Config {
                     check_readable(&format!("signing.keys[{i}].{field}"), f, &mut bad);
                 }
             }
+        }
+        if let Some(u) = &self.origin.http_base
+            && !is_http_url(u)
+        {
+            bad("origin.http_base", "must be an absolute http(s) URL".into());
+        }
+        if self.cache.origin_fresh.is_zero() {
+            bad("cache.origin_fresh", "must be more than zero".into());
+        }
+        if self.signing.max_batch == 0 {
+            bad("signing.max_batch", "must be at least 1".into());
+        }
+        if self.cdn.same_site == SameSite::None && !self.cdn.cookie_secure {
+            bad(
+                "cdn.cookie_secure",
+                "browsers drop SameSite=None cookies without Secure; set same_site = \"Lax\" for plain-http local use".into(),
+            );
         }
         if self.signing.expiry_bucket.is_zero() {
             bad("signing.expiry_bucket", "must be more than zero".into());
@@ -553,6 +621,8 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         ),
         cookie_domain: s.opt("cookie_domain"),
         same_site: s.or("same_site", SameSite::None),
+        cookie_secure: s.or("cookie_secure", true),
+        playlist_max_age: dur(s, "playlist_max_age", "60s"),
     });
     let signing = root.sub("signing", |s| {
         let keys = s.list("keys", |k| {
@@ -613,12 +683,16 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         let hash = s.or("hash", HashAlg::Sha1);
         let expiry_bucket = dur(s, "expiry_bucket", "5m");
         let default_ttl = dur(s, "default_ttl", "2h");
+        let max_ttl = dur(s, "max_ttl", "24h");
+        let max_batch = s.or("max_batch", 100usize);
         active.map(|active| SigningConfig {
             active,
             keys,
             hash,
             expiry_bucket,
             default_ttl,
+            max_ttl,
+            max_batch,
         })
     });
     let auth = root.sub("auth", |s| {
@@ -691,6 +765,23 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         }
     });
     let tiers: BTreeMap<TierName, TierRules> = tiers.into_iter().flatten().collect();
+    let origin = root.sub("origin", |s| OriginConfig {
+        http_base: s.opt("http_base"),
+        timeout: dur(s, "timeout", "5s"),
+        max_object: s.or("max_object", Size(16 << 20)).0,
+    });
+    let cache = root.sub("cache", |s| CacheConfig {
+        origin_fresh: dur(s, "origin_fresh", "60s"),
+        stale_if_error: dur(s, "stale_if_error", "10m"),
+        origin_max_bytes: s.or("origin_max_bytes", Size(256 << 20)).0,
+        masters_max_entries: s.or("masters_max_entries", 100_000u64),
+        signatures_max_entries: s.or("signatures_max_entries", 100_000u64),
+        asset_ttl: dur(s, "asset_ttl", "5s"),
+    });
+    let demo = root.sub("demo", |s| DemoConfig {
+        enabled: s.or("enabled", mode == Mode::Local),
+        hlsjs_dir: s.or("hlsjs_dir", PathBuf::from("web/node_modules/hls.js/dist")),
+    });
     let aws = if root.has("aws") {
         root.sub("aws", |s| {
             let region: Option<String> = s.req("region");
@@ -730,6 +821,9 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         signing: signing?,
         auth,
         tiers,
+        origin,
+        cache,
+        demo,
         aws,
     })
 }

@@ -4,9 +4,13 @@
 
 pub mod assets;
 pub mod auth;
+pub mod demo;
+pub mod edge;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
+pub mod play;
+pub mod sign;
 pub mod tiers;
 pub mod versioned;
 pub mod viewer;
@@ -14,11 +18,24 @@ pub mod viewer;
 use crate::error::Error;
 use crate::state::AppState;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
+
+/// The viewer's routes (CORS with credentials).
+fn play_routes(state: &AppState) -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/v1/play/{asset}/master.m3u8", get(play::master))
+        .route("/v1/play/{asset}/manifest.mpd", get(play::mpd))
+        .route("/v1/play/{asset}/session", post(play::session))
+        .route("/v1/play/{asset}/hls/{*rest}", get(play::media));
+    if state.config.mode == crate::config::Mode::Local {
+        r = r.route("/cdn/{*path}", get(edge::serve));
+    }
+    r.layer(middleware::cors(&state.config.server.cors_allowed_origins))
+}
 
 /// Every route playgate serves, without middleware.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let mut r = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -33,12 +50,19 @@ pub fn routes() -> Router<AppState> {
             "/v1/tiers/{name}",
             get(tiers::get).put(tiers::put).delete(tiers::delete),
         )
+        .route("/v1/sign/cookies", post(sign::cookies))
+        .route("/v1/sign/urls", post(sign::urls))
+        .merge(play_routes(state));
+    if state.config.mode == crate::config::Mode::Local && state.config.demo.enabled {
+        r = r.merge(demo::routes());
+    }
+    r
 }
 
 /// The full application: `routes()` plus `extra` (used by tests to mount
 /// probes) wrapped in the middleware stack.
 pub fn app(state: AppState, extra: Router<AppState>) -> Router {
-    let router = routes()
+    let router = routes(&state)
         .merge(extra)
         .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed });

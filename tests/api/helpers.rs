@@ -41,7 +41,7 @@ pub fn config_text(dir: &Path, server_extra: &str) -> String {
 mode = "local"
 [server]
 listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1:1"
+public_url = "http://@ADDR@"
 shutdown_grace = "5s"
 {server_extra}
 [storage]
@@ -98,6 +98,9 @@ pub async fn spawn_app_edited(
 
 /// A placeholder for the temp dir in config text, replaced at spawn.
 pub const DIR: &str = "@DIR@";
+/// A placeholder for the server's own `host:port`, replaced at spawn (so
+/// the URLs it hands out reach it).
+pub const ADDR: &str = "@ADDR@";
 
 fn config_text_for(server_extra: &str) -> String {
     config_text(Path::new(DIR), server_extra)
@@ -110,11 +113,13 @@ pub async fn spawn_in(
     text: String,
     extra: axum::Router<AppState>,
 ) -> TestApp {
-    let text = text.replace(DIR, &dir.path().display().to_string());
-    let config = test_config(dir.path(), &text);
-    let state = AppState::build(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let text = text
+        .replace(DIR, &dir.path().display().to_string())
+        .replace(ADDR, &addr.to_string());
+    let config = test_config(dir.path(), &text);
+    let state = AppState::build(config).await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let s = state.clone();
     let server = tokio::spawn(async move {

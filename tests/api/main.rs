@@ -3,9 +3,11 @@
 
 mod assets;
 mod auth;
+mod clip;
 mod helpers;
 mod jwks;
 mod ops;
+mod play;
 mod problems;
 mod shutdown;
 mod tiers;

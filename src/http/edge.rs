@@ -1,0 +1,270 @@
+//! The local edge, `GET|HEAD /cdn/{path}` (local mode): CloudFront's
+//! stand-in in front of the object store. Every request must carry a
+//! signed URL or signed cookies that the verifier accepts for the URL as
+//! CloudFront would see it (`cdn.base_url` + path + query); otherwise 403
+//! with CloudFront's body, never saying which check failed. Then: Range
+//! (206/416), ETag and `If-None-Match` (304), content types and
+//! Cache-Control by file type as the design's cache policy says. CORS with
+//! credentials comes from the layer on this route.
+
+use crate::cloudfront::cookies::CloudFrontCookies;
+use crate::cloudfront::verifier::{Credentials, verify_request};
+use crate::state::AppState;
+use crate::storage::{ObjectKey, StorageError};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+const ACCESS_DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access denied</Message></Error>";
+const NO_SUCH_KEY: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+fn xml_error(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Content type by extension, as the pipeline's outputs are named.
+pub fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext.to_ascii_lowercase().as_str() {
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
+        "ts" => "video/mp2t",
+        "m4s" => "video/iso.segment",
+        "mp4" | "m4v" | "cmfv" => "video/mp4",
+        "m4a" | "cmfa" => "audio/mp4",
+        "aac" => "audio/aac",
+        "vtt" | "webvtt" => "text/vtt",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "key" => "application/octet-stream",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Playlists are short-lived; everything else the pipeline writes is
+/// immutable under its version prefix.
+fn cache_control(path: &str, playlist_max_age: u64) -> String {
+    match content_type(path) {
+        "application/vnd.apple.mpegurl" | "application/dash+xml" => {
+            format!("public, max-age={playlist_max_age}")
+        }
+        _ => IMMUTABLE.to_owned(),
+    }
+}
+
+/// The `Range: bytes=…` of a request, resolved against `len`:
+/// `Ok(None)` for no (or an ignorable) range, `Err(())` when unsatisfiable.
+fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    // One range only; a multi-range request gets the whole object.
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (start, end) = spec.split_once('-').ok_or(())?;
+    let (start, end) = (start.trim(), end.trim());
+    let range = if start.is_empty() {
+        let n: u64 = end.parse().map_err(|_| ())?;
+        if n == 0 || len == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), len - 1)
+    } else {
+        let s: u64 = start.parse().map_err(|_| ())?;
+        let e: u64 = if end.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .min(len.saturating_sub(1))
+        };
+        if s >= len || e < s {
+            return Err(());
+        }
+        (s, e)
+    };
+    Ok(Some(range))
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t == etag)
+        })
+}
+
+pub async fn serve(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let rest = uri.path().strip_prefix("/cdn").unwrap_or("");
+    let mut url = format!("{}{rest}", state.config.cdn.base_url.trim_end_matches('/'));
+    if let Some(q) = uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let cookies = CloudFrontCookies::parse(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let cookies = (cookies.signature.is_some()).then(|| Credentials::from(cookies));
+    let now = state.clock.now_epoch();
+    if let Err(why) = verify_request(
+        state.keys.public_keys(),
+        &url,
+        cookies,
+        Some(peer.ip()),
+        now,
+    ) {
+        state.metrics.edge_denied.inc();
+        tracing::debug!(reason = %why, "edge refused a request");
+        return xml_error(StatusCode::FORBIDDEN, ACCESS_DENIED);
+    }
+    let key = match percent_encoding::percent_decode_str(rest.trim_start_matches('/'))
+        .decode_utf8()
+        .ok()
+        .and_then(|p| ObjectKey::parse(&p).ok())
+    {
+        Some(k) => k,
+        None => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
+    };
+    let meta = match state.objects.head(&key).await {
+        Ok(m) => m,
+        Err(StorageError::NotFound(_)) => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
+        Err(e) => {
+            tracing::warn!(key = %key, reason = %e, "edge could not read the object store");
+            return crate::error::Error::Unavailable(e.to_string()).into_response();
+        }
+    };
+    let path = key.as_str();
+    let mut common = HeaderMap::new();
+    let put = |h: &mut HeaderMap, name, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put(&mut common, header::CONTENT_TYPE, content_type(path));
+    put(
+        &mut common,
+        header::CACHE_CONTROL,
+        &cache_control(path, state.config.cdn.playlist_max_age.as_secs()),
+    );
+    put(&mut common, header::ETAG, &meta.etag);
+    put(&mut common, header::ACCEPT_RANGES, "bytes");
+    put(
+        &mut common,
+        header::LAST_MODIFIED,
+        &httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.modified_epoch),
+        ),
+    );
+    if etag_matches(&headers, &meta.etag) {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    let range = match byte_range(&headers, meta.size) {
+        Ok(r) => r,
+        Err(()) => {
+            put(
+                &mut common,
+                header::CONTENT_RANGE,
+                &format!("bytes */{}", meta.size),
+            );
+            common.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return (StatusCode::RANGE_NOT_SATISFIABLE, common).into_response();
+        }
+    };
+    let (status, start, end) = match range {
+        Some((s, e)) => {
+            put(
+                &mut common,
+                header::CONTENT_RANGE,
+                &format!("bytes {s}-{e}/{}", meta.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, s, e + 1)
+        }
+        None => (StatusCode::OK, 0, meta.size),
+    };
+    put(
+        &mut common,
+        header::CONTENT_LENGTH,
+        &(end - start).to_string(),
+    );
+    if method == Method::HEAD {
+        return (status, common).into_response();
+    }
+    let bytes = match state.objects.get(&key).await {
+        Ok(b) => b,
+        Err(StorageError::NotFound(_)) => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
+        Err(e) => return crate::error::Error::Unavailable(e.to_string()).into_response(),
+    };
+    let (s, e) = (
+        usize::try_from(start).unwrap_or(usize::MAX),
+        usize::try_from(end).unwrap_or(usize::MAX),
+    );
+    match bytes.get(s..e) {
+        Some(_) => (status, common, Body::from(bytes.slice(s..e))).into_response(),
+        // The object changed between head and get; the client retries.
+        None => {
+            crate::error::Error::Unavailable("object changed while read".into()).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        byte_range(&h, len)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=50-500", 100), Ok(Some((50, 99))));
+        assert_eq!(range("bytes=0-0,5-6", 100), Ok(None));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        assert_eq!(range("bytes=9-3", 100), Err(()));
+        assert_eq!(range("bytes=-0", 100), Err(()));
+        assert_eq!(range("bytes=x-", 100), Err(()));
+    }
+
+    #[test]
+    fn types_and_cache_policy() {
+        assert_eq!(content_type("a/720p/seg_001.m4s"), "video/iso.segment");
+        assert_eq!(content_type("a/720p/init.mp4"), "video/mp4");
+        assert_eq!(content_type("a/720p/s.ts"), "video/mp2t");
+        assert_eq!(content_type("a/sub/en.vtt"), "text/vtt");
+        assert_eq!(cache_control("a/720p/index.m3u8", 60), "public, max-age=60");
+        assert_eq!(cache_control("a/720p/seg.ts", 60), IMMUTABLE);
+    }
+}

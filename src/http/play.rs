@@ -1,0 +1,156 @@
+//! The viewer's endpoints:
+//! - `GET /v1/play/{asset}/master.m3u8`: the tier's master; cookie
+//!   delivery sets one CloudFront cookie triple per allowed rendition
+//!   path, URL delivery points each variant at the signed media endpoint;
+//! - `GET /v1/play/{asset}/hls/{*rest}`: URL delivery's media playlist,
+//!   verified as CloudFront would, re-served with the signature on every URI;
+//! - `GET /v1/play/{asset}/manifest.mpd`: the tier's MPD (cookies);
+//! - `POST /v1/play/{asset}/session`: the cookies as JSON (and set).
+//!
+//! Status codes: 404 unknown or deleted asset; 409 not ready yet; 403
+//! below the asset's `min_tier`, nothing playable for the tier, or a bad
+//! media signature; 503 when the origin is down past the stale window.
+
+use crate::domain::AssetId;
+use crate::error::Result;
+use crate::http::auth::{MasterViewerClaims, ViewerClaims};
+use crate::http::extract::Path;
+use crate::play::{Entitlement, Format, Viewer};
+use crate::state::AppState;
+use crate::tiers::Delivery;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::net::SocketAddr;
+
+pub const HLS: &str = "application/vnd.apple.mpegurl";
+pub const DASH: &str = "application/dash+xml";
+/// Set when a response was built from an origin copy served stale.
+pub const STALE_HEADER: &str = "x-playgate-stale";
+
+fn viewer<'a>(v: &'a ViewerClaims, peer: SocketAddr) -> Viewer<'a> {
+    Viewer {
+        tier: &v.tier,
+        rules: &v.rules,
+        ip: Some(peer.ip()),
+        ttl: None,
+    }
+}
+
+fn stale_marker(headers: &mut HeaderMap, stale: bool) {
+    if stale {
+        headers.insert(
+            HeaderName::from_static(STALE_HEADER),
+            HeaderValue::from_static("1"),
+        );
+    }
+}
+
+/// The body with `private, no-store`, the cookies when the delivery
+/// uses them, and the stale marker.
+fn entitled(state: &AppState, ent: &Entitlement, content_type: &'static str) -> Response {
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        ent.body.clone(),
+    )
+        .into_response();
+    let headers = resp.headers_mut();
+    if ent.delivery == Delivery::Cookies {
+        for c in state.play.cookies(ent) {
+            if let Ok(v) = HeaderValue::from_str(&c.set_cookie) {
+                headers.append(header::SET_COOKIE, v);
+            }
+        }
+    }
+    stale_marker(headers, ent.stale);
+    resp
+}
+
+pub async fn master(
+    State(state): State<AppState>,
+    MasterViewerClaims(v): MasterViewerClaims,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(asset): Path<AssetId>,
+) -> Result<Response> {
+    let ent = state
+        .play
+        .authorise(&asset, &viewer(&v, peer), Format::Hls, v.rules.delivery)
+        .await?;
+    Ok(entitled(&state, &ent, HLS))
+}
+
+pub async fn mpd(
+    State(state): State<AppState>,
+    MasterViewerClaims(v): MasterViewerClaims,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(asset): Path<AssetId>,
+) -> Result<Response> {
+    let ent = state
+        .play
+        .authorise(&asset, &viewer(&v, peer), Format::Dash, Delivery::Cookies)
+        .await?;
+    Ok(entitled(&state, &ent, DASH))
+}
+
+pub async fn session(
+    State(state): State<AppState>,
+    v: ViewerClaims,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(asset): Path<AssetId>,
+) -> Result<Response> {
+    let ent = state
+        .play
+        .authorise(&asset, &viewer(&v, peer), Format::Hls, Delivery::Cookies)
+        .await?;
+    let cookies = state.play.cookies(&ent);
+    let gateway = state.config.server.public_url.trim_end_matches('/');
+    let mut resp = (
+        [(header::CACHE_CONTROL, "private, no-store")],
+        Json(json!({
+            "asset": asset,
+            "tier": v.tier,
+            "delivery": "cookies",
+            "master_url": format!("{gateway}/v1/play/{asset}/master.m3u8"),
+            "expires_at": ent.expires,
+            "renditions": ent.renditions,
+            "cookies": cookies,
+        })),
+    )
+        .into_response();
+    for c in &cookies {
+        if let Ok(h) = HeaderValue::from_str(&c.set_cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, h);
+        }
+    }
+    stale_marker(resp.headers_mut(), ent.stale);
+    Ok(resp)
+}
+
+pub async fn media(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((asset, rest)): Path<(AssetId, String)>,
+    uri: Uri,
+) -> Result<Response> {
+    let query = uri.query().unwrap_or("");
+    let m = state
+        .play
+        .signed_media(&asset, &rest, query, Some(peer.ip()))
+        .await?;
+    let cache = format!("private, max-age={}", m.max_age);
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, HLS.to_owned()),
+            (header::CACHE_CONTROL, cache),
+        ],
+        m.body,
+    )
+        .into_response();
+    stale_marker(resp.headers_mut(), m.stale);
+    Ok(resp)
+}

@@ -1,0 +1,221 @@
+//! Signing for backends (`playgate:sign`):
+//! - `POST /v1/sign/cookies {asset, tier, viewer_ip?, ttl?}`: the cookies a
+//!   viewer of that tier needs for that asset (the same grants the master
+//!   endpoint sets), with ready `Set-Cookie` strings;
+//! - `POST /v1/sign/urls {urls | resource, expires | ttl, ip?}`: signed
+//!   URLs (canned policy unless an IP is bound), or one custom-policy
+//!   signature for a wildcard resource.
+//!
+//! Only URLs under `cdn.base_url` are signed: playgate's key is the CDN's
+//! key, and a signature for anything else is useless or a mistake.
+//! Lifetimes are capped by the tier's `signature_ttl` (cookies) and by
+//! `signing.max_ttl`; a batch by `signing.max_batch`.
+
+use crate::cloudfront::policy::Cidr;
+use crate::cloudfront::signer::{SignOptions, Signature, sign_url};
+use crate::config::HumanDuration;
+use crate::domain::{AssetId, TierName};
+use crate::error::{Error, Result};
+use crate::http::auth::ServiceClaims;
+use crate::http::extract::Json;
+use crate::play::{Format, Viewer};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookieRequest {
+    asset: AssetId,
+    tier: TierName,
+    #[serde(default)]
+    viewer_ip: Option<IpAddr>,
+    #[serde(default)]
+    ttl: Option<HumanDuration>,
+}
+
+fn no_store(body: serde_json::Value) -> Response {
+    (
+        [(header::CACHE_CONTROL, "private, no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn check_ttl(field: &str, ttl: Duration, max: Duration) -> Result<()> {
+    if ttl.is_zero() || ttl > max {
+        return Err(Error::bad_request(
+            field,
+            format!(
+                "{field} must be more than zero and at most {}",
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn cookies(
+    State(state): State<AppState>,
+    ServiceClaims(who): ServiceClaims,
+    Json(req): Json<CookieRequest>,
+) -> Result<Response> {
+    let rules =
+        state.tiers.get(&req.tier).await?.ok_or_else(|| {
+            Error::bad_request("body.tier", format!("no tier named {}", req.tier))
+        })?;
+    let max = rules
+        .signature_ttl
+        .map(|d| d.0)
+        .unwrap_or(state.config.signing.default_ttl)
+        .min(state.config.signing.max_ttl);
+    if let Some(t) = req.ttl {
+        check_ttl("body.ttl", t.0, max)?;
+    }
+    if rules.bind_ip && req.viewer_ip.is_none() {
+        return Err(Error::bad_request(
+            "body.viewer_ip",
+            format!(
+                "tier {} binds signatures to the viewer's IP; send viewer_ip",
+                req.tier
+            ),
+        ));
+    }
+    let viewer = Viewer {
+        tier: &req.tier,
+        rules: &rules,
+        ip: req.viewer_ip,
+        ttl: req.ttl.map(|d| d.0),
+    };
+    let ent = state
+        .play
+        .authorise(
+            &req.asset,
+            &viewer,
+            Format::Hls,
+            crate::tiers::Delivery::Cookies,
+        )
+        .await?;
+    let cookies = state.play.cookies(&ent);
+    tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.cookies", asset = %req.asset, tier = %req.tier, "signed cookies");
+    Ok(no_store(json!({
+        "asset": req.asset,
+        "tier": req.tier,
+        "expires_at": ent.expires,
+        "renditions": ent.renditions,
+        "cookies": cookies,
+        "set_cookie": cookies.iter().map(|c| c.set_cookie.as_str()).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRequest {
+    #[serde(default)]
+    urls: Option<Vec<String>>,
+    /// A wildcard pattern (`https://cdn…/assets/a/v1/hls/720p/*`).
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    expires: Option<u64>,
+    #[serde(default)]
+    ttl: Option<HumanDuration>,
+    #[serde(default)]
+    ip: Option<String>,
+}
+
+pub async fn urls(
+    State(state): State<AppState>,
+    ServiceClaims(who): ServiceClaims,
+    Json(req): Json<UrlRequest>,
+) -> Result<Response> {
+    let signing = &state.config.signing;
+    let now = state.clock.now_epoch();
+    let expires = match (req.expires, req.ttl) {
+        (Some(_), Some(_)) => {
+            return Err(Error::bad_request(
+                "body.ttl",
+                "send expires or ttl, not both",
+            ));
+        }
+        (Some(e), None) => {
+            check_ttl(
+                "body.expires",
+                Duration::from_secs(e.saturating_sub(now)),
+                signing.max_ttl,
+            )?;
+            e
+        }
+        (None, ttl) => {
+            let ttl = ttl.map(|d| d.0).unwrap_or(signing.default_ttl);
+            check_ttl("body.ttl", ttl, signing.max_ttl)?;
+            crate::playback::expiry(now, ttl, Duration::from_secs(1))
+        }
+    };
+    let ip = match &req.ip {
+        None => None,
+        Some(s) => Some(Cidr::parse(s).map_err(|e| Error::bad_request("body.ip", e.to_string()))?),
+    };
+    let opts = SignOptions {
+        expires,
+        ip,
+        hash: signing.hash,
+        ..SignOptions::default()
+    };
+    let cdn = format!("{}/", state.config.cdn.base_url.trim_end_matches('/'));
+    let on_cdn = |field: &str, u: &str| {
+        if u.starts_with(&cdn) && !u.contains(['\r', '\n', ' ']) {
+            Ok(())
+        } else {
+            Err(Error::bad_request(
+                field,
+                format!("only URLs under {cdn} are signed"),
+            ))
+        }
+    };
+    let key = state.keys.active();
+    let body = match (&req.urls, &req.resource) {
+        (Some(urls), None) => {
+            if urls.is_empty() || urls.len() > signing.max_batch {
+                return Err(Error::bad_request(
+                    "body.urls",
+                    format!("send between 1 and {} URLs", signing.max_batch),
+                ));
+            }
+            let mut signed = Vec::with_capacity(urls.len());
+            for (i, u) in urls.iter().enumerate() {
+                let field = format!("body.urls[{i}]");
+                on_cdn(&field, u)?;
+                signed.push(
+                    sign_url(key, u, &opts)
+                        .map_err(|e| Error::bad_request(field, e.to_string()))?,
+                );
+            }
+            json!({"expires_at": expires, "urls": signed})
+        }
+        (None, Some(pattern)) => {
+            on_cdn("body.resource", pattern)?;
+            let sig = Signature::for_resource(key, pattern, &opts)
+                .map_err(|e| Error::bad_request("body.resource", e.to_string()))?;
+            json!({
+                "expires_at": expires,
+                "resource": pattern,
+                "query": sig.query(),
+                "cookies": sig.cookies().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            })
+        }
+        _ => {
+            return Err(Error::bad_request(
+                "body.urls",
+                "send either urls or resource",
+            ));
+        }
+    };
+    tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.urls", "signed URLs");
+    Ok(no_store(body))
+}

@@ -1,0 +1,686 @@
+//! The playback service: what the play and sign endpoints compute, with
+//! their caches. It looks up the asset, reads the origin (through
+//! `OriginCache`), filters the master or MPD for the tier, reads each
+//! rendition's media playlist to find its scope, and signs each scope —
+//! all through `playback` and `dash`, which stay pure. No HTTP types here.
+//!
+//! Caches, each bounded and counted in `playgate_cache_{hits,misses}`:
+//! - `assets`: asset records for `cache.asset_ttl`;
+//! - `masters`: one authorised master/MPD per (asset, version, tier and its
+//!   rules, delivery, expiry, bound IP), built once however many viewers
+//!   ask at once; its expiry is rounded to `signing.expiry_bucket`, so
+//!   viewers share it for the whole bucket;
+//! - `signatures`: per (pattern, expiry, key, IP), so a rendition shared
+//!   by several tiers is signed once per bucket.
+
+use crate::cloudfront::cookies::{CookieAttrs, set_cookie};
+use crate::cloudfront::policy::Cidr;
+use crate::cloudfront::signer::{SignOptions, Signature};
+use crate::cloudfront::verifier::{Rejection, verify_request};
+use crate::config::Config;
+use crate::domain::{AssetId, KeyPairId, TierName};
+use crate::metrics::{CacheLabels, Metrics};
+use crate::origin::{Fetched, OriginCache, OriginError};
+use crate::playback::{Grant, Layout, PlaybackError, authorise_master, expiry};
+use crate::storage::ObjectKey;
+use crate::store::{Asset, AssetStatus, Store, StoreError, StoreExt};
+use crate::tiers::{Delivery, TierRules};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    #[error("no such asset")]
+    UnknownAsset,
+    #[error("the asset is not ready to play (status: {0})")]
+    NotReady(String),
+    #[error("this asset needs tier {0} or higher")]
+    TierTooLow(TierName),
+    #[error("nothing this tier may play remains in this asset")]
+    NothingPlayable,
+    #[error("no such playlist")]
+    NoSuchPlaylist,
+    #[error("signature refused: {0}")]
+    Refused(Rejection),
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the asset's origin content cannot be served: {0}")]
+    Content(String),
+}
+
+impl From<PlaybackError> for PlayError {
+    fn from(e: PlaybackError) -> Self {
+        PlayError::Content(e.to_string())
+    }
+}
+
+impl From<&PlayError> for crate::error::Error {
+    fn from(e: &PlayError) -> Self {
+        use crate::error::Error;
+        match e {
+            PlayError::UnknownAsset | PlayError::NoSuchPlaylist => Error::NotFound,
+            PlayError::NotReady(status) => Error::Conflict(format!(
+                "The asset is not ready to play yet (status: {status})."
+            )),
+            PlayError::TierTooLow(t) => {
+                Error::Forbidden(format!("This asset needs the {t} tier or higher."))
+            }
+            PlayError::NothingPlayable => {
+                Error::Forbidden("Your tier may not play any rendition of this asset.".into())
+            }
+            PlayError::Refused(_) => {
+                Error::Forbidden("The signature is missing, invalid or expired.".into())
+            }
+            PlayError::Origin(OriginError::NotFound(_)) => Error::NotFound,
+            PlayError::Origin(OriginError::Unavailable(why)) => Error::Unavailable(why.clone()),
+            PlayError::Store(StoreError::Unavailable(why)) => Error::Unavailable(why.clone()),
+            PlayError::Store(other) => Error::internal(other.to_string()),
+            PlayError::Content(why) => Error::internal(why.clone()),
+        }
+    }
+}
+
+impl From<PlayError> for crate::error::Error {
+    fn from(e: PlayError) -> Self {
+        crate::error::Error::from(&e)
+    }
+}
+
+/// HLS master or DASH MPD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Hls,
+    Dash,
+}
+
+/// Who is asking: a tier (from a viewer token, or named by a backend),
+/// how long their signatures should last, and their IP when the tier
+/// binds to it.
+#[derive(Debug, Clone)]
+pub struct Viewer<'a> {
+    pub tier: &'a TierName,
+    pub rules: &'a TierRules,
+    pub ip: Option<IpAddr>,
+    /// Overrides the tier's signature lifetime (already checked against
+    /// the tier's and the config's limits).
+    pub ttl: Option<Duration>,
+}
+
+/// What one tier's viewer of one asset gets.
+#[derive(Debug)]
+pub struct Entitlement {
+    pub asset: AssetId,
+    pub format: Format,
+    pub delivery: Delivery,
+    /// The authorised master or MPD.
+    pub body: String,
+    pub grants: Vec<Grant>,
+    /// The allowed renditions' playlist (or MPD representation) URLs.
+    pub renditions: Vec<String>,
+    pub expires: u64,
+    /// Built from an origin copy served stale.
+    pub stale: bool,
+}
+
+/// A cookie as the session and sign endpoints describe it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CookieGrant {
+    pub name: &'static str,
+    pub value: String,
+    pub path: String,
+    pub domain: Option<String>,
+    pub expires: u64,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: &'static str,
+    /// The ready `Set-Cookie` header value.
+    pub set_cookie: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct MasterKey {
+    asset: AssetId,
+    version: u32,
+    tier: TierName,
+    rules: u64,
+    format: Format,
+    delivery: Delivery,
+    expires: u64,
+    ip: Option<IpAddr>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SignatureKey {
+    pattern: String,
+    expires: u64,
+    key: KeyPairId,
+    ip: Option<String>,
+}
+
+/// A URL-mode media playlist, signed.
+#[derive(Debug)]
+pub struct SignedMedia {
+    pub body: String,
+    /// Seconds a private cache may keep it: never past the signature.
+    pub max_age: u64,
+    pub stale: bool,
+}
+
+pub struct Play {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    keys: Arc<crate::cloudfront::keys::KeyRing>,
+    clock: crate::clock::SharedClock,
+    metrics: Arc<Metrics>,
+    pub origin: OriginCache,
+    assets: moka::future::Cache<AssetId, Option<Arc<Asset>>>,
+    masters: moka::future::Cache<MasterKey, Arc<Entitlement>>,
+    signatures: moka::sync::Cache<SignatureKey, Signature>,
+}
+
+fn fingerprint(rules: &TierRules) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(rules)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
+}
+
+fn ipv4_cidr(ip: IpAddr) -> Option<Cidr> {
+    let v4 = match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped()?,
+    };
+    Cidr::parse(&format!("{v4}/32")).ok()
+}
+
+impl Play {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        keys: Arc<crate::cloudfront::keys::KeyRing>,
+        clock: crate::clock::SharedClock,
+        metrics: Arc<Metrics>,
+        origin: OriginCache,
+    ) -> Self {
+        let c = &config.cache;
+        Play {
+            assets: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(c.asset_ttl)
+                .build(),
+            masters: moka::future::Cache::builder()
+                .max_capacity(c.masters_max_entries)
+                .time_to_live(c.origin_fresh)
+                .build(),
+            signatures: moka::sync::Cache::builder()
+                .max_capacity(c.signatures_max_entries)
+                .time_to_live(config.signing.expiry_bucket)
+                .build(),
+            config,
+            store,
+            keys,
+            clock,
+            metrics,
+            origin,
+        }
+    }
+
+    fn count(&self, cache: &str, hit: bool) {
+        let labels = CacheLabels {
+            cache: cache.to_owned(),
+        };
+        let family = if hit {
+            &self.metrics.cache_hits
+        } else {
+            &self.metrics.cache_misses
+        };
+        family.get_or_create(&labels).inc();
+    }
+
+    fn cdn_base(&self) -> &str {
+        self.config.cdn.base_url.trim_end_matches('/')
+    }
+
+    /// The asset if it may be played at all.
+    pub async fn playable_asset(&self, id: &AssetId) -> Result<(Arc<Asset>, u32), PlayError> {
+        let store = self.store.clone();
+        let entry = self
+            .assets
+            .entry_by_ref(id)
+            .or_try_insert_with(async move {
+                let v = store.get_asset(id).await?;
+                Ok::<_, StoreError>(v.map(|v| Arc::new(v.value)))
+            })
+            .await
+            .map_err(|e| PlayError::Store(clone_store_error(&e)))?;
+        self.count("assets", !entry.is_fresh());
+        let asset = entry.into_value().ok_or(PlayError::UnknownAsset)?;
+        match (asset.status, asset.current_version) {
+            (AssetStatus::Deleted, _) => Err(PlayError::UnknownAsset),
+            (AssetStatus::Ready, Some(v)) => Ok((asset, v)),
+            (status, _) => Err(PlayError::NotReady(
+                serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Refuses a tier below the asset's `min_tier`.
+    async fn check_min_tier(&self, asset: &Asset, rules: &TierRules) -> Result<(), PlayError> {
+        let Some(min) = &asset.min_tier else {
+            return Ok(());
+        };
+        let needed = self
+            .store
+            .get_tier(min)
+            .await?
+            .map(|v| v.value.rank)
+            .unwrap_or(u32::MAX);
+        if rules.rank >= needed {
+            Ok(())
+        } else {
+            Err(PlayError::TierTooLow(min.clone()))
+        }
+    }
+
+    fn ttl_of(&self, viewer: &Viewer<'_>) -> Duration {
+        viewer
+            .ttl
+            .or(viewer.rules.signature_ttl.map(|d| d.0))
+            .unwrap_or(self.config.signing.default_ttl)
+    }
+
+    /// The authorised master (or MPD) for this viewer; shared by every
+    /// viewer with the same key for the expiry bucket.
+    pub async fn authorise(
+        &self,
+        id: &AssetId,
+        viewer: &Viewer<'_>,
+        format: Format,
+        delivery: Delivery,
+    ) -> Result<Arc<Entitlement>, PlayError> {
+        let (asset, version) = self.playable_asset(id).await?;
+        self.check_min_tier(&asset, viewer.rules).await?;
+        let now = self.clock.now_epoch();
+        let expires = expiry(now, self.ttl_of(viewer), self.config.signing.expiry_bucket);
+        let ip = viewer.ip.filter(|_| viewer.rules.bind_ip);
+        let key = MasterKey {
+            asset: id.clone(),
+            version,
+            tier: viewer.tier.clone(),
+            rules: fingerprint(viewer.rules),
+            format,
+            // DASH is served with cookies whatever the tier says.
+            delivery: if format == Format::Dash {
+                Delivery::Cookies
+            } else {
+                delivery
+            },
+            expires,
+            ip,
+        };
+        let build = self.build(key.clone(), viewer.rules);
+        let entry = self
+            .masters
+            .entry_by_ref(&key)
+            .or_try_insert_with(build)
+            .await
+            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| shallow_clone(&e)))?;
+        self.count("masters", !entry.is_fresh());
+        let ent = entry.into_value();
+        if ent.stale {
+            // Served once from the stale copy; the next viewer retries the origin.
+            self.masters.invalidate(&key).await;
+        }
+        Ok(ent)
+    }
+
+    /// Reads `url` (a CDN URL of this deployment) from the origin.
+    async fn read_cdn_url(&self, url: &Url) -> Option<Result<Fetched, OriginError>> {
+        let rest = url
+            .as_str()
+            .strip_prefix(self.cdn_base())?
+            .strip_prefix('/')?;
+        let path = rest.split(['?', '#']).next()?;
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .ok()?;
+        let key = ObjectKey::parse(&decoded).ok()?;
+        Some(self.origin.get(&key).await)
+    }
+
+    async fn build(
+        &self,
+        key: MasterKey,
+        rules: &TierRules,
+    ) -> Result<Arc<Entitlement>, PlayError> {
+        let base = format!("{}/assets/{}/v{}", self.cdn_base(), key.asset, key.version);
+        let (object, url) = match key.format {
+            Format::Hls => ("hls/master.m3u8", format!("{base}/hls/master.m3u8")),
+            Format::Dash => ("dash/manifest.mpd", format!("{base}/dash/manifest.mpd")),
+        };
+        let url = Url::parse(&url).map_err(|e| PlayError::Content(e.to_string()))?;
+        let object = ObjectKey::parse(&format!("assets/{}/v{}/{object}", key.asset, key.version))
+            .map_err(|e| PlayError::Content(e.to_string()))?;
+        let fetched = self.origin.get(&object).await.map_err(|e| match e {
+            OriginError::NotFound(_) => PlayError::NoSuchPlaylist,
+            other => PlayError::Origin(other),
+        })?;
+        let mut stale = fetched.stale;
+        let sign_opts = |ip: Option<IpAddr>| SignOptions {
+            expires: key.expires,
+            ip: ip.and_then(ipv4_cidr),
+            hash: self.config.signing.hash,
+            ..SignOptions::default()
+        };
+        let opts = sign_opts(key.ip);
+        let ent = match key.format {
+            Format::Hls => {
+                let filtered = match crate::hls::master::filter(&fetched.bytes, rules, Some(&url)) {
+                    Ok(f) => f,
+                    Err(crate::hls::master::MasterError::NoVideoVariant) => {
+                        return Err(PlayError::NothingPlayable);
+                    }
+                    Err(e) => return Err(PlayError::Content(e.to_string())),
+                };
+                // Read every rendition's media playlist now; the pure code
+                // below asks for their URIs synchronously.
+                let mut media: HashMap<String, Vec<Url>> = HashMap::new();
+                for u in filtered.kept.iter().chain(&filtered.removed) {
+                    let Some(purl) = u.url.as_ref().filter(|_| u.kind.is_rendition()) else {
+                        continue;
+                    };
+                    if media.contains_key(purl.as_str()) {
+                        continue;
+                    }
+                    let uris = match self.read_cdn_url(purl).await {
+                        Some(Ok(f)) => {
+                            stale |= f.stale;
+                            crate::hls::scope::media_uris(purl, &f.bytes)
+                                .map_err(|e| PlayError::Content(e.to_string()))?
+                        }
+                        Some(Err(OriginError::NotFound(_))) => {
+                            return Err(PlayError::Content(format!(
+                                "the master lists {purl}, which the origin does not have"
+                            )));
+                        }
+                        Some(Err(e)) => return Err(PlayError::Origin(e)),
+                        // Not on this CDN: its scope comes from its URL alone.
+                        None => vec![purl.clone()],
+                    };
+                    media.insert(purl.to_string(), uris);
+                }
+                let gateway = self.config.server.public_url.trim_end_matches('/');
+                let layout = Layout {
+                    cdn_base: self.cdn_base(),
+                    gateway,
+                };
+                let auth = authorise_master(
+                    &filtered,
+                    &url,
+                    key.delivery,
+                    &layout,
+                    |u| {
+                        Ok(media
+                            .get(u.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| vec![u.clone()]))
+                    },
+                    |scope| self.signature(&scope.pattern(), &opts, key.ip),
+                )?;
+                let renditions = filtered
+                    .kept
+                    .iter()
+                    .filter(|u| u.kind.is_rendition())
+                    .filter_map(|u| u.url.as_ref().map(Url::to_string))
+                    .collect();
+                Entitlement {
+                    asset: key.asset.clone(),
+                    format: key.format,
+                    delivery: key.delivery,
+                    body: auth.playlist,
+                    grants: auth.grants,
+                    renditions,
+                    expires: key.expires,
+                    stale,
+                }
+            }
+            Format::Dash => {
+                let opts_mpd = crate::dash::mpd::MpdOptions {
+                    url: Some(&url),
+                    signed_query: None,
+                };
+                let f = match crate::dash::mpd::filter(&fetched.bytes, rules, &opts_mpd) {
+                    Ok(f) => f,
+                    Err(crate::dash::mpd::MpdError::NoVideoVariant) => {
+                        return Err(PlayError::NothingPlayable);
+                    }
+                    Err(e) => return Err(PlayError::Content(e.to_string())),
+                };
+                let allowed: Vec<Vec<Url>> = f
+                    .renditions
+                    .iter()
+                    .filter(|r| r.kept)
+                    .map(|r| r.uris.clone())
+                    .collect();
+                let forbidden: Vec<Url> = f
+                    .renditions
+                    .iter()
+                    .filter(|r| !r.kept)
+                    .flat_map(|r| r.uris.iter().cloned())
+                    .collect();
+                let scoped = crate::hls::scope::scopes(&allowed, &forbidden)
+                    .map_err(|e| PlayError::Content(e.to_string()))?;
+                if !scoped.path_separable {
+                    return Err(PlayError::Content(
+                        PlaybackError::NotPathSeparable.to_string(),
+                    ));
+                }
+                let mut grants = Vec::with_capacity(scoped.scopes.len());
+                for scope in scoped.scopes {
+                    let signature = self
+                        .signature(&scope.pattern(), &opts, key.ip)
+                        .map_err(|e| PlayError::Content(e.to_string()))?;
+                    grants.push(Grant { scope, signature });
+                }
+                let renditions = f
+                    .renditions
+                    .iter()
+                    .filter(|r| r.kept)
+                    .map(|r| r.id.clone())
+                    .collect();
+                Entitlement {
+                    asset: key.asset.clone(),
+                    format: key.format,
+                    delivery: Delivery::Cookies,
+                    body: f.mpd,
+                    grants,
+                    renditions,
+                    expires: key.expires,
+                    stale,
+                }
+            }
+        };
+        Ok(Arc::new(ent))
+    }
+
+    /// One scope's signature, from the cache when another viewer (of any
+    /// tier) already needed it in this bucket.
+    fn signature(
+        &self,
+        pattern: &str,
+        opts: &SignOptions,
+        ip: Option<IpAddr>,
+    ) -> Result<Signature, crate::cloudfront::signer::SignError> {
+        let signer = self.keys.active();
+        let key = SignatureKey {
+            pattern: pattern.to_owned(),
+            expires: opts.expires,
+            key: signer.id.clone(),
+            ip: ip.map(|i| i.to_string()),
+        };
+        if let Some(hit) = self.signatures.get(&key) {
+            self.count("signatures", true);
+            return Ok(hit);
+        }
+        self.count("signatures", false);
+        let sig = Signature::for_resource(signer, pattern, opts)?;
+        self.signatures.insert(key, sig.clone());
+        Ok(sig)
+    }
+
+    /// The cookies that carry an entitlement's grants.
+    pub fn cookies(&self, ent: &Entitlement) -> Vec<CookieGrant> {
+        let cdn = &self.config.cdn;
+        let now = self.clock.now_epoch();
+        let same_site = match cdn.same_site {
+            crate::config::SameSite::None => "None",
+            crate::config::SameSite::Lax => "Lax",
+            crate::config::SameSite::Strict => "Strict",
+        };
+        let mut out = Vec::new();
+        for g in &ent.grants {
+            let Some(path) = g.scope.cookie_path() else {
+                continue;
+            };
+            let attrs = CookieAttrs {
+                domain: cdn.cookie_domain.as_deref(),
+                path,
+                secure: cdn.cookie_secure,
+                http_only: true,
+                same_site: cdn.same_site,
+                expires: ent.expires,
+                max_age: ent.expires.saturating_sub(now),
+            };
+            for (name, value) in g.signature.cookies() {
+                out.push(CookieGrant {
+                    name,
+                    set_cookie: set_cookie(name, &value, &attrs),
+                    value,
+                    path: path.to_owned(),
+                    domain: cdn.cookie_domain.clone(),
+                    expires: ent.expires,
+                    secure: cdn.cookie_secure,
+                    http_only: true,
+                    same_site,
+                });
+            }
+        }
+        out
+    }
+
+    /// URL delivery: the media playlist `rest` (e.g. `720p/index.m3u8`) of
+    /// asset `id`, if `query` carries a signature CloudFront would accept
+    /// for it, with that signature on every URI.
+    pub async fn signed_media(
+        &self,
+        id: &AssetId,
+        rest: &str,
+        query: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<SignedMedia, PlayError> {
+        if !rest.ends_with(".m3u8") {
+            return Err(PlayError::NoSuchPlaylist);
+        }
+        let (_, version) = self.playable_asset(id).await?;
+        let object = ObjectKey::parse(&format!("assets/{id}/v{version}/hls/{rest}"))
+            .map_err(|_| PlayError::NoSuchPlaylist)?;
+        let cdn_url = format!("{}/{}", self.cdn_base(), object.as_str());
+        let wire =
+            crate::cloudfront::encode::wire_url(&cdn_url).map_err(|_| PlayError::NoSuchPlaylist)?;
+        let cf = cloudfront_params(query);
+        if cf.is_empty() {
+            return Err(PlayError::Refused(Rejection::Missing));
+        }
+        let now = self.clock.now_epoch();
+        let policy = verify_request(
+            self.keys.public_keys(),
+            &format!("{wire}?{cf}"),
+            None,
+            client_ip,
+            now,
+        )
+        .map_err(PlayError::Refused)?;
+        let fetched = self.origin.get(&object).await.map_err(|e| match e {
+            OriginError::NotFound(_) => PlayError::NoSuchPlaylist,
+            other => PlayError::Origin(other),
+        })?;
+        let url = Url::parse(&wire).map_err(|e| PlayError::Content(e.to_string()))?;
+        let body = crate::hls::media::sign_at(&fetched.bytes, &cf, Some(&url))
+            .map_err(|e| PlayError::Content(e.to_string()))?;
+        let max_age = self
+            .config
+            .cdn
+            .playlist_max_age
+            .as_secs()
+            .min(policy.expires.saturating_sub(now));
+        Ok(SignedMedia {
+            body,
+            max_age,
+            stale: fetched.stale,
+        })
+    }
+}
+
+/// CloudFront's signing parameters from a query, in their order, others dropped.
+fn cloudfront_params(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            matches!(
+                k,
+                "Expires" | "Policy" | "Signature" | "Key-Pair-Id" | "Hash-Algorithm"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn clone_store_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict { expected } => StoreError::Conflict {
+            expected: *expected,
+        },
+        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
+        StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
+    }
+}
+
+/// A coalesced build's error, for each waiter.
+fn shallow_clone(e: &PlayError) -> PlayError {
+    match e {
+        PlayError::UnknownAsset => PlayError::UnknownAsset,
+        PlayError::NotReady(s) => PlayError::NotReady(s.clone()),
+        PlayError::TierTooLow(t) => PlayError::TierTooLow(t.clone()),
+        PlayError::NothingPlayable => PlayError::NothingPlayable,
+        PlayError::NoSuchPlaylist => PlayError::NoSuchPlaylist,
+        PlayError::Refused(r) => PlayError::Refused(*r),
+        PlayError::Origin(o) => PlayError::Origin(o.clone()),
+        PlayError::Store(s) => PlayError::Store(clone_store_error(s)),
+        PlayError::Content(s) => PlayError::Content(s.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cloudfront_parameters_are_kept() {
+        assert_eq!(
+            cloudfront_params("a=1&Policy=p&Signature=s&b=2&Key-Pair-Id=K"),
+            "Policy=p&Signature=s&Key-Pair-Id=K"
+        );
+        assert_eq!(cloudfront_params("token=x"), "");
+    }
+}

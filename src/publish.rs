@@ -1,0 +1,131 @@
+//! Publishing an already encoded directory as an asset's next version:
+//! every file under `dir` (`hls/master.m3u8`, `hls/{rendition}/…`,
+//! optionally `dash/…`) is copied to `assets/{id}/v{n}/…`, then the asset
+//! record points at `v{n}` and is marked ready. The record is written
+//! last and with compare-and-set, so a viewer sees the old version or the
+//! whole new one, never a part. `playgate publish` calls this; the
+//! pipeline's local encoder will too.
+
+use crate::domain::AssetId;
+use crate::storage::{ObjectKey, ObjectStore};
+use crate::store::{Asset, AssetStatus, Expect, Store, StoreExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0} has no hls/master.m3u8")]
+    NoMaster(PathBuf),
+    #[error("{path}: {why}")]
+    File { path: PathBuf, why: String },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("asset {0} is deleted")]
+    Deleted(AssetId),
+}
+
+fn files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), PublishError> {
+    let io = |why: std::io::Error| PublishError::File {
+        path: dir.to_owned(),
+        why: why.to_string(),
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let kind = e.file_type().map_err(io)?;
+        if kind.is_dir() {
+            files(root, &path, out)?;
+        } else if kind.is_file() {
+            let rel = path
+                .strip_prefix(root)
+                .ok()
+                .and_then(Path::to_str)
+                .ok_or_else(|| PublishError::File {
+                    path: path.clone(),
+                    why: "not a UTF-8 path".into(),
+                })?;
+            out.push((rel.replace('\\', "/"), path.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Publishes `dir` as the next version of `id`; returns the version.
+pub async fn publish_dir(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    id: &AssetId,
+    title: Option<String>,
+    dir: &Path,
+    now: u64,
+) -> Result<u32, PublishError> {
+    if !dir.join("hls/master.m3u8").is_file() {
+        return Err(PublishError::NoMaster(dir.to_owned()));
+    }
+    let mut list = Vec::new();
+    files(dir, dir, &mut list)?;
+    let old = store.get_asset(id).await?;
+    if old
+        .as_ref()
+        .is_some_and(|v| v.value.status == AssetStatus::Deleted)
+    {
+        return Err(PublishError::Deleted(id.clone()));
+    }
+    let version = old
+        .as_ref()
+        .and_then(|v| v.value.current_version)
+        .unwrap_or(0)
+        + 1;
+    let prefix = format!("assets/{id}/v{version}");
+    let mut renditions = Vec::new();
+    for (rel, path) in &list {
+        let key = ObjectKey::parse(&format!("{prefix}/{rel}")).map_err(|e| PublishError::File {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        let bytes = std::fs::read(path).map_err(|e| PublishError::File {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        objects.put(&key, bytes.into()).await?;
+        if let Some(r) = rel
+            .strip_prefix("hls/")
+            .and_then(|r| r.strip_suffix("/index.m3u8"))
+        {
+            renditions.push(r.to_owned());
+        }
+    }
+    let (asset, expect) = match old {
+        Some(v) => (
+            Asset {
+                title: title.or(v.value.title.clone()),
+                status: AssetStatus::Ready,
+                current_version: Some(version),
+                renditions,
+                failure: None,
+                ..v.value
+            },
+            Expect::Revision(v.revision),
+        ),
+        None => (
+            Asset {
+                id: id.clone(),
+                title,
+                min_tier: None,
+                status: AssetStatus::Ready,
+                current_version: Some(version),
+                renditions,
+                failure: None,
+                created_at: now,
+            },
+            Expect::Absent,
+        ),
+    };
+    store.put_asset(&asset, expect).await?;
+    Ok(version)
+}
