@@ -2,6 +2,7 @@
 # Installs the system packages playgate's build, demo and tests need, only
 # when something is missing. Idempotent; safe to run on every `make`.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -9,6 +10,11 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 have_pc openssl || need+=(libssl-dev)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+# Tests and the demo: ffmpeg makes clips and is a real HLS client; Debian's
+# Chromium runs hls.js; node/npm install the player and the browser driver.
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -32,4 +38,12 @@ if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-cryptography
   }
+fi
+
+# hls.js (served by the demo page) and playwright-core (the browser test's
+# driver), pinned by web/package-lock.json.
+if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ ! -d web/node_modules/playwright-core ] \
+   || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "installing: web/ npm packages"
+  npm ci --prefix web --no-audit --no-fund --loglevel=error
 fi

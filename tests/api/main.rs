@@ -3,11 +3,13 @@
 
 mod assets;
 mod auth;
+mod cache;
 mod clip;
 mod helpers;
 mod jwks;
 mod ops;
 mod play;
+mod players;
 mod problems;
 mod shutdown;
 mod tiers;
