@@ -4,7 +4,8 @@
 //! CloudFront would see it (`cdn.base_url` + path + query); otherwise 403
 //! with CloudFront's body, never saying which check failed. Then: Range
 //! (206/416), ETag and `If-None-Match` (304), content types and
-//! Cache-Control by file type as the design's cache policy says. CORS with
+//! Cache-Control by file type as the design's cache policy says. Only
+//! keys under `assets/` are served, whatever a signature allows. CORS with
 //! credentials comes from the layer on this route.
 
 use crate::cloudfront::cookies::CloudFrontCookies;
@@ -145,10 +146,13 @@ pub async fn serve(
         tracing::debug!(reason = %why, "edge refused a request");
         return xml_error(StatusCode::FORBIDDEN, ACCESS_DENIED);
     }
+    // Only the encoded outputs are the CDN's to serve (CloudFront's
+    // behaviours cover `/assets/*`); sources and the database are not.
     let key = match percent_encoding::percent_decode_str(rest.trim_start_matches('/'))
         .decode_utf8()
         .ok()
         .and_then(|p| ObjectKey::parse(&p).ok())
+        .filter(|k| k.as_str().starts_with("assets/"))
     {
         Some(k) => k,
         None => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),

@@ -6,7 +6,7 @@
 //!   URLs (canned policy unless an IP is bound), or one custom-policy
 //!   signature for a wildcard resource.
 //!
-//! Only URLs under `cdn.base_url` are signed: playgate's key is the CDN's
+//! Only URLs under `{cdn.base_url}/assets/` are signed: playgate's key is the CDN's
 //! key, and a signature for anything else is useless or a mistake.
 //! Lifetimes are capped by the tier's `signature_ttl` (cookies) and by
 //! `signing.max_ttl`; a batch by `signing.max_batch`.
@@ -167,7 +167,10 @@ pub async fn urls(
         hash: signing.hash,
         ..SignOptions::default()
     };
-    let cdn = format!("{}/", state.config.cdn.base_url.trim_end_matches('/'));
+    let cdn = format!(
+        "{}/assets/",
+        state.config.cdn.base_url.trim_end_matches('/')
+    );
     let on_cdn = |field: &str, u: &str| {
         if u.starts_with(&cdn) && !u.contains(['\r', '\n', ' ']) {
             Ok(())

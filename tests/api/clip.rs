@@ -38,14 +38,19 @@ pub fn clip() -> &'static Path {
     })
 }
 
-/// Every file of one rendition, relative to `hls/{rendition}/`.
+/// Every file of one HLS rendition, relative to `hls/{rendition}/`.
 pub fn files_of(rendition: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(clip().join("hls").join(rendition))
+    files_in(&format!("hls/{rendition}"))
+}
+
+/// Every file of one directory of the clip (`dash/r0`).
+pub fn files_in(dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(clip().join(dir))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     v.sort();
-    assert!(v.len() >= 3, "{rendition} has too few files: {v:?}");
+    assert!(v.len() >= 3, "{dir} has too few files: {v:?}");
     v
 }
 

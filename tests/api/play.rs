@@ -3,7 +3,7 @@
 //! the URL-mode media endpoint, the session and sign endpoints, and the
 //! asset states a viewer can meet.
 
-use crate::clip::{self, RENDITIONS, cookie_header, files_of, set_cookies, triple};
+use crate::clip::{self, RENDITIONS, cookie_header, files_in, files_of, set_cookies, triple};
 use crate::helpers::{TestApp, problem, spawn_app_edited, with_api_key};
 
 pub const EXTRA_TIERS: &str = r#"
@@ -472,6 +472,10 @@ async fn backends_sign_cookies_and_urls_within_limits() {
         ),
         (serde_json::json!({"urls": [url], "ttl": "2d"}), "body.ttl"),
         (serde_json::json!({}), "body.urls"),
+        (
+            serde_json::json!({"resource": format!("{cdn}/*")}),
+            "body.resource",
+        ),
     ] {
         let (s, body) = problem(post("/v1/sign/urls", bad).await).await;
         assert_eq!(s, 400);
@@ -486,4 +490,76 @@ async fn backends_sign_cookies_and_urls_within_limits() {
         .await
         .unwrap();
     assert_eq!(viewer.status(), 403, "viewers cannot sign");
+}
+
+/// DASH (cookie delivery): the MPD keeps the tier's representations and
+/// the cookies open exactly their directories at the edge.
+#[tokio::test]
+async fn dash_mpd_and_its_cookies_open_exactly_the_tiers_representations() {
+    let app = app_with_clip().await;
+    let resp = app
+        .get_bearer("/v1/play/clip/manifest.mpd", &app.viewer_token("free"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/dash+xml");
+    assert_eq!(resp.headers()["cache-control"], "private, no-store");
+    let jar = set_cookies(&resp);
+    let mpd = resp.text().await.unwrap();
+    assert!(
+        mpd.contains("height=\"480\"") && !mpd.contains("height=\"720\""),
+        "{mpd}"
+    );
+    let allowed = ["r0", "r1", "r3"];
+    for dir in ["r0", "r1", "r2", "r3"] {
+        for f in files_in(&format!("dash/{dir}")) {
+            let path = format!("/cdn/assets/clip/v1/dash/{dir}/{f}");
+            let sent = cookie_header(&jar, &path);
+            let status = get_cookie(&app, &path, sent.as_deref()).await.status();
+            let want = if allowed.contains(&dir) { 200 } else { 403 };
+            assert_eq!(status, want, "{path}");
+        }
+    }
+    let (s, _) = problem(
+        app.get_bearer("/v1/play/clip/manifest.mpd", &app.viewer_token("tiny"))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 403);
+}
+
+/// Path tricks on the edge and the media endpoint never reach a file
+/// outside the asset tree, signed or not.
+#[tokio::test]
+async fn path_tricks_are_refused() {
+    let app = app_with_clip().await;
+    let key = app.state.keys.active();
+    let pattern = format!("{}/*", app.state.config.cdn.base_url);
+    let sig = playgate::cloudfront::signer::Signature::for_resource(
+        key,
+        &pattern,
+        &playgate::cloudfront::signer::SignOptions {
+            expires: crate::helpers::now() + 600,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for trick in [
+        "/cdn/assets/clip/v1/hls/360p/../../../../playgate.db",
+        "/cdn/assets/clip/v1/hls/360p/%2e%2e/%2e%2e/%2e%2e/%2e%2e/playgate.db",
+        "/cdn/assets/clip/v1/hls/360p/..%2f..%2f..%2f..%2fplaygate.db",
+        "/cdn/assets/clip/v1/hls/360p/..%5c..%5cplaygate.db",
+        "/cdn/playgate.db%00.m4s",
+        "/cdn/%c0%ae%c0%ae/playgate.db",
+        "/cdn//etc/passwd",
+        "/cdn/playgate.db",
+    ] {
+        let resp = app.get(&sig.append_to(trick)).await;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap();
+        assert!(
+            status == 404 || status == 403 || status == 400,
+            "{trick}: {status}"
+        );
+        assert!(!body.starts_with(b"SQLite"), "{trick} leaked the database");
+    }
 }
