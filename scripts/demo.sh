@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local stack: dev keys if missing, a build, a server in the background
-# on the configured address, then the URLs it serves. `make stop` stops it.
+# on the configured address, a generated demo clip (ffmpeg: 360p/480p/720p +
+# audio, HLS and DASH) published as asset "demo", then a playable URL.
+# `make stop` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG="${CONFIG:-config/local.toml}"
@@ -31,13 +33,22 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$base/healthz" >/dev/null
 
+storage="$(sed -n 's/^root = "\(.*\)"/\1/p' "$CONFIG" | head -n1)"
+if [ ! -f "${storage:-./data}/assets/demo/v1/hls/master.m3u8" ]; then
+  echo "making a 20 s demo clip with ffmpeg…"
+  bash scripts/make-clip.sh data/demo-clip 20
+  "$BIN" publish --config "$CONFIG" --asset demo --title "Demo clip (ffmpeg test pattern)" data/demo-clip >/dev/null
+fi
+
 token="$("$BIN" token --config "$CONFIG" --sub demo-viewer --tier free --ttl 1h)"
+curl -fsS -o /dev/null "$base/v1/play/demo/master.m3u8?token=$token" \
+  || { echo "the demo master did not answer 200; see data/playgate.log" >&2; exit 1; }
 cat <<MSG
 playgate is running (pid $(cat data/playgate.pid), log data/playgate.log)
-  health:     $base/healthz
-  readiness:  $base/readyz
-  metrics:    $base/metrics
-  a viewer token for tier "free" (1 h):
-    $token
+  play it in a browser (hls.js; pick the tier to see the ladder change):
+    $base/demo?asset=demo&tier=free&autoplay=1
+  the free tier's master (cookie delivery; the response sets the edge cookies):
+    $base/v1/play/demo/master.m3u8?token=$token
+  health $base/healthz · readiness $base/readyz · metrics $base/metrics
 Stop it with: make stop
 MSG

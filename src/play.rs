@@ -105,22 +105,31 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct Viewer<'a> {
     pub tier: &'a TierName,
-    pub rules: &'a TierRules,
+    /// As the tier cache hands them out: the masters cache keys on this
+    /// very `Arc`, so new rules (a new `Arc` after each reload) never meet
+    /// a master built under the old ones.
+    pub rules: &'a Arc<TierRules>,
     pub ip: Option<IpAddr>,
     /// Overrides the tier's signature lifetime (already checked against
     /// the tier's and the config's limits).
     pub ttl: Option<Duration>,
 }
 
-/// What one tier's viewer of one asset gets.
+/// What one tier's viewer of one asset gets. Everything a response needs
+/// is rendered once, when the entitlement is built, and shared by every
+/// viewer in its expiry bucket.
 #[derive(Debug)]
 pub struct Entitlement {
     pub asset: AssetId,
     pub format: Format,
     pub delivery: Delivery,
     /// The authorised master or MPD.
-    pub body: String,
+    pub body: bytes::Bytes,
     pub grants: Vec<Grant>,
+    /// The cookies carrying the grants (cookie delivery), with their ready
+    /// `Set-Cookie` values.
+    pub cookies: Vec<CookieGrant>,
+    pub set_cookie: Vec<axum::http::HeaderValue>,
     /// The allowed renditions' playlist (or MPD representation) URLs.
     pub renditions: Vec<String>,
     pub expires: u64,
@@ -128,7 +137,8 @@ pub struct Entitlement {
     pub stale: bool,
 }
 
-/// A cookie as the session and sign endpoints describe it.
+/// A cookie as the session and sign endpoints describe it. `Expires`
+/// only (no `Max-Age`), so one rendering serves the whole bucket.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CookieGrant {
     pub name: &'static str,
@@ -143,12 +153,29 @@ pub struct CookieGrant {
     pub set_cookie: String,
 }
 
+/// Tier rules compared by identity (see `Viewer::rules`). Holding the
+/// `Arc` keeps its address from being reused while the key lives.
+#[derive(Clone)]
+struct RulesRef(Arc<TierRules>);
+
+impl PartialEq for RulesRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for RulesRef {}
+impl Hash for RulesRef {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), h);
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct MasterKey {
     asset: AssetId,
     version: u32,
     tier: TierName,
-    rules: u64,
+    rules: RulesRef,
     format: Format,
     delivery: Delivery,
     expires: u64,
@@ -172,24 +199,44 @@ pub struct SignedMedia {
     pub stale: bool,
 }
 
+/// Hit and miss counters of one cache, resolved once.
+struct Counters {
+    hits: prometheus_client::metrics::counter::Counter,
+    misses: prometheus_client::metrics::counter::Counter,
+}
+
+impl Counters {
+    fn new(metrics: &Metrics, cache: &str) -> Self {
+        let labels = CacheLabels {
+            cache: cache.to_owned(),
+        };
+        Counters {
+            hits: metrics.cache_hits.get_or_create(&labels).clone(),
+            misses: metrics.cache_misses.get_or_create(&labels).clone(),
+        }
+    }
+
+    fn count(&self, hit: bool) {
+        if hit {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+    }
+}
+
 pub struct Play {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     keys: Arc<crate::cloudfront::keys::KeyRing>,
     clock: crate::clock::SharedClock,
-    metrics: Arc<Metrics>,
+    counted_assets: Counters,
+    counted_masters: Counters,
+    counted_signatures: Counters,
     pub origin: OriginCache,
     assets: moka::future::Cache<AssetId, Option<Arc<Asset>>>,
     masters: moka::future::Cache<MasterKey, Arc<Entitlement>>,
     signatures: moka::sync::Cache<SignatureKey, Signature>,
-}
-
-fn fingerprint(rules: &TierRules) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(rules)
-        .unwrap_or_default()
-        .hash(&mut h);
-    h.finish()
 }
 
 fn ipv4_cidr(ip: IpAddr) -> Option<Cidr> {
@@ -227,21 +274,11 @@ impl Play {
             store,
             keys,
             clock,
-            metrics,
+            counted_assets: Counters::new(&metrics, "assets"),
+            counted_masters: Counters::new(&metrics, "masters"),
+            counted_signatures: Counters::new(&metrics, "signatures"),
             origin,
         }
-    }
-
-    fn count(&self, cache: &str, hit: bool) {
-        let labels = CacheLabels {
-            cache: cache.to_owned(),
-        };
-        let family = if hit {
-            &self.metrics.cache_hits
-        } else {
-            &self.metrics.cache_misses
-        };
-        family.get_or_create(&labels).inc();
     }
 
     fn cdn_base(&self) -> &str {
@@ -250,18 +287,27 @@ impl Play {
 
     /// The asset if it may be played at all.
     pub async fn playable_asset(&self, id: &AssetId) -> Result<(Arc<Asset>, u32), PlayError> {
-        let store = self.store.clone();
-        let entry = self
-            .assets
-            .entry_by_ref(id)
-            .or_try_insert_with(async move {
-                let v = store.get_asset(id).await?;
-                Ok::<_, StoreError>(v.map(|v| Arc::new(v.value)))
-            })
-            .await
-            .map_err(|e| PlayError::Store(clone_store_error(&e)))?;
-        self.count("assets", !entry.is_fresh());
-        let asset = entry.into_value().ok_or(PlayError::UnknownAsset)?;
+        let cached = match self.assets.get(id).await {
+            Some(hit) => {
+                self.counted_assets.count(true);
+                hit
+            }
+            None => {
+                let store = self.store.clone();
+                let entry = self
+                    .assets
+                    .entry_by_ref(id)
+                    .or_try_insert_with(async move {
+                        let v = store.get_asset(id).await?;
+                        Ok::<_, StoreError>(v.map(|v| Arc::new(v.value)))
+                    })
+                    .await
+                    .map_err(|e| PlayError::Store(clone_store_error(&e)))?;
+                self.counted_assets.count(!entry.is_fresh());
+                entry.into_value()
+            }
+        };
+        let asset = cached.ok_or(PlayError::UnknownAsset)?;
         match (asset.status, asset.current_version) {
             (AssetStatus::Deleted, _) => Err(PlayError::UnknownAsset),
             (AssetStatus::Ready, Some(v)) => Ok((asset, v)),
@@ -317,7 +363,7 @@ impl Play {
             asset: id.clone(),
             version,
             tier: viewer.tier.clone(),
-            rules: fingerprint(viewer.rules),
+            rules: RulesRef(viewer.rules.clone()),
             format,
             // DASH is served with cookies whatever the tier says.
             delivery: if format == Format::Dash {
@@ -328,6 +374,10 @@ impl Play {
             expires,
             ip,
         };
+        if let Some(hit) = self.masters.get(&key).await {
+            self.counted_masters.count(true);
+            return Ok(hit);
+        }
         let build = self.build(key.clone(), viewer.rules);
         let entry = self
             .masters
@@ -335,7 +385,7 @@ impl Play {
             .or_try_insert_with(build)
             .await
             .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| shallow_clone(&e)))?;
-        self.count("masters", !entry.is_fresh());
+        self.counted_masters.count(!entry.is_fresh());
         let ent = entry.into_value();
         if ent.stale {
             // Served once from the stale copy; the next viewer retries the origin.
@@ -443,16 +493,14 @@ impl Play {
                     .filter(|u| u.kind.is_rendition())
                     .filter_map(|u| u.url.as_ref().map(Url::to_string))
                     .collect();
-                Entitlement {
-                    asset: key.asset.clone(),
-                    format: key.format,
-                    delivery: key.delivery,
-                    body: auth.playlist,
-                    grants: auth.grants,
+                self.entitlement(
+                    &key,
+                    key.delivery,
+                    auth.playlist,
+                    auth.grants,
                     renditions,
-                    expires: key.expires,
                     stale,
-                }
+                )
             }
             Format::Dash => {
                 let opts_mpd = crate::dash::mpd::MpdOptions {
@@ -498,16 +546,7 @@ impl Play {
                     .filter(|r| r.kept)
                     .map(|r| r.id.clone())
                     .collect();
-                Entitlement {
-                    asset: key.asset.clone(),
-                    format: key.format,
-                    delivery: Delivery::Cookies,
-                    body: f.mpd,
-                    grants,
-                    renditions,
-                    expires: key.expires,
-                    stale,
-                }
+                self.entitlement(&key, Delivery::Cookies, f.mpd, grants, renditions, stale)
             }
         };
         Ok(Arc::new(ent))
@@ -529,26 +568,57 @@ impl Play {
             ip: ip.map(|i| i.to_string()),
         };
         if let Some(hit) = self.signatures.get(&key) {
-            self.count("signatures", true);
+            self.counted_signatures.count(true);
             return Ok(hit);
         }
-        self.count("signatures", false);
+        self.counted_signatures.count(false);
         let sig = Signature::for_resource(signer, pattern, opts)?;
         self.signatures.insert(key, sig.clone());
         Ok(sig)
     }
 
-    /// The cookies that carry an entitlement's grants.
-    pub fn cookies(&self, ent: &Entitlement) -> Vec<CookieGrant> {
+    fn entitlement(
+        &self,
+        key: &MasterKey,
+        delivery: Delivery,
+        body: String,
+        grants: Vec<Grant>,
+        renditions: Vec<String>,
+        stale: bool,
+    ) -> Entitlement {
+        let cookies = if delivery == Delivery::Cookies {
+            self.cookies(&grants, key.expires)
+        } else {
+            Vec::new()
+        };
+        let set_cookie = cookies
+            .iter()
+            .filter_map(|c| axum::http::HeaderValue::from_str(&c.set_cookie).ok())
+            .collect();
+        Entitlement {
+            asset: key.asset.clone(),
+            format: key.format,
+            delivery,
+            body: body.into(),
+            grants,
+            cookies,
+            set_cookie,
+            renditions,
+            expires: key.expires,
+            stale,
+        }
+    }
+
+    /// The cookies that carry `grants` until `expires`.
+    fn cookies(&self, grants: &[Grant], expires: u64) -> Vec<CookieGrant> {
         let cdn = &self.config.cdn;
-        let now = self.clock.now_epoch();
         let same_site = match cdn.same_site {
             crate::config::SameSite::None => "None",
             crate::config::SameSite::Lax => "Lax",
             crate::config::SameSite::Strict => "Strict",
         };
         let mut out = Vec::new();
-        for g in &ent.grants {
+        for g in grants {
             let Some(path) = g.scope.cookie_path() else {
                 continue;
             };
@@ -558,8 +628,8 @@ impl Play {
                 secure: cdn.cookie_secure,
                 http_only: true,
                 same_site: cdn.same_site,
-                expires: ent.expires,
-                max_age: ent.expires.saturating_sub(now),
+                expires,
+                max_age: None,
             };
             for (name, value) in g.signature.cookies() {
                 out.push(CookieGrant {
@@ -568,7 +638,7 @@ impl Play {
                     value,
                     path: path.to_owned(),
                     domain: cdn.cookie_domain.clone(),
-                    expires: ent.expires,
+                    expires,
                     secure: cdn.cookie_secure,
                     http_only: true,
                     same_site,

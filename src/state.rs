@@ -12,8 +12,13 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreExt};
 use std::sync::Arc;
 
+/// The services, behind one `Arc`: axum clones the state for every
+/// extractor and middleware that asks for it, so a clone must be one
+/// reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub objects: Arc<dyn ObjectStore>,
@@ -23,6 +28,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub play: Arc<crate::play::Play>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 /// Why the service could not start; each says what to fix.
@@ -95,7 +107,7 @@ impl AppState {
             metrics.clone(),
             origin,
         );
-        Ok(AppState {
+        Ok(AppState(Arc::new(Services {
             auth: Arc::new(auth),
             tiers: Arc::new(tiers),
             config,
@@ -105,6 +117,6 @@ impl AppState {
             metrics,
             clock,
             play: Arc::new(play),
-        })
+        })))
     }
 }

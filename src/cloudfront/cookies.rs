@@ -11,9 +11,9 @@ pub struct CookieAttrs<'a> {
     pub secure: bool,
     pub http_only: bool,
     pub same_site: SameSite,
-    /// Absolute expiry (epoch seconds) and the max-age from now.
+    /// Absolute expiry (epoch seconds) and, optionally, the max-age from now.
     pub expires: u64,
-    pub max_age: u64,
+    pub max_age: Option<u64>,
 }
 
 fn http_date(epoch: u64) -> String {
@@ -31,8 +31,10 @@ pub fn set_cookie(name: &str, value: &str, a: &CookieAttrs<'_>) -> String {
     s.push_str(a.path);
     s.push_str("; Expires=");
     s.push_str(&http_date(a.expires));
-    s.push_str("; Max-Age=");
-    s.push_str(&a.max_age.to_string());
+    if let Some(age) = a.max_age {
+        s.push_str("; Max-Age=");
+        s.push_str(&age.to_string());
+    }
     if a.secure {
         s.push_str("; Secure");
     }
@@ -97,7 +99,7 @@ mod tests {
                 http_only: true,
                 same_site: SameSite::None,
                 expires: 2082758400,
-                max_age: 7200,
+                max_age: Some(7200),
             },
         );
         assert_eq!(

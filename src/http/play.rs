@@ -50,7 +50,7 @@ fn stale_marker(headers: &mut HeaderMap, stale: bool) {
 
 /// The body with `private, no-store`, the cookies when the delivery
 /// uses them, and the stale marker.
-fn entitled(state: &AppState, ent: &Entitlement, content_type: &'static str) -> Response {
+fn entitled(ent: &Entitlement, content_type: &'static str) -> Response {
     let mut resp = (
         [
             (header::CONTENT_TYPE, content_type),
@@ -60,12 +60,8 @@ fn entitled(state: &AppState, ent: &Entitlement, content_type: &'static str) -> 
     )
         .into_response();
     let headers = resp.headers_mut();
-    if ent.delivery == Delivery::Cookies {
-        for c in state.play.cookies(ent) {
-            if let Ok(v) = HeaderValue::from_str(&c.set_cookie) {
-                headers.append(header::SET_COOKIE, v);
-            }
-        }
+    for v in &ent.set_cookie {
+        headers.append(header::SET_COOKIE, v.clone());
     }
     stale_marker(headers, ent.stale);
     resp
@@ -81,7 +77,7 @@ pub async fn master(
         .play
         .authorise(&asset, &viewer(&v, peer), Format::Hls, v.rules.delivery)
         .await?;
-    Ok(entitled(&state, &ent, HLS))
+    Ok(entitled(&ent, HLS))
 }
 
 pub async fn mpd(
@@ -94,7 +90,7 @@ pub async fn mpd(
         .play
         .authorise(&asset, &viewer(&v, peer), Format::Dash, Delivery::Cookies)
         .await?;
-    Ok(entitled(&state, &ent, DASH))
+    Ok(entitled(&ent, DASH))
 }
 
 pub async fn session(
@@ -107,7 +103,6 @@ pub async fn session(
         .play
         .authorise(&asset, &viewer(&v, peer), Format::Hls, Delivery::Cookies)
         .await?;
-    let cookies = state.play.cookies(&ent);
     let gateway = state.config.server.public_url.trim_end_matches('/');
     let mut resp = (
         [(header::CACHE_CONTROL, "private, no-store")],
@@ -118,14 +113,12 @@ pub async fn session(
             "master_url": format!("{gateway}/v1/play/{asset}/master.m3u8"),
             "expires_at": ent.expires,
             "renditions": ent.renditions,
-            "cookies": cookies,
+            "cookies": ent.cookies,
         })),
     )
         .into_response();
-    for c in &cookies {
-        if let Ok(h) = HeaderValue::from_str(&c.set_cookie) {
-            resp.headers_mut().append(header::SET_COOKIE, h);
-        }
+    for v in &ent.set_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, v.clone());
     }
     stale_marker(resp.headers_mut(), ent.stale);
     Ok(resp)

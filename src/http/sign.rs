@@ -101,7 +101,7 @@ pub async fn cookies(
             crate::tiers::Delivery::Cookies,
         )
         .await?;
-    let cookies = state.play.cookies(&ent);
+    let cookies = &ent.cookies;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.cookies", asset = %req.asset, tier = %req.tier, "signed cookies");
     Ok(no_store(json!({
         "asset": req.asset,
