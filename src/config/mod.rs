@@ -420,6 +420,9 @@ impl Config {
         if self.signing.max_batch == 0 {
             bad("signing.max_batch", "must be at least 1".into());
         }
+        if let Some(reason) = self.cookie_reach() {
+            bad("cdn.cookie_domain", reason);
+        }
         if self.cdn.same_site == SameSite::None && !self.cdn.cookie_secure {
             bad(
                 "cdn.cookie_secure",
@@ -488,6 +491,42 @@ impl Config {
         }
         if self.mode == Mode::Aws && self.aws.is_none() {
             bad("aws", "mode = \"aws\" needs an [aws] section".into());
+        }
+    }
+}
+
+impl Config {
+    /// Why cookie delivery cannot work with these hosts, if it cannot: the
+    /// gateway sets cookies that the CDN must receive, so either both are
+    /// one host, or `cdn.cookie_domain` is a domain both are under. No
+    /// site can set cookies for `*.cloudfront.net`.
+    fn cookie_reach(&self) -> Option<String> {
+        if !self
+            .tiers
+            .values()
+            .any(|t| t.delivery == crate::tiers::Delivery::Cookies)
+        {
+            return None;
+        }
+        let host = |u: &str| url::Url::parse(u).ok()?.host_str().map(str::to_owned);
+        let (gw, cdn) = (host(&self.server.public_url)?, host(&self.cdn.base_url)?);
+        if cdn.ends_with(".cloudfront.net") {
+            return Some(format!(
+                "tiers deliver with cookies, and no site can set cookies for {cdn}: put the distribution on a custom domain under the gateway's domain, or give those tiers delivery = \"urls\""
+            ));
+        }
+        if gw == cdn {
+            return None;
+        }
+        let under = |h: &str, d: &str| h == d || h.ends_with(&format!(".{d}"));
+        match &self.cdn.cookie_domain {
+            Some(d) if under(&gw, d) && under(&cdn, d) => None,
+            Some(d) => Some(format!(
+                "{d} must contain both the gateway ({gw}) and the CDN ({cdn}) for cookie delivery"
+            )),
+            None => Some(format!(
+                "tiers deliver with cookies and the CDN ({cdn}) is not the gateway's host ({gw}): set cookie_domain to a domain both are under"
+            )),
         }
     }
 }

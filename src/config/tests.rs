@@ -134,3 +134,33 @@ fn the_shipped_configs_have_only_file_problems() {
         }
     }
 }
+
+#[test]
+fn cookie_delivery_needs_a_domain_both_hosts_share() {
+    let check = |cdn: &str, domain: &str| {
+        let text = format!(
+            "[server]\npublic_url = \"https://play.example.com\"\n[cdn]\nbase_url = \"{cdn}\"\n{domain}\n[tiers.free]\ndelivery = \"cookies\"\n{MIN}"
+        );
+        load(&text).err().map(|e| {
+            e.0.iter()
+                .map(|i| format!("{}: {}", i.path, i.reason))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    };
+    let e = check("https://cdn.other.net", "").unwrap();
+    assert!(e.starts_with("cdn.cookie_domain"), "{e}");
+    let e = check(
+        "https://d111.cloudfront.net",
+        "cookie_domain = \"cloudfront.net\"",
+    )
+    .unwrap();
+    assert!(e.contains("no site can set cookies"), "{e}");
+    let e = check("https://cdn.example.com", "cookie_domain = \"other.com\"").unwrap();
+    assert!(e.contains("must contain both"), "{e}");
+    assert_eq!(
+        check("https://cdn.example.com", "cookie_domain = \"example.com\""),
+        None
+    );
+    assert_eq!(check("https://play.example.com/cdn", ""), None, "one host");
+}

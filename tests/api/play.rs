@@ -13,6 +13,8 @@ max_height = 480
 delivery = "urls"
 [tiers.tiny]
 max_height = 100
+[tiers.bound]
+bind_ip = true
 "#;
 
 pub async fn app_with_clip() -> TestApp {
@@ -377,6 +379,13 @@ async fn session_sets_and_returns_the_cookies() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "private, no-store");
+    for h in resp.headers().get_all("set-cookie") {
+        let h = h.to_str().unwrap();
+        assert!(
+            h.ends_with("; Secure; HttpOnly; SameSite=None") && h.contains("; Expires="),
+            "default attributes: {h}"
+        );
+    }
     let jar = set_cookies(&resp);
     assert_eq!(jar.len(), 9, "three triples: 360p, 480p, audio");
     let body: serde_json::Value = resp.json().await.unwrap();
@@ -562,4 +571,67 @@ async fn path_tricks_are_refused() {
         );
         assert!(!body.starts_with(b"SQLite"), "{trick} leaked the database");
     }
+}
+
+/// A `bind_ip` tier's signatures carry the viewer's address: they work
+/// from it and from nowhere else.
+#[tokio::test]
+async fn bound_signatures_work_only_from_the_viewers_address() {
+    let app = app_with_clip().await;
+    let resp = app
+        .get_bearer("/v1/play/clip/master.m3u8", &app.viewer_token("bound"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let jar = set_cookies(&resp);
+    let path = cdn_path("720p", "seg_000.m4s");
+    let sent = cookie_header(&jar, &path).unwrap();
+    assert_eq!(get_cookie(&app, &path, Some(&sent)).await.status(), 200);
+    let policy = jar
+        .iter()
+        .find(|(_, n, _)| n == "CloudFront-Policy")
+        .map(|(_, _, v)| v.clone())
+        .unwrap();
+    let json = playgate::cloudfront::encode::cf_base64_decode(&policy).unwrap();
+    assert!(
+        String::from_utf8(json)
+            .unwrap()
+            .contains("\"127.0.0.1/32\""),
+        "the policy names the viewer's address"
+    );
+    // A backend signing for another viewer's address: refused from here.
+    let resp = app
+        .client
+        .post(app.url("/v1/sign/cookies"))
+        .header("authorization", "Bearer signer-key")
+        .json(&serde_json::json!({"asset": "clip", "tier": "bound", "viewer_ip": "192.0.2.7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let other: Vec<(String, String, String)> = body["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_owned(),
+                c["name"].as_str().unwrap().to_owned(),
+                c["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let sent = cookie_header(&other, &path).unwrap();
+    assert_eq!(get_cookie(&app, &path, Some(&sent)).await.status(), 403);
+    let missing = app
+        .client
+        .post(app.url("/v1/sign/cookies"))
+        .header("authorization", "Bearer signer-key")
+        .json(&serde_json::json!({"asset": "clip", "tier": "bound"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, body) = problem(missing).await;
+    assert_eq!(s, 400);
+    assert_eq!(body["field"], "body.viewer_ip");
 }
