@@ -514,20 +514,7 @@ impl Play {
                     }
                     Err(e) => return Err(PlayError::Content(e.to_string())),
                 };
-                let allowed: Vec<Vec<Url>> = f
-                    .renditions
-                    .iter()
-                    .filter(|r| r.kept)
-                    .map(|r| r.uris.clone())
-                    .collect();
-                let forbidden: Vec<Url> = f
-                    .renditions
-                    .iter()
-                    .filter(|r| !r.kept)
-                    .flat_map(|r| r.uris.iter().cloned())
-                    .collect();
-                let scoped = crate::hls::scope::scopes(&allowed, &forbidden)
-                    .map_err(|e| PlayError::Content(e.to_string()))?;
+                let scoped = f.scopes().map_err(|e| PlayError::Content(e.to_string()))?;
                 if !scoped.path_separable {
                     return Err(PlayError::Content(
                         PlaybackError::NotPathSeparable.to_string(),

@@ -82,6 +82,26 @@ pub struct FilteredMpd {
     pub renditions: Vec<MpdRendition>,
 }
 
+impl FilteredMpd {
+    /// The scopes of the kept representations (the same function as HLS's):
+    /// one pattern each, covering nothing a removed one uses.
+    pub fn scopes(&self) -> Result<crate::hls::scope::Scopes, crate::hls::scope::ScopeError> {
+        let allowed: Vec<Vec<Url>> = self
+            .renditions
+            .iter()
+            .filter(|r| r.kept)
+            .map(|r| r.uris.clone())
+            .collect();
+        let forbidden: Vec<Url> = self
+            .renditions
+            .iter()
+            .filter(|r| !r.kept)
+            .flat_map(|r| r.uris.iter().cloned())
+            .collect();
+        crate::hls::scope::scopes(&allowed, &forbidden)
+    }
+}
+
 /// One element of the document.
 #[derive(Debug)]
 struct Node<'a> {
@@ -828,19 +848,7 @@ mod tests {
             "https://cdn.example.com/assets/a/v1/dash/atmos.mp4"
         );
         // The scopes of DASH renditions come out of the same function as HLS's.
-        let allowed: Vec<Vec<Url>> = f
-            .renditions
-            .iter()
-            .filter(|r| r.kept && r.kind != ContentKind::Text)
-            .map(|r| r.uris.clone())
-            .collect();
-        let forbidden: Vec<Url> = f
-            .renditions
-            .iter()
-            .filter(|r| !r.kept)
-            .flat_map(|r| r.uris.clone())
-            .collect();
-        let s = crate::hls::scope::scopes(&allowed, &forbidden).unwrap();
+        let s = f.scopes().unwrap();
         assert!(s.path_separable);
         assert_eq!(
             s.scopes[0].pattern(),

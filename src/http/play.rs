@@ -67,17 +67,32 @@ fn entitled(ent: &Entitlement, content_type: &'static str) -> Response {
     resp
 }
 
+/// The tier's master (`master.m3u8`, its delivery) or MPD (cookies).
+async fn authorised(
+    state: &AppState,
+    v: &ViewerClaims,
+    peer: SocketAddr,
+    asset: &AssetId,
+    format: Format,
+) -> Result<Response> {
+    let (delivery, content_type) = match format {
+        Format::Hls => (v.rules.delivery, HLS),
+        Format::Dash => (Delivery::Cookies, DASH),
+    };
+    let ent = state
+        .play
+        .authorise(asset, &viewer(v, peer), format, delivery)
+        .await?;
+    Ok(entitled(&ent, content_type))
+}
+
 pub async fn master(
     State(state): State<AppState>,
     MasterViewerClaims(v): MasterViewerClaims,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(asset): Path<AssetId>,
 ) -> Result<Response> {
-    let ent = state
-        .play
-        .authorise(&asset, &viewer(&v, peer), Format::Hls, v.rules.delivery)
-        .await?;
-    Ok(entitled(&ent, HLS))
+    authorised(&state, &v, peer, &asset, Format::Hls).await
 }
 
 pub async fn mpd(
@@ -86,11 +101,7 @@ pub async fn mpd(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(asset): Path<AssetId>,
 ) -> Result<Response> {
-    let ent = state
-        .play
-        .authorise(&asset, &viewer(&v, peer), Format::Dash, Delivery::Cookies)
-        .await?;
-    Ok(entitled(&ent, DASH))
+    authorised(&state, &v, peer, &asset, Format::Dash).await
 }
 
 pub async fn session(

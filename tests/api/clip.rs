@@ -107,3 +107,16 @@ pub fn triple(jar: &[(String, String, String)], path: &str) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// The jar of a `cookies[]` array the session and sign endpoints return.
+pub fn json_cookies(body: &serde_json::Value) -> Vec<(String, String, String)> {
+    body["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap().to_owned();
+            (field("path"), field("name"), field("value"))
+        })
+        .collect()
+}

@@ -36,6 +36,19 @@ fn allowed_for(tier: &str) -> &'static [&'static str] {
     }
 }
 
+/// A custom-policy signature by the app's key for `{cdn}{pattern}`.
+fn sign_cdn(app: &TestApp, pattern: &str, expires: u64) -> playgate::cloudfront::signer::Signature {
+    playgate::cloudfront::signer::Signature::for_resource(
+        app.state.keys.active(),
+        &format!("{}{pattern}", app.state.config.cdn.base_url),
+        &playgate::cloudfront::signer::SignOptions {
+            expires,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 fn cdn_path(rendition: &str, file: &str) -> String {
     format!("/cdn/assets/clip/v1/hls/{rendition}/{file}")
 }
@@ -230,17 +243,7 @@ async fn no_credentials_expired_or_tampered_signatures_are_refused() {
 #[tokio::test]
 async fn the_edge_speaks_http_range_etag_types_cors_and_cache_policy() {
     let app = app_with_clip().await;
-    let key = app.state.keys.active();
-    let pattern = format!("{}/assets/clip/v1/hls/*", app.state.config.cdn.base_url);
-    let sig = playgate::cloudfront::signer::Signature::for_resource(
-        key,
-        &pattern,
-        &playgate::cloudfront::signer::SignOptions {
-            expires: crate::helpers::now() + 600,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let sig = sign_cdn(&app, "/assets/clip/v1/hls/*", crate::helpers::now() + 600);
     let seg = sig.append_to(&cdn_path("720p", "seg_001.m4s"));
     let full = app.get(&seg).await;
     assert_eq!(full.status(), 200);
@@ -430,18 +433,7 @@ async fn backends_sign_cookies_and_urls_within_limits() {
     let exp = body["expires_at"].as_u64().unwrap();
     let now = crate::helpers::now();
     assert!(exp > now + 1700 && exp <= now + 1800 + 300, "{exp}");
-    let jar: Vec<(String, String, String)> = body["cookies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["path"].as_str().unwrap().to_owned(),
-                c["name"].as_str().unwrap().to_owned(),
-                c["value"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let jar = clip::json_cookies(&body);
     let path = cdn_path("720p", "seg_000.m4s");
     let sent = cookie_header(&jar, &path).unwrap();
     assert_eq!(get_cookie(&app, &path, Some(&sent)).await.status(), 200);
@@ -541,17 +533,7 @@ async fn dash_mpd_and_its_cookies_open_exactly_the_tiers_representations() {
 #[tokio::test]
 async fn path_tricks_are_refused() {
     let app = app_with_clip().await;
-    let key = app.state.keys.active();
-    let pattern = format!("{}/*", app.state.config.cdn.base_url);
-    let sig = playgate::cloudfront::signer::Signature::for_resource(
-        key,
-        &pattern,
-        &playgate::cloudfront::signer::SignOptions {
-            expires: crate::helpers::now() + 600,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let sig = sign_cdn(&app, "/*", crate::helpers::now() + 600);
     for trick in [
         "/cdn/assets/clip/v1/hls/360p/../../../../playgate.db",
         "/cdn/assets/clip/v1/hls/360p/%2e%2e/%2e%2e/%2e%2e/%2e%2e/playgate.db",
@@ -609,18 +591,7 @@ async fn bound_signatures_work_only_from_the_viewers_address() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
-    let other: Vec<(String, String, String)> = body["cookies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["path"].as_str().unwrap().to_owned(),
-                c["name"].as_str().unwrap().to_owned(),
-                c["value"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let other = clip::json_cookies(&body);
     let sent = cookie_header(&other, &path).unwrap();
     assert_eq!(get_cookie(&app, &path, Some(&sent)).await.status(), 403);
     let missing = app
