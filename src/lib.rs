@@ -17,6 +17,7 @@
 //!   rendition scopes, media playlist signing.
 //! - `dash`: MPD filtering.
 //! - `playback`: what a tier's viewer receives (filtered, rewritten, signed).
+//! - `pipeline`: ladder planning, probing, job states, the ffmpeg encoder.
 //! - `origin`: where playback reads playlists, with coalescing and stale-if-error.
 //! - `publish`: an encoded directory becomes an asset's next version.
 //! - `play`: the playback service behind the play and sign endpoints, with its caches.
@@ -36,6 +37,7 @@ pub mod hls;
 pub mod http;
 pub mod metrics;
 pub mod origin;
+pub mod pipeline;
 pub mod play;
 pub mod playback;
 pub mod publish;

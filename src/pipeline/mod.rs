@@ -1,0 +1,10 @@
+//! The pipeline playgate fronts: probe a source, plan its ladder, run the
+//! encode, track the job. This part is the local twin (ffprobe, ffmpeg);
+//! MediaConvert arrives behind the same shapes.
+//!
+//! - `ladder`: which renditions to encode (pure);
+//! - `probe`: what a source is (ffprobe's JSON);
+//! - `jobs`: the job state machine (pure);
+//! - `ffmpeg`: one ffmpeg process writing every rendition in the layout.
+
+pub mod ladder;
