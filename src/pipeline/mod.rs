@@ -8,3 +8,5 @@
 //! - `ffmpeg`: one ffmpeg process writing every rendition in the layout.
 
 pub mod ladder;
+pub mod jobs;
+pub mod probe;
