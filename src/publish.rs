@@ -121,6 +121,7 @@ pub async fn publish_dir(
                 current_version: Some(version),
                 renditions,
                 failure: None,
+                source: None,
                 created_at: now,
             },
             Expect::Absent,

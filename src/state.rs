@@ -28,6 +28,7 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub play: Arc<crate::play::Play>,
+    pub pipeline: Arc<crate::pipeline::runner::Pipeline>,
 }
 
 impl std::ops::Deref for AppState {
@@ -107,6 +108,17 @@ impl AppState {
             metrics.clone(),
             origin,
         );
+        let pipeline = crate::pipeline::runner::Pipeline::start(
+            config.clone(),
+            store.clone(),
+            objects.clone(),
+            clock.clone(),
+        );
+        match pipeline.resume().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "re-queued interrupted encodes"),
+            Err(e) => tracing::warn!(reason = %e, "could not look for interrupted encodes"),
+        }
         Ok(AppState(Arc::new(Services {
             auth: Arc::new(auth),
             tiers: Arc::new(tiers),
@@ -117,6 +129,7 @@ impl AppState {
             metrics,
             clock,
             play: Arc::new(play),
+            pipeline,
         })))
     }
 }

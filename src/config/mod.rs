@@ -144,7 +144,23 @@ pub struct Config {
     pub origin: OriginConfig,
     pub cache: CacheConfig,
     pub demo: DemoConfig,
+    pub pipeline: PipelineConfig,
     pub aws: Option<AwsConfig>,
+}
+
+/// The encode pipeline (local mode: ffmpeg).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Encodes run at once; more wait in the queue.
+    pub concurrency: usize,
+    /// Scratch space for encodes in progress (emptied per job).
+    pub work_dir: PathBuf,
+    /// The largest source `POST /v1/uploads` accepts.
+    pub max_upload: u64,
+    /// How long one upload request may take (instead of
+    /// `server.request_timeout`).
+    pub upload_timeout: Duration,
+    pub ladder: crate::pipeline::ladder::LadderConfig,
 }
 
 /// Where playback reads masters and media playlists from.
@@ -416,6 +432,15 @@ impl Config {
         }
         if self.cache.origin_fresh.is_zero() {
             bad("cache.origin_fresh", "must be more than zero".into());
+        }
+        if self.pipeline.concurrency == 0 {
+            bad("pipeline.concurrency", "must be at least 1".into());
+        }
+        if self.pipeline.ladder.segment_seconds == 0 || self.pipeline.ladder.gop_seconds <= 0.0 {
+            bad(
+                "pipeline.segment_seconds",
+                "segment_seconds and gop_seconds must be more than zero".into(),
+            );
         }
         if self.signing.max_batch == 0 {
             bad("signing.max_batch", "must be at least 1".into());
@@ -817,6 +842,21 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         signatures_max_entries: s.or("signatures_max_entries", 100_000u64),
         asset_ttl: dur(s, "asset_ttl", "5s"),
     });
+    let pipeline = root.sub("pipeline", |s| {
+        let default = crate::pipeline::ladder::LadderConfig::default();
+        PipelineConfig {
+            concurrency: s.or("concurrency", 1usize),
+            work_dir: s.or("work_dir", storage.root.join(".work")),
+            max_upload: s.or("max_upload", Size(5 << 30)).0,
+            upload_timeout: dur(s, "upload_timeout", "1h"),
+            ladder: crate::pipeline::ladder::LadderConfig {
+                segment_seconds: s.or("segment_seconds", default.segment_seconds),
+                gop_seconds: s.or("gop_seconds", default.gop_seconds),
+                audio_bitrate: s.or("audio_bitrate", default.audio_bitrate),
+                rungs: s.or("rungs", default.rungs),
+            },
+        }
+    });
     let demo = root.sub("demo", |s| DemoConfig {
         enabled: s.or("enabled", mode == Mode::Local),
         hlsjs_dir: s.or("hlsjs_dir", PathBuf::from("web/node_modules/hls.js/dist")),
@@ -863,6 +903,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         origin,
         cache,
         demo,
+        pipeline,
         aws,
     })
 }

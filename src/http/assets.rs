@@ -114,6 +114,7 @@ pub async fn put(
             current_version: None,
             renditions: Vec::new(),
             failure: None,
+            source: None,
             created_at: state.clock.now_epoch(),
         },
         Some(v) => Asset {

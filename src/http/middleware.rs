@@ -3,7 +3,8 @@
 //! 1. `observe`: request id (accepted if sane, else generated; echoed),
 //!    one access-log line with secrets redacted, metrics by route;
 //! 2. overload and time limits: a concurrency limit that sheds load with
-//!    503 + `Retry-After`, and a request timeout — both as problem+json;
+//!    503 + `Retry-After`, and a request timeout (longer for source
+//!    uploads) — both as problem+json;
 //! 3. gzip for playlists, MPDs and JSON;
 //! 4. body size limit for extractors.
 //!
@@ -42,8 +43,7 @@ pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         // semaphore across them to be global.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             server.max_concurrency,
-        ))
-        .timeout(server.request_timeout);
+        ));
     router
         .layer(axum::extract::DefaultBodyLimit::max(
             usize::try_from(server.max_body).unwrap_or(usize::MAX),
@@ -53,8 +53,29 @@ pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
                 .gzip(true)
                 .compress_when(TextualBody),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            time_limit,
+        ))
         .layer(limits)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+}
+
+/// `server.request_timeout` for every request but a source upload, which
+/// gets `pipeline.upload_timeout` (a 5 GB file does not arrive in 30 s).
+async fn time_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let upload = req.method() == Method::PUT
+        && req.uri().path().starts_with("/v1/uploads/")
+        && req.uri().path().ends_with("/source");
+    let limit = if upload {
+        state.config.pipeline.upload_timeout
+    } else {
+        state.config.server.request_timeout
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => axum::response::IntoResponse::into_response(Error::Timeout),
+    }
 }
 
 /// Compress only text formats worth compressing (never video segments).

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod demo;
 pub mod edge;
 pub mod extract;
+pub mod ingest;
 pub mod middleware;
 pub mod ops;
 pub mod play;
@@ -50,6 +51,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/v1/tiers/{name}",
             get(tiers::get).put(tiers::put).delete(tiers::delete),
         )
+        .route("/v1/uploads", post(ingest::create_upload))
+        .route(
+            "/v1/uploads/{asset}/source",
+            axum::routing::put(ingest::put_source),
+        )
+        .route("/v1/assets/{id}/transcode", post(ingest::transcode))
+        .route("/v1/jobs/{id}", get(ingest::job).delete(ingest::cancel))
         .route("/v1/sign/cookies", post(sign::cookies))
         .route("/v1/sign/urls", post(sign::urls))
         .merge(play_routes(state));

@@ -10,9 +10,13 @@ use crate::store::{Job, JobState};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
     /// Running; `progress` in percent when known.
-    Progressing { progress: Option<u8> },
+    Progressing {
+        progress: Option<u8>,
+    },
     Complete,
-    Error { message: String },
+    Error {
+        message: String,
+    },
     Canceled,
 }
 
@@ -98,8 +102,14 @@ mod tests {
     #[test]
     fn duplicate_late_and_out_of_order_events_change_nothing() {
         let j = apply(&job(), &JobEvent::Progressing { progress: Some(50) }).unwrap();
-        assert_eq!(apply(&j, &JobEvent::Progressing { progress: Some(50) }), None);
-        assert_eq!(apply(&j, &JobEvent::Progressing { progress: Some(20) }), None);
+        assert_eq!(
+            apply(&j, &JobEvent::Progressing { progress: Some(50) }),
+            None
+        );
+        assert_eq!(
+            apply(&j, &JobEvent::Progressing { progress: Some(20) }),
+            None
+        );
         assert_eq!(apply(&j, &JobEvent::Progressing { progress: None }), None);
         let done = apply(&j, &JobEvent::Complete).unwrap();
         for late in [

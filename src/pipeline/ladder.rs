@@ -139,7 +139,11 @@ pub fn plan(source: &Source, config: &LadderConfig) -> Result<Plan, PlanError> {
     let short = source.width.min(source.height);
     let long_per_short = f64::from(source.width.max(source.height)) / f64::from(short);
     // Never upscale; a source below the lowest rung gets one rung at its own size.
-    let mut chosen: Vec<RungSpec> = specs.iter().filter(|r| r.height <= short).cloned().collect();
+    let mut chosen: Vec<RungSpec> = specs
+        .iter()
+        .filter(|r| r.height <= short)
+        .cloned()
+        .collect();
     if chosen.is_empty() {
         chosen.push(RungSpec {
             height: short,
@@ -222,9 +226,15 @@ mod tests {
     #[test]
     fn uhd_gets_every_rung_and_hevc_on_top() {
         let p = planned(&src(3840, 2160, 24.0, Some(40_000_000)));
-        assert_eq!(names(&p), ["270p", "360p", "480p", "720p", "1080p", "2160p"]);
+        assert_eq!(
+            names(&p),
+            ["270p", "360p", "480p", "720p", "1080p", "2160p"]
+        );
         let top = p.renditions.last().unwrap();
-        assert_eq!((top.width, top.height, top.codec), (3840, 2160, Codec::H265));
+        assert_eq!(
+            (top.width, top.height, top.codec),
+            (3840, 2160, Codec::H265)
+        );
         assert_eq!(p.renditions[0].frame_rate, 15.0);
         assert_eq!(p.renditions[1].frame_rate, 24.0);
         assert_eq!(p.gop_frames[1], 48, "2 s at 24 fps");
@@ -288,7 +298,10 @@ mod tests {
     #[test]
     fn never_above_the_source_frame_rate_and_60_fps_is_kept() {
         let p = planned(&src(1920, 1080, 60.0, None));
-        assert_eq!(p.renditions[0].frame_rate, 15.0, "the smallest rung is capped");
+        assert_eq!(
+            p.renditions[0].frame_rate, 15.0,
+            "the smallest rung is capped"
+        );
         assert!(p.renditions[1..].iter().all(|r| r.frame_rate == 60.0));
         assert_eq!(p.gop_frames[4], 120);
         let slow = planned(&src(1280, 720, 10.0, None));

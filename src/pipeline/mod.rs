@@ -7,6 +7,8 @@
 //! - `jobs`: the job state machine (pure);
 //! - `ffmpeg`: one ffmpeg process writing every rendition in the layout.
 
-pub mod ladder;
+pub mod ffmpeg;
 pub mod jobs;
+pub mod ladder;
 pub mod probe;
+pub mod runner;

@@ -63,18 +63,17 @@ struct Format {
 fn rate(s: &str) -> Option<f64> {
     let (n, d) = s.split_once('/').unwrap_or((s, "1"));
     let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
-    (d > 0.0 && n > 0.0).then(|| n / d).filter(|r| r.is_finite())
+    (d > 0.0 && n > 0.0)
+        .then(|| n / d)
+        .filter(|r| r.is_finite())
 }
 
 fn rotation(s: &Stream) -> i32 {
-    let from_side = s.side_data_list.iter().find_map(|d| d.get("rotation")?.as_i64());
-    let from_tag = || {
-        s.tags
-            .get("rotate")?
-            .as_str()?
-            .parse::<i64>()
-            .ok()
-    };
+    let from_side = s
+        .side_data_list
+        .iter()
+        .find_map(|d| d.get("rotation")?.as_i64());
+    let from_tag = || s.tags.get("rotate")?.as_str()?.parse::<i64>().ok();
     let r = from_side.or_else(from_tag).unwrap_or(0);
     i32::try_from(r.rem_euclid(360)).unwrap_or(0)
 }
@@ -103,7 +102,11 @@ pub fn parse(json: &[u8]) -> Result<Probed, ProbeError> {
         _ => return Err(ProbeError::BadVideo),
     };
     let rot = rotation(video);
-    let (width, height) = if rot == 90 || rot == 270 { (h, w) } else { (w, h) };
+    let (width, height) = if rot == 90 || rot == 270 {
+        (h, w)
+    } else {
+        (w, h)
+    };
     let frame_rate = video
         .avg_frame_rate
         .as_deref()
@@ -185,7 +188,8 @@ mod tests {
         let audio_only = br#"{"streams":[{"codec_type":"audio","codec_name":"mp3"},
             {"codec_type":"video","codec_name":"mjpeg","width":500,"height":500,"disposition":{"attached_pic":1}}]}"#;
         assert_eq!(parse(audio_only), Err(ProbeError::NoVideo));
-        let bad = br#"{"streams":[{"codec_type":"video","width":0,"height":0,"avg_frame_rate":"0/0"}]}"#;
+        let bad =
+            br#"{"streams":[{"codec_type":"video","width":0,"height":0,"avg_frame_rate":"0/0"}]}"#;
         assert_eq!(parse(bad), Err(ProbeError::BadVideo));
         assert!(matches!(parse(b"not json"), Err(ProbeError::Unreadable(_))));
     }

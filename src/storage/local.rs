@@ -171,6 +171,23 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    async fn put_file(&self, key: &ObjectKey, file: &Path) -> StorageResult<ObjectMeta> {
+        let target = self.path_of(key);
+        let (key, file) = (key.clone(), file.to_owned());
+        blocking(move || {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+            std::fs::rename(&file, &target).map_err(|e| unavailable(format!("{key}: {e}")))?;
+            let m = std::fs::metadata(&target).map_err(|e| not_found_or(&key, e))?;
+            Ok(LocalStore::meta(&key, &m))
+        })
+        .await
+    }
+
+    fn local_path(&self, key: &ObjectKey) -> Option<std::path::PathBuf> {
+        Some(self.path_of(key))
+    }
+
     async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectKey>> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();

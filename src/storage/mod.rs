@@ -112,6 +112,21 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Every key under `prefix` (a directory-like prefix ending in `/`, or
     /// empty for all), sorted.
     async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectKey>>;
+    /// Moves a finished local file in as `key` (a streamed upload). The
+    /// default reads it whole and `put`s it; stores on the same disk
+    /// rename.
+    async fn put_file(&self, key: &ObjectKey, file: &std::path::Path) -> StorageResult<ObjectMeta> {
+        let bytes = tokio::fs::read(file)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("{}: {e}", file.display())))?;
+        let meta = self.put(key, bytes.into()).await?;
+        let _ = tokio::fs::remove_file(file).await;
+        Ok(meta)
+    }
+    /// A path ffmpeg can read `key` from, when the store is a local disk.
+    fn local_path(&self, _key: &ObjectKey) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,25 @@ pub struct Asset {
     pub renditions: Vec<String>,
     #[serde(default)]
     pub failure: Option<String>,
+    /// The uploaded original (declared by `POST /v1/uploads`, filled in
+    /// when the upload lands).
+    #[serde(default)]
+    pub source: Option<SourceObject>,
     pub created_at: u64,
+}
+
+/// An asset's original file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceObject {
+    /// `assets/{id}/source/{filename}`.
+    pub key: String,
+    pub filename: String,
+    pub content_type: String,
+    /// Declared size; the upload must match it.
+    pub size: u64,
+    /// Set when the upload is complete.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod clip;
 mod helpers;
 mod jwks;
 mod ops;
+mod pipeline;
 mod play;
 mod players;
 mod problems;

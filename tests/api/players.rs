@@ -63,7 +63,7 @@ async fn cookie_jar_proxy() -> String {
 
 /// ffmpeg copies every stream of `master` into `out`; returns the
 /// streams as `video 360`, `audio`, … sorted.
-async fn ffmpeg_copy(master: String, proxy: Option<String>, out: &Path) -> Vec<String> {
+pub async fn ffmpeg_copy(master: String, proxy: Option<String>, out: &Path) -> Vec<String> {
     let out = out.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new("ffmpeg");

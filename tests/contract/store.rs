@@ -117,6 +117,7 @@ async fn typed_records_round_trip(s: &dyn Store) {
         current_version: Some(2),
         renditions: vec!["720p".into(), "1080p".into()],
         failure: None,
+        source: None,
         created_at: 1,
     };
     let rev = s.put_asset(&asset, Expect::Absent).await.unwrap();

@@ -1,0 +1,359 @@
+//! The local job runner: a queue drained by at most
+//! `pipeline.concurrency` encodes at once. A job probes the source, plans
+//! the ladder, runs ffmpeg into a scratch directory, publishes the result
+//! as the asset's next version (`publish::publish_dir`, record last) and
+//! records every step through `jobs::apply`, so the job record only ever
+//! moves forward. At start-up, jobs that were queued or running when the
+//! process stopped are run again from scratch (their scratch directory is
+//! emptied first).
+
+use super::jobs::{JobEvent, apply, is_terminal};
+use crate::config::Config;
+use crate::domain::{AssetId, JobId};
+use crate::storage::{ObjectKey, ObjectStore};
+use crate::store::{Asset, AssetStatus, Expect, Job, JobState, Kind, Store, StoreError, StoreExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("no such asset")]
+    UnknownAsset,
+    #[error("no such job")]
+    UnknownJob,
+    #[error("the asset has no uploaded source yet")]
+    NoSource,
+    #[error("the asset is deleted")]
+    Deleted,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PipelineError> for crate::error::Error {
+    fn from(e: PipelineError) -> Self {
+        use crate::error::Error;
+        match e {
+            PipelineError::UnknownAsset | PipelineError::UnknownJob | PipelineError::Deleted => {
+                Error::NotFound
+            }
+            PipelineError::NoSource => {
+                Error::Conflict("The asset has no uploaded source yet; upload it first.".into())
+            }
+            PipelineError::Store(s) => s.into(),
+        }
+    }
+}
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    objects: Arc<dyn ObjectStore>,
+    clock: crate::clock::SharedClock,
+    queue: tokio::sync::mpsc::UnboundedSender<JobId>,
+    cancels: Mutex<HashMap<JobId, tokio::sync::watch::Sender<bool>>>,
+}
+
+fn job_id(asset: &AssetId, attempt: u32) -> JobId {
+    // An asset id is at most 64 characters, so this is a valid job id.
+    JobId::parse(&format!("{asset}-a{attempt}")).unwrap_or_else(|_| {
+        JobId::parse(&uuid::Uuid::new_v4().simple().to_string()).unwrap_or_else(|_| unreachable!())
+    })
+}
+
+impl Pipeline {
+    /// Starts the dispatcher; call `resume` once the state is built.
+    pub fn start(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        objects: Arc<dyn ObjectStore>,
+        clock: crate::clock::SharedClock,
+    ) -> Arc<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JobId>();
+        let permits = Arc::new(tokio::sync::Semaphore::new(config.pipeline.concurrency));
+        let p = Arc::new(Pipeline {
+            config,
+            store,
+            objects,
+            clock,
+            queue: tx,
+            cancels: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&p);
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let Some(p) = weak.upgrade() else { break };
+                tokio::spawn(async move {
+                    p.run(&id).await;
+                    drop(permit);
+                });
+            }
+        });
+        p
+    }
+
+    /// Queues again every job that was not finished when the process stopped.
+    pub async fn resume(&self) -> Result<usize, StoreError> {
+        let mut after: Option<String> = None;
+        let mut n = 0;
+        loop {
+            let page = self
+                .store
+                .list_typed::<Job>(Kind::Job, after.as_deref(), 200)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.value.id.to_string());
+            for v in &page {
+                if !is_terminal(v.value.state) {
+                    tracing::info!(job = %v.value.id, "resuming an interrupted job from scratch");
+                    self.enqueue(v.value.id.clone());
+                    n += 1;
+                }
+            }
+            if page.len() < 200 {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn enqueue(&self, id: JobId) {
+        let (tx, _) = tokio::sync::watch::channel(false);
+        if let Ok(mut c) = self.cancels.lock() {
+            c.insert(id.clone(), tx);
+        }
+        let _ = self.queue.send(id);
+    }
+
+    /// Starts an encode of the asset's source, or returns the one already
+    /// queued or running (`false`: nothing new was started).
+    pub async fn transcode(&self, asset_id: &AssetId) -> Result<(Job, bool), PipelineError> {
+        let v = self
+            .store
+            .get_asset(asset_id)
+            .await?
+            .ok_or(PipelineError::UnknownAsset)?;
+        let asset = v.value;
+        if asset.status == AssetStatus::Deleted {
+            return Err(PipelineError::Deleted);
+        }
+        if asset
+            .source
+            .as_ref()
+            .and_then(|s| s.sha256.as_ref())
+            .is_none()
+        {
+            return Err(PipelineError::NoSource);
+        }
+        let mut attempt = 1;
+        loop {
+            let id = job_id(asset_id, attempt);
+            match self.store.get_job(&id).await? {
+                Some(j) if !is_terminal(j.value.state) => return Ok((j.value, false)),
+                Some(_) => attempt += 1,
+                None => break,
+            }
+        }
+        let job = Job {
+            id: job_id(asset_id, attempt),
+            asset_id: asset_id.clone(),
+            attempt,
+            version: asset.current_version.unwrap_or(0) + 1,
+            state: JobState::Submitted,
+            progress: 0,
+            backend_job_id: None,
+            error: None,
+            created_at: self.clock.now_epoch(),
+        };
+        // Created only once: a concurrent request for the same attempt
+        // loses the race here and reads the winner's job.
+        match self.store.put_job(&job, Expect::Absent).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                let j = self
+                    .store
+                    .get_job(&job.id)
+                    .await?
+                    .ok_or(PipelineError::UnknownJob)?;
+                return Ok((j.value, false));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.set_asset(asset_id, |a| a.status = AssetStatus::Processing)
+            .await?;
+        self.enqueue(job.id.clone());
+        Ok((job, true))
+    }
+
+    pub async fn job(&self, id: &JobId) -> Result<Job, PipelineError> {
+        Ok(self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or(PipelineError::UnknownJob)?
+            .value)
+    }
+
+    /// Cancels a queued or running job (a finished one is returned as is).
+    pub async fn cancel(&self, id: &JobId) -> Result<Job, PipelineError> {
+        let job = self.job(id).await?;
+        if let Some(tx) = self.cancels.lock().ok().and_then(|c| c.get(id).cloned()) {
+            let _ = tx.send(true);
+        }
+        Ok(self
+            .record(&job.id, JobEvent::Canceled)
+            .await?
+            .unwrap_or(job))
+    }
+
+    /// Applies `event` to the stored job; `None` when it changed nothing.
+    async fn record(&self, id: &JobId, event: JobEvent) -> Result<Option<Job>, StoreError> {
+        for _ in 0..5 {
+            let Some(v) = self.store.get_job(id).await? else {
+                return Ok(None);
+            };
+            let Some(next) = apply(&v.value, &event) else {
+                return Ok(None);
+            };
+            match self
+                .store
+                .put_job(&next, Expect::Revision(v.revision))
+                .await
+            {
+                Ok(_) => return Ok(Some(next)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable("job record kept changing".into()))
+    }
+
+    async fn set_asset(&self, id: &AssetId, edit: impl Fn(&mut Asset)) -> Result<(), StoreError> {
+        for _ in 0..5 {
+            let Some(v) = self.store.get_asset(id).await? else {
+                return Ok(());
+            };
+            let mut a = v.value;
+            edit(&mut a);
+            match self.store.put_asset(&a, Expect::Revision(v.revision)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable("asset record kept changing".into()))
+    }
+
+    async fn run(self: &Arc<Self>, id: &JobId) {
+        let outcome = self.encode(id).await;
+        let cancelled = self.cancels.lock().ok().and_then(|mut c| c.remove(id));
+        let work = self.config.pipeline.work_dir.join(id.as_str());
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        let Ok(job) = self.job(id).await else { return };
+        let event = match outcome {
+            Ok(version) => {
+                tracing::info!(job = %id, asset = %job.asset_id, version, "encode complete; asset ready");
+                JobEvent::Complete
+            }
+            Err(_) if cancelled.is_some_and(|c| *c.borrow()) => JobEvent::Canceled,
+            Err(why) => {
+                tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "encode failed");
+                let reason = why.clone();
+                let _ = self
+                    .set_asset(&job.asset_id, move |a| {
+                        a.failure = Some(reason.clone());
+                        if a.current_version.is_none() && a.status != AssetStatus::Deleted {
+                            a.status = AssetStatus::Failed;
+                        }
+                    })
+                    .await;
+                JobEvent::Error { message: why }
+            }
+        };
+        if let Err(e) = self.record(id, event).await {
+            tracing::error!(job = %id, reason = %e, "could not record the job's end");
+        }
+    }
+
+    /// Probe, plan, encode, publish; the published version.
+    async fn encode(self: &Arc<Self>, id: &JobId) -> Result<u32, String> {
+        let job = self.job(id).await.map_err(|e| e.to_string())?;
+        if is_terminal(job.state) {
+            return Err("the job had already ended".into());
+        }
+        self.record(id, JobEvent::Progressing { progress: Some(0) })
+            .await
+            .map_err(|e| e.to_string())?;
+        let asset = self
+            .store
+            .get_asset(&job.asset_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the asset is gone")?
+            .value;
+        let source = asset.source.as_ref().ok_or("the asset has no source")?;
+        let key = ObjectKey::parse(&source.key).map_err(|e| e.to_string())?;
+        let path = self
+            .objects
+            .local_path(&key)
+            .ok_or("the local encoder needs the source on a local disk")?;
+        let probed = super::probe::probe(&path)
+            .await
+            .map_err(|e| e.to_string())?;
+        let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
+            .map_err(|e| e.to_string())?;
+        let work = self.config.pipeline.work_dir.join(id.as_str());
+        let cancel = self
+            .cancels
+            .lock()
+            .ok()
+            .and_then(|c| c.get(id).map(|tx| tx.subscribe()))
+            .unwrap_or_else(|| tokio::sync::watch::channel(false).1);
+        let progress = Arc::new(AtomicU8::new(0));
+        let reporter = {
+            let (p, me, id) = (progress.clone(), self.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut told = 0;
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let now = p.load(Ordering::Relaxed);
+                    if now > told {
+                        told = now;
+                        let _ = me
+                            .record(
+                                &id,
+                                JobEvent::Progressing {
+                                    progress: Some(now),
+                                },
+                            )
+                            .await;
+                    }
+                }
+            })
+        };
+        let encoded = super::ffmpeg::encode(
+            &path,
+            &plan,
+            &work,
+            probed.source.duration,
+            |pct| progress.store(pct, Ordering::Relaxed),
+            cancel,
+        )
+        .await;
+        reporter.abort();
+        encoded.map_err(|e| e.to_string())?;
+        crate::publish::publish_dir(
+            self.store.as_ref(),
+            self.objects.as_ref(),
+            &job.asset_id,
+            None,
+            &work,
+            self.clock.now_epoch(),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+}

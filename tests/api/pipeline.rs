@@ -1,0 +1,303 @@
+//! The local pipeline end to end: upload a real source, transcode it with
+//! ffmpeg, watch the job, play the result (ffmpeg as the client), and the
+//! ways a bad upload or source is refused.
+
+use crate::helpers::{TestApp, problem, spawn_app_edited, with_api_key};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KEY: &str = "ingest-key";
+
+async fn app() -> TestApp {
+    spawn_app_edited(
+        "",
+        |t| {
+            with_api_key(
+                format!(
+                    "{t}{}\n[pipeline]\nsegment_seconds = 1\n",
+                    crate::play::EXTRA_TIERS
+                ),
+                KEY,
+                "playgate:ingest",
+            )
+        },
+        axum::Router::new(),
+    )
+    .await
+}
+
+/// A 3 s 640×360 30 fps H.264 + AAC MP4 made by ffmpeg.
+fn source(dir: &Path) -> PathBuf {
+    let out = dir.join("source.mp4");
+    let run = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-y",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+async fn post(app: &TestApp, path: &str, body: serde_json::Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Declares and sends `bytes`; returns the asset id and the PUT response.
+async fn upload(app: &TestApp, bytes: Vec<u8>, ct: &str) -> (String, reqwest::Response) {
+    let resp = post(
+        app,
+        "/v1/uploads",
+        serde_json::json!({"filename": "source.mp4", "content_type": ct, "size": bytes.len(), "title": "t"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let id = body["asset_id"].as_str().unwrap().to_owned();
+    let url = body["upload"]["url"].as_str().unwrap();
+    assert_eq!(body["upload"]["method"], "PUT");
+    let put = app
+        .client
+        .put(url)
+        .bearer_auth(KEY)
+        .header("content-type", ct)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (id, put)
+}
+
+async fn wait_for_job(app: &TestApp, job: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let j: serde_json::Value = app
+            .client
+            .get(app.url(&format!("/v1/jobs/{job}")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ["COMPLETE", "ERROR", "CANCELED"].contains(&j["job"]["state"].as_str().unwrap()) {
+            return j["job"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("job {job} did not finish in 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_transcode_and_play() {
+    let app = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let bytes = std::fs::read(&src).unwrap();
+    let sha: String = openssl::sha::sha256(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (id, put) = upload(&app, bytes.clone(), "video/mp4").await;
+    assert_eq!(put.status(), 200);
+    let body: serde_json::Value = put.json().await.unwrap();
+    assert_eq!(body["sha256"], sha.as_str());
+
+    let again = app
+        .client
+        .put(app.url(&format!("/v1/uploads/{id}/source")))
+        .bearer_auth(KEY)
+        .header("content-type", "video/mp4")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(again).await.0, 409, "a second upload is refused");
+
+    let first = post(
+        &app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(first.status(), 202);
+    let job = first.json::<serde_json::Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = post(
+        &app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(second.status(), 200, "idempotent while the job runs");
+    assert_eq!(
+        second.json::<serde_json::Value>().await.unwrap()["job"]["id"],
+        job.as_str()
+    );
+    let done = wait_for_job(&app, &job).await;
+    assert_eq!(done["state"], "COMPLETE", "{done}");
+    assert_eq!(done["progress"], 100);
+
+    // The default ladder for a 360p source: 270p at 15 fps and 360p.
+    let master = app
+        .get_bearer(
+            &format!("/v1/play/{id}/master.m3u8"),
+            &app.viewer_token("premium"),
+        )
+        .await;
+    assert_eq!(master.status(), 200);
+    let text = master.text().await.unwrap();
+    assert!(
+        text.contains("RESOLUTION=480x270,FRAME-RATE=15.000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RESOLUTION=640x360,FRAME-RATE=30.000"),
+        "{text}"
+    );
+    assert!(!text.contains("480p"), "never upscaled: {text}");
+    let streams = crate::players::ffmpeg_copy(
+        app.url(&format!(
+            "/v1/play/{id}/master.m3u8?token={}",
+            app.viewer_token("mobile")
+        )),
+        None,
+        &dir.path().join("out.mkv"),
+    )
+    .await;
+    assert_eq!(streams, ["audio", "video 270", "video 360"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_and_sources_are_refused_clearly() {
+    let app = app().await;
+    for (body, status, field) in [
+        (
+            serde_json::json!({"filename": "a.txt", "content_type": "text/plain", "size": 10}),
+            415,
+            None,
+        ),
+        (
+            serde_json::json!({"filename": "a.mp4", "content_type": "video/mp4", "size": 10_000_000_000_000u64}),
+            413,
+            None,
+        ),
+        (
+            serde_json::json!({"filename": "../a.mp4", "content_type": "video/mp4", "size": 10}),
+            400,
+            Some("body.filename"),
+        ),
+    ] {
+        let (s, p) = problem(post(&app, "/v1/uploads", body).await).await;
+        assert_eq!(s, status, "{p}");
+        if let Some(f) = field {
+            assert_eq!(p["field"], f);
+        }
+    }
+    // Wrong content type and wrong size on the PUT.
+    let resp = post(
+        &app,
+        "/v1/uploads",
+        serde_json::json!({"filename": "a.mp4", "content_type": "video/mp4", "size": 5}),
+    )
+    .await;
+    let id = resp.json::<serde_json::Value>().await.unwrap()["asset_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = |ct: &'static str, body: &'static [u8]| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            app.client
+                .put(app.url(&format!("/v1/uploads/{id}/source")))
+                .bearer_auth(KEY)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(problem(put("video/quicktime", b"12345").await).await.0, 415);
+    assert_eq!(problem(put("video/mp4", b"123456789").await).await.0, 413);
+    assert_eq!(problem(put("video/mp4", b"123").await).await.0, 400);
+    assert_eq!(
+        problem(
+            post(
+                &app,
+                &format!("/v1/assets/{id}/transcode"),
+                serde_json::json!({})
+            )
+            .await
+        )
+        .await
+        .0,
+        409,
+        "no source yet"
+    );
+    // Five bytes that are not a video: the job fails and says why.
+    assert_eq!(put("video/mp4", b"hello").await.status(), 200);
+    let resp = post(
+        &app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    let job = resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_for_job(&app, &job).await;
+    assert_eq!(done["state"], "ERROR");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a playable media file"),
+        "{done}"
+    );
+    let asset = app
+        .state
+        .store
+        .get(playgate::store::Kind::Asset, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(asset.body["status"], "failed");
+    assert!(
+        !app.state.config.pipeline.work_dir.join(&job).exists(),
+        "scratch is cleaned up"
+    );
+}
