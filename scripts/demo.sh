@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local stack: dev keys if missing, a build, a server in the background
-# on the configured address, a generated demo clip (ffmpeg: 360p/480p/720p +
-# audio, HLS and DASH) published as asset "demo", then a playable URL.
+# on the configured address, a generated demo clip ingested through the
+# local pipeline (ffmpeg), then a playable URL.
 # `make stop` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,22 +33,28 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$base/healthz" >/dev/null
 
-storage="$(sed -n 's/^root = "\(.*\)"/\1/p' "$CONFIG" | head -n1)"
-if [ ! -f "${storage:-./data}/assets/demo/v1/hls/master.m3u8" ]; then
-  echo "making a 20 s demo clip with ffmpeg…"
-  bash scripts/make-clip.sh data/demo-clip 20
-  "$BIN" publish --config "$CONFIG" --asset demo --title "Demo clip (ffmpeg test pattern)" data/demo-clip >/dev/null
-fi
-
+# A demo asset: a generated 20 s 720p clip, ingested through the real
+# pipeline (upload → probe → ladder → ffmpeg → publish). Reused by later runs.
 token="$("$BIN" token --config "$CONFIG" --sub demo-viewer --tier free --ttl 1h)"
-curl -fsS -o /dev/null "$base/v1/play/demo/master.m3u8?token=$token" \
+asset="$(cat data/demo-asset 2>/dev/null || true)"
+if [ -z "$asset" ] || ! curl -fsS -o /dev/null "$base/v1/play/$asset/master.m3u8?token=$token"; then
+  echo "making a 20 s demo clip with ffmpeg and ingesting it…"
+  ffmpeg -nostdin -hide_banner -loglevel error -y \
+    -f lavfi -i "testsrc2=size=1280x720:rate=30:duration=20" \
+    -f lavfi -i "sine=frequency=440:duration=20" \
+    -c:v libx264 -preset veryfast -c:a aac -shortest data/demo-source.mp4
+  url="$("$BIN" ingest --config "$CONFIG" --title "Demo clip (ffmpeg test pattern)" data/demo-source.mp4)"
+  asset="$(sed -n 's|.*/v1/play/\([^/]*\)/master.m3u8$|\1|p' <<<"$url")"
+  echo "$asset" > data/demo-asset
+fi
+curl -fsS -o /dev/null "$base/v1/play/$asset/master.m3u8?token=$token" \
   || { echo "the demo master did not answer 200; see data/playgate.log" >&2; exit 1; }
 cat <<MSG
 playgate is running (pid $(cat data/playgate.pid), log data/playgate.log)
   play it in a browser (hls.js; pick the tier to see the ladder change):
-    $base/demo?asset=demo&tier=free&autoplay=1
+    $base/demo?asset=$asset&tier=free&autoplay=1
   the free tier's master (cookie delivery; the response sets the edge cookies):
-    $base/v1/play/demo/master.m3u8?token=$token
+    $base/v1/play/$asset/master.m3u8?token=$token
   health $base/healthz · readiness $base/readyz · metrics $base/metrics
 Stop it with: make stop
 MSG

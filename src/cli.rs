@@ -78,6 +78,21 @@ enum Command {
     /// Filter a master playlist or MPD for a tier; sign a media playlist.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Upload FILE, transcode it and wait: prints the playback URL.
+    Ingest {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        title: Option<String>,
+        /// The gateway (default: the config's server.public_url).
+        #[arg(long)]
+        server: Option<String>,
+        /// A variable holding a `playgate:ingest` credential (API key or
+        /// JWT); default: a short token from the config's dev issuer.
+        #[arg(long)]
+        token_env: Option<String>,
+        file: PathBuf,
+    },
     /// Local mode: publish an encoded directory (hls/master.m3u8 and its
     /// renditions) as the asset's next version and mark it ready.
     Publish {
@@ -188,7 +203,7 @@ enum VerifyCommand {
 }
 
 /// A failure to report as one line and exit 2.
-struct Fail(String);
+pub(crate) struct Fail(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for Fail {
     fn from(e: E) -> Self {
@@ -219,6 +234,13 @@ pub fn main() -> ExitCode {
             signed_url,
         }) => verify_url(&public_key, &key_pair_id, now, client_ip, &signed_url),
         Command::Manifest(cmd) => manifest(cmd),
+        Command::Ingest {
+            config,
+            title,
+            server,
+            token_env,
+            file,
+        } => crate::ingest::run(&config, title, server, token_env, &file),
         Command::Publish {
             config,
             asset,
@@ -294,7 +316,7 @@ pub fn init_tracing(format: LogFormat, level: &str) -> LogFlush {
     LogFlush(out)
 }
 
-fn load_config(path: &Path) -> Result<Config, Fail> {
+pub(crate) fn load_config(path: &Path) -> Result<Config, Fail> {
     Config::load(path).map_err(|e| {
         let lines: Vec<String> = e.0.iter().map(|i| i.to_string()).collect();
         Fail(format!(

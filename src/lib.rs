@@ -19,6 +19,7 @@
 //! - `playback`: what a tier's viewer receives (filtered, rewritten, signed).
 //! - `pipeline`: ladder planning, probing, job states, the ffmpeg encoder.
 //! - `origin`: where playback reads playlists, with coalescing and stale-if-error.
+//! - `ingest`: the `playgate ingest` client (upload, transcode, wait).
 //! - `publish`: an encoded directory becomes an asset's next version.
 //! - `play`: the playback service behind the play and sign endpoints, with its caches.
 //! - `metrics`: Prometheus registry.
@@ -35,6 +36,7 @@ pub mod domain;
 pub mod error;
 pub mod hls;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;

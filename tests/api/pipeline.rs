@@ -301,3 +301,51 @@ async fn bad_uploads_and_sources_are_refused_clearly() {
         "scratch is cleaned up"
     );
 }
+
+/// `playgate ingest FILE` against a running gateway: the URL it prints
+/// plays; a file that is no video fails in one line with exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_command_uploads_transcodes_and_prints_a_playable_url() {
+    let app = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("playgate.toml");
+    let text = crate::helpers::config_text(app.dir.path(), "")
+        .replace(crate::helpers::ADDR, &app.addr.to_string());
+    std::fs::write(&config, text).unwrap();
+    let run = |file: PathBuf| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_playgate"))
+                .arg("ingest")
+                .arg("--config")
+                .arg(&config)
+                .args(["--token-env", "PLAYGATE_TEST_INGEST", "--title", "cli"])
+                .arg(&file)
+                .env("PLAYGATE_TEST_INGEST", KEY)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(source(dir.path())).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(url.ends_with("/master.m3u8"), "{url}");
+    let path = url.strip_prefix(&app.url("")).unwrap().to_owned();
+    let resp = app.get_bearer(&path, &app.viewer_token("free")).await;
+    assert_eq!(resp.status(), 200);
+
+    let junk = dir.path().join("notes.mp4");
+    std::fs::write(&junk, b"not a video at all").unwrap();
+    let out = run(junk).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("playgate: transcode failed: the file is not a playable media file"),
+        "{err}"
+    );
+}
