@@ -234,6 +234,10 @@ pub async fn encode(
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), EncodeError> {
     use tokio::io::AsyncBufReadExt;
+    // A cancel sent before this receiver was made is already "seen": look.
+    if *cancel.borrow() {
+        return Err(EncodeError::Cancelled);
+    }
     let _ = std::fs::remove_dir_all(out);
     let hls = out.join("hls");
     for name in plan
@@ -268,6 +272,10 @@ pub async fn encode(
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut last = 0u8;
     loop {
+        if *cancel.borrow() {
+            let _ = child.kill().await;
+            return Err(EncodeError::Cancelled);
+        }
         tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Some(l)) => {

@@ -201,7 +201,8 @@ impl Pipeline {
     pub async fn cancel(&self, id: &JobId) -> Result<Job, PipelineError> {
         let job = self.job(id).await?;
         if let Some(tx) = self.cancels.lock().ok().and_then(|c| c.get(id).cloned()) {
-            let _ = tx.send(true);
+            // `send` drops the value when nobody listens yet; this keeps it.
+            tx.send_replace(true);
         }
         Ok(self
             .record(&job.id, JobEvent::Canceled)
@@ -258,7 +259,22 @@ impl Pipeline {
                 tracing::info!(job = %id, asset = %job.asset_id, version, "encode complete; asset ready");
                 JobEvent::Complete
             }
-            Err(_) if cancelled.is_some_and(|c| *c.borrow()) => JobEvent::Canceled,
+            Err(_) if cancelled.is_some_and(|c| *c.borrow()) => {
+                // Back to where it was: playable at its old version, or
+                // waiting for a transcode.
+                let _ = self
+                    .set_asset(&job.asset_id, |a| {
+                        if a.status == AssetStatus::Processing {
+                            a.status = if a.current_version.is_some() {
+                                AssetStatus::Ready
+                            } else {
+                                AssetStatus::Uploaded
+                            };
+                        }
+                    })
+                    .await;
+                JobEvent::Canceled
+            }
             Err(why) => {
                 tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "encode failed");
                 let reason = why.clone();

@@ -349,3 +349,177 @@ async fn the_ingest_command_uploads_transcodes_and_prints_a_playable_url() {
         "{err}"
     );
 }
+
+/// A long source so the encode is still running when the test acts.
+fn long_source(dir: &Path) -> PathBuf {
+    let out = dir.join("long.mp4");
+    let run = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30:duration=60",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-y",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_encode_can_be_cancelled_and_started_again() {
+    let app = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (id, put) = upload(
+        &app,
+        std::fs::read(long_source(dir.path())).unwrap(),
+        "video/mp4",
+    )
+    .await;
+    assert_eq!(put.status(), 200);
+    let resp = post(
+        &app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    let job = resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Wait until ffmpeg is running.
+    for _ in 0..100 {
+        let j = app.state.pipeline.job(&job.parse().unwrap()).await.unwrap();
+        if j.state == playgate::store::JobState::Progressing {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cancelled = app
+        .client
+        .delete(app.url(&format!("/v1/jobs/{job}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let done = wait_for_job(&app, &job).await;
+    assert_eq!(done["state"], "CANCELED", "{done}");
+    // ffmpeg is stopped and the asset goes back to waiting for a transcode.
+    let mut status = serde_json::Value::Null;
+    for _ in 0..50 {
+        let asset = app
+            .state
+            .store
+            .get(playgate::store::Kind::Asset, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        status = asset.body["status"].clone();
+        if status == "uploaded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "uploaded", "ready to be transcoded again");
+    assert!(!app.state.config.pipeline.work_dir.join(&job).exists());
+    let again = post(
+        &app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(again.status(), 202);
+    let second = again.json::<serde_json::Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(second, job, "a new attempt");
+    app.client
+        .delete(app.url(&format!("/v1/jobs/{second}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A job left SUBMITTED or PROGRESSING by a stopped process is run again,
+/// from scratch, when the next one starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_encode_runs_again_after_a_restart() {
+    let mut first = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (id, put) = upload(
+        &first,
+        std::fs::read(source(dir.path())).unwrap(),
+        "video/mp4",
+    )
+    .await;
+    assert_eq!(put.status(), 200);
+    // What a crash mid-encode leaves: a PROGRESSING job, half an output.
+    let job = playgate::store::Job {
+        id: format!("{id}-a1").parse().unwrap(),
+        asset_id: id.parse().unwrap(),
+        attempt: 1,
+        version: 1,
+        state: playgate::store::JobState::Progressing,
+        progress: 40,
+        backend_job_id: None,
+        error: None,
+        created_at: crate::helpers::now(),
+    };
+    use playgate::store::StoreExt;
+    first
+        .state
+        .store
+        .put_job(&job, playgate::store::Expect::Absent)
+        .await
+        .unwrap();
+    let scratch = first.state.config.pipeline.work_dir.join(job.id.as_str());
+    std::fs::create_dir_all(scratch.join("hls/360p")).unwrap();
+    std::fs::write(scratch.join("hls/360p/seg_00099.m4s"), b"half").unwrap();
+    first.shutdown().await;
+
+    let text = crate::helpers::config_text(first.dir.path(), "");
+    let text = with_api_key(
+        format!("{text}\n[pipeline]\nsegment_seconds = 1\n"),
+        KEY,
+        "playgate:ingest",
+    );
+    let second = crate::helpers::spawn_in(first.dir.clone(), text, axum::Router::new()).await;
+    let done = wait_for_job(&second, job.id.as_str()).await;
+    assert_eq!(done["state"], "COMPLETE", "{done}");
+    let master = second
+        .get_bearer(
+            &format!("/v1/play/{id}/master.m3u8"),
+            &second.viewer_token("free"),
+        )
+        .await;
+    assert_eq!(master.status(), 200);
+    let leftovers = second
+        .state
+        .objects
+        .list(&format!("assets/{id}/v1/hls/360p/"))
+        .await
+        .unwrap();
+    assert!(
+        leftovers
+            .iter()
+            .all(|k| !k.as_str().ends_with("seg_00099.m4s")),
+        "the half-written output was not published"
+    );
+}
