@@ -145,7 +145,24 @@ pub struct Config {
     pub cache: CacheConfig,
     pub demo: DemoConfig,
     pub pipeline: PipelineConfig,
+    pub notify: NotifyConfig,
     pub aws: Option<AwsConfig>,
+}
+
+/// Where encode results are announced (besides the log).
+#[derive(Debug, Clone, Default)]
+pub struct NotifyConfig {
+    pub webhook: Option<crate::pipeline::notify::Webhook>,
+}
+
+impl std::fmt::Debug for crate::pipeline::notify::Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &self.secret)
+            .field("retries", &self.retries)
+            .finish()
+    }
 }
 
 /// The encode pipeline (local mode: ffmpeg).
@@ -857,6 +874,37 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             },
         }
     });
+    let notify = root.sub("notify", |s| {
+        let url: Option<String> = s.opt("webhook_url");
+        let secret = read_secret(s, "webhook_secret");
+        let retries = s.or("retries", 3u32);
+        let retry_base = dur(s, "retry_base", "1s");
+        let timeout = dur(s, "timeout", "5s");
+        match (url, secret) {
+            (Some(url), Some(secret)) => {
+                if !is_http_url(&url) {
+                    s.problem("webhook_url", "must be an absolute http(s) URL");
+                }
+                NotifyConfig {
+                    webhook: Some(crate::pipeline::notify::Webhook {
+                        url,
+                        secret,
+                        retries,
+                        retry_base,
+                        timeout,
+                    }),
+                }
+            }
+            (Some(_), None) => {
+                s.problem(
+                    "webhook_secret_file",
+                    "a webhook needs a signing secret (webhook_secret_file or webhook_secret_env)",
+                );
+                NotifyConfig::default()
+            }
+            _ => NotifyConfig::default(),
+        }
+    });
     let demo = root.sub("demo", |s| DemoConfig {
         enabled: s.or("enabled", mode == Mode::Local),
         hlsjs_dir: s.or("hlsjs_dir", PathBuf::from("web/node_modules/hls.js/dist")),
@@ -904,6 +952,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         cache,
         demo,
         pipeline,
+        notify,
         aws,
     })
 }

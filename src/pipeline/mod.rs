@@ -10,5 +10,6 @@
 pub mod ffmpeg;
 pub mod jobs;
 pub mod ladder;
+pub mod notify;
 pub mod probe;
 pub mod runner;

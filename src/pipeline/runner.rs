@@ -289,9 +289,40 @@ impl Pipeline {
                 JobEvent::Error { message: why }
             }
         };
-        if let Err(e) = self.record(id, event).await {
-            tracing::error!(job = %id, reason = %e, "could not record the job's end");
+        match self.record(id, event).await {
+            Err(e) => tracing::error!(job = %id, reason = %e, "could not record the job's end"),
+            Ok(_) => self.announce(id).await,
         }
+    }
+
+    /// Notifies the job's end (log, webhook) as recorded.
+    async fn announce(&self, id: &JobId) {
+        let Ok(job) = self.job(id).await else { return };
+        if !is_terminal(job.state) {
+            return;
+        }
+        let asset = self.store.get_asset(&job.asset_id).await.ok().flatten();
+        let complete = job.state == JobState::Complete;
+        let status = serde_json::to_value(job.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        super::notify::send(
+            super::notify::Notification {
+                asset_id: job.asset_id.to_string(),
+                job_id: job.id.to_string(),
+                status,
+                renditions: if complete {
+                    asset.map(|a| a.value.renditions).unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                playback_path: complete.then(|| format!("/v1/play/{}/master.m3u8", job.asset_id)),
+                error: job.error.clone(),
+            },
+            self.config.notify.webhook.as_ref(),
+            self.clock.now_epoch(),
+        );
     }
 
     /// Probe, plan, encode, publish; the published version.

@@ -523,3 +523,105 @@ async fn an_interrupted_encode_runs_again_after_a_restart() {
         "the half-written output was not published"
     );
 }
+
+/// The end of an encode is POSTed to the webhook, signed, and retried
+/// when the receiver fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_hears_of_the_encode_signed_and_retried() {
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+    let seen: Seen = Default::default();
+    async fn hook(
+        axum::extract::State(seen): axum::extract::State<Seen>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::http::StatusCode {
+        let mut s = seen.lock().unwrap();
+        s.push((headers, body.to_vec()));
+        if s.len() == 1 {
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            axum::http::StatusCode::NO_CONTENT
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret_file = secret_dir.path().join("hook-secret");
+    std::fs::write(&secret_file, "s3cret-for-hooks\n").unwrap();
+    let notify = format!(
+        "\n[notify]\nwebhook_url = \"http://{addr}/hook\"\nwebhook_secret_file = \"{}\"\nretry_base = \"50ms\"\n",
+        secret_file.display()
+    );
+    let app = spawn_app_edited(
+        "",
+        move |t| {
+            with_api_key(
+                format!("{t}\n[pipeline]\nsegment_seconds = 1\n{notify}"),
+                KEY,
+                "playgate:ingest",
+            )
+        },
+        axum::Router::new(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (id, _) = upload(
+        &app,
+        std::fs::read(source(dir.path())).unwrap(),
+        "video/mp4",
+    )
+    .await;
+    let resp = post(
+        &app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    let job = resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(wait_for_job(&app, &job).await["state"], "COMPLETE");
+    for _ in 0..50 {
+        if seen.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one failure, one retry that worked");
+    let (headers, body) = &seen[1];
+    assert_eq!(seen[0].1, *body, "the retry sends the same payload");
+    let ts = headers["x-playgate-timestamp"].to_str().unwrap();
+    let key = openssl::pkey::PKey::hmac(b"s3cret-for-hooks").unwrap();
+    let mut mac = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    mac.update(format!("{ts}.").as_bytes()).unwrap();
+    mac.update(body).unwrap();
+    let expected: String = mac
+        .sign_to_vec()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        headers["x-playgate-signature"].to_str().unwrap(),
+        format!("v1={expected}")
+    );
+    let n: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(n["asset_id"], id.as_str());
+    assert_eq!(n["job_id"], job.as_str());
+    assert_eq!(n["status"], "COMPLETE");
+    assert_eq!(
+        n["renditions"],
+        serde_json::json!(["270p", "360p", "audio"])
+    );
+    assert_eq!(
+        n["playback_path"],
+        format!("/v1/play/{id}/master.m3u8").as_str()
+    );
+    assert!(n["error"].is_null());
+}
