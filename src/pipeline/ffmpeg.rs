@@ -1,6 +1,7 @@
 //! The local encoder: one ffmpeg process writes every rendition of a plan
 //! into the output layout (`hls/{rendition}/index.m3u8`, `init_N.mp4`,
-//! `seg_NNNNN.m4s`, fMP4; `hls/audio/` for AAC), then playgate writes the
+//! `seg_NNNNN.m4s`, fMP4; `hls/audio/` for AAC; `thumbs/NNNNN.jpg`, one
+//! frame every 10 s), then playgate writes the
 //! master itself with every attribute tiers filter on (`RESOLUTION`,
 //! `FRAME-RATE`, `CODECS`, and `BANDWIDTH`/`AVERAGE-BANDWIDTH` measured
 //! from the segments written) — ffmpeg's own master has no `FRAME-RATE`.
@@ -73,10 +74,14 @@ pub fn args(source: &Path, plan: &Plan, out: &Path) -> Vec<OsString> {
     push("-i");
     a.push(source.into());
     let n = plan.renditions.len();
-    let mut graph = format!("[0:v]split={n}");
+    let mut graph = format!("[0:v]split={}", n + 1);
     for i in 0..n {
         graph.push_str(&format!("[s{i}]"));
     }
+    // Frame captures: one every 10 s from the start, 180 pixels high.
+    graph.push_str(
+        "[st];[st]select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,10)',scale=-2:180,setsar=1[thumbs]",
+    );
     for (i, r) in plan.renditions.iter().enumerate() {
         graph.push_str(&format!(
             ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,fps={}[v{i}]",
@@ -161,6 +166,19 @@ pub fn args(source: &Path, plan: &Plan, out: &Path) -> Vec<OsString> {
     push("-var_stream_map".into());
     push(stream_map.join(" "));
     push(out.join("hls/%v/index.m3u8").display().to_string());
+    for s in [
+        "-map",
+        "[thumbs]",
+        "-fps_mode",
+        "vfr",
+        "-q:v",
+        "5",
+        "-f",
+        "image2",
+    ] {
+        push(s.into());
+    }
+    push(out.join("thumbs/%05d.jpg").display().to_string());
     a
 }
 
@@ -240,6 +258,7 @@ pub async fn encode(
     }
     let _ = std::fs::remove_dir_all(out);
     let hls = out.join("hls");
+    std::fs::create_dir_all(out.join("thumbs")).map_err(|e| EncodeError::Output(e.to_string()))?;
     for name in plan
         .renditions
         .iter()

@@ -198,6 +198,15 @@ async fn upload_transcode_and_play() {
     )
     .await;
     assert_eq!(streams, ["audio", "video 270", "video 360"]);
+    let thumbs = app
+        .state
+        .objects
+        .list(&format!("assets/{id}/v1/thumbs/"))
+        .await
+        .unwrap();
+    assert_eq!(thumbs.len(), 1, "one frame capture per 10 s: {thumbs:?}");
+    let jpeg = app.state.objects.get(&thumbs[0]).await.unwrap();
+    assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
