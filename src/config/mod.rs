@@ -149,10 +149,13 @@ pub struct Config {
     pub aws: Option<AwsConfig>,
 }
 
-/// Where encode results are announced (besides the log).
+/// Where encode results are announced (besides the log), and the secret
+/// EventBridge's API destination sends to `/hooks/mediaconvert`.
 #[derive(Debug, Clone, Default)]
 pub struct NotifyConfig {
     pub webhook: Option<crate::pipeline::notify::Webhook>,
+    /// Absent: the hook route answers 404.
+    pub mediaconvert_hook_secret: Option<Secret<String>>,
 }
 
 impl std::fmt::Debug for crate::pipeline::notify::Webhook {
@@ -880,29 +883,41 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
         let retries = s.or("retries", 3u32);
         let retry_base = dur(s, "retry_base", "1s");
         let timeout = dur(s, "timeout", "5s");
-        match (url, secret) {
+        let mediaconvert_hook_secret = read_secret(s, "mediaconvert_hook_secret");
+        if mediaconvert_hook_secret
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 16)
+        {
+            s.problem(
+                "mediaconvert_hook_secret_file",
+                "the hook secret must be at least 16 characters",
+            );
+        }
+        let webhook = match (url, secret) {
             (Some(url), Some(secret)) => {
                 if !is_http_url(&url) {
                     s.problem("webhook_url", "must be an absolute http(s) URL");
                 }
-                NotifyConfig {
-                    webhook: Some(crate::pipeline::notify::Webhook {
-                        url,
-                        secret,
-                        retries,
-                        retry_base,
-                        timeout,
-                    }),
-                }
+                Some(crate::pipeline::notify::Webhook {
+                    url,
+                    secret,
+                    retries,
+                    retry_base,
+                    timeout,
+                })
             }
             (Some(_), None) => {
                 s.problem(
                     "webhook_secret_file",
                     "a webhook needs a signing secret (webhook_secret_file or webhook_secret_env)",
                 );
-                NotifyConfig::default()
+                None
             }
-            _ => NotifyConfig::default(),
+            _ => None,
+        };
+        NotifyConfig {
+            webhook,
+            mediaconvert_hook_secret,
         }
     });
     let demo = root.sub("demo", |s| DemoConfig {

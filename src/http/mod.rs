@@ -7,6 +7,7 @@ pub mod auth;
 pub mod demo;
 pub mod edge;
 pub mod extract;
+pub mod hooks;
 pub mod ingest;
 pub mod middleware;
 pub mod ops;
@@ -58,6 +59,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/v1/assets/{id}/transcode", post(ingest::transcode))
         .route("/v1/jobs/{id}", get(ingest::job).delete(ingest::cancel))
+        .route("/hooks/mediaconvert", post(hooks::mediaconvert))
         .route("/v1/sign/cookies", post(sign::cookies))
         .route("/v1/sign/urls", post(sign::urls))
         .merge(play_routes(state));

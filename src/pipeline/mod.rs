@@ -7,6 +7,7 @@
 //! - `jobs`: the job state machine (pure);
 //! - `ffmpeg`: one ffmpeg process writing every rendition in the layout.
 
+pub mod events;
 pub mod ffmpeg;
 pub mod jobs;
 pub mod ladder;

@@ -295,6 +295,109 @@ impl Pipeline {
         }
     }
 
+    /// A backend's event (MediaConvert via EventBridge) for one of our
+    /// jobs; `false` when it is not ours or changed nothing.
+    pub async fn on_backend_event(
+        &self,
+        event: &super::events::Event,
+    ) -> Result<bool, PipelineError> {
+        use super::events::Action;
+        let meta = &event.detail.user_metadata;
+        let Some(id) = meta.get("job_id").and_then(|j| JobId::parse(j).ok()) else {
+            return Ok(false);
+        };
+        let Some(job) = self.store.get_job(&id).await?.map(|v| v.value) else {
+            return Ok(false);
+        };
+        let same_asset = meta
+            .get("asset_id")
+            .is_none_or(|a| a == job.asset_id.as_str());
+        let same_backend_job = job
+            .backend_job_id
+            .as_deref()
+            .is_none_or(|b| b == event.detail.job_id);
+        if !same_asset || !same_backend_job {
+            tracing::warn!(job = %id, "an event names our job but not its asset or backend job; ignored");
+            return Ok(false);
+        }
+        let changed = match event.action() {
+            Action::Ignore => return Ok(false),
+            Action::Apply(e) => {
+                let failed = match &e {
+                    JobEvent::Error { message } => Some(message.clone()),
+                    _ => None,
+                };
+                let changed = self.record(&id, e).await?.is_some();
+                if let (true, Some(why)) = (changed, failed) {
+                    self.set_asset(&job.asset_id, move |a| {
+                        a.failure = Some(why.clone());
+                        if a.current_version.is_none() && a.status != AssetStatus::Deleted {
+                            a.status = AssetStatus::Failed;
+                        }
+                    })
+                    .await?;
+                }
+                changed
+            }
+            Action::Complete { .. } => self.complete_from_output(&job).await?,
+        };
+        if changed {
+            self.announce(&id).await;
+        }
+        Ok(changed)
+    }
+
+    /// The backend wrote `assets/{id}/v{n}/hls/`: check its master, point
+    /// the asset at `v{n}` with its renditions, and complete the job.
+    async fn complete_from_output(&self, job: &Job) -> Result<bool, PipelineError> {
+        if is_terminal(job.state) {
+            return Ok(false);
+        }
+        let key = format!("assets/{}/v{}/hls/master.m3u8", job.asset_id, job.version);
+        let master = match ObjectKey::parse(&key) {
+            Ok(k) => self.objects.get(&k).await.ok(),
+            Err(_) => None,
+        };
+        let renditions = master.as_deref().and_then(|m| {
+            let all = crate::tiers::TierRules::default();
+            let f = crate::hls::master::filter(m, &all, None).ok()?;
+            let mut names: Vec<String> = f
+                .kept
+                .iter()
+                .filter(|u| u.kind.is_rendition())
+                .filter_map(|u| u.uri.split_once('/').map(|(dir, _)| dir.to_owned()))
+                .collect();
+            names.sort();
+            names.dedup();
+            Some(names)
+        });
+        let Some(renditions) = renditions else {
+            let changed = self
+                .record(
+                    &job.id,
+                    JobEvent::Error {
+                        message: format!("the job completed but {key} is missing or unreadable"),
+                    },
+                )
+                .await?;
+            return Ok(changed.is_some());
+        };
+        let version = job.version;
+        self.set_asset(&job.asset_id, move |a| {
+            if a.status == AssetStatus::Deleted {
+                return;
+            }
+            if a.current_version.is_none_or(|v| v < version) {
+                a.current_version = Some(version);
+                a.renditions = renditions.clone();
+            }
+            a.status = AssetStatus::Ready;
+            a.failure = None;
+        })
+        .await?;
+        Ok(self.record(&job.id, JobEvent::Complete).await?.is_some())
+    }
+
     /// Notifies the job's end (log, webhook) as recorded.
     async fn announce(&self, id: &JobId) {
         let Ok(job) = self.job(id).await else { return };

@@ -6,6 +6,7 @@ mod auth;
 mod cache;
 mod clip;
 mod helpers;
+mod hooks;
 mod jwks;
 mod ops;
 mod pipeline;
