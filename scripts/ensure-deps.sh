@@ -40,6 +40,12 @@ if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
   }
 fi
 
+# The moto server: S3 and DynamoDB on loopback for the AWS backends' contract tests.
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  echo "installing: moto[server]"
+  python3 -m pip install --quiet 'moto[server]'
+fi
+
 # hls.js (served by the demo page) and playwright-core (the browser test's
 # driver), pinned by web/package-lock.json.
 if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ ! -d web/node_modules/playwright-core ] \

@@ -5,6 +5,7 @@
 //! can be walked out of its root.
 
 pub mod local;
+pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;

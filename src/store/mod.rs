@@ -8,6 +8,7 @@
 //! anything. A stale expectation is `StoreError::Conflict`, which the API
 //! turns into 409/412; nothing is half-written.
 
+pub mod dynamodb;
 pub mod sqlite;
 
 use crate::domain::{AssetId, JobId, TierName};

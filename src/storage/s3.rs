@@ -1,0 +1,190 @@
+//! `ObjectStore` on S3 (the output bucket). Keys are the same
+//! `ObjectKey`s; S3 writes are atomic per object, so `put` needs no
+//! temporary object. "Not found" is S3's 404 (`NoSuchKey`, or a bare 404
+//! on `HEAD`); every other failure is `Unavailable` with S3's message.
+
+use super::{ObjectKey, ObjectMeta, ObjectStore, StorageError, StorageResult};
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
+use bytes::Bytes;
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Unavailable(format!("s3: {e}"))
+}
+
+fn said<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
+    match e {
+        SdkError::ServiceError(s) => s.err().to_string(),
+        other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+    }
+}
+
+fn is_404<E>(e: &SdkError<E>) -> bool {
+    matches!(e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404)
+}
+
+impl S3Store {
+    /// `path_style` for S3-compatible endpoints (the moto server, MinIO).
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: impl Into<String>, path_style: bool) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build();
+        S3Store {
+            client: Client::from_conf(config),
+            bucket: bucket.into(),
+        }
+    }
+
+    /// Creates the bucket when it does not exist (development, tests).
+    pub async fn create_bucket(&self) -> StorageResult<()> {
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(said(&e))),
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn check(&self) -> StorageResult<()> {
+        let key = ObjectKey::parse(&format!("readyz/{}", uuid::Uuid::new_v4().simple()))
+            .map_err(unavailable)?;
+        self.put(&key, Bytes::from_static(b"ok")).await?;
+        self.get(&key).await?;
+        self.delete(&key).await.map(|_| ())
+    }
+
+    async fn get(&self, key: &ObjectKey) -> StorageResult<Bytes> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                if is_404(&e) {
+                    StorageError::NotFound(key.clone())
+                } else {
+                    unavailable(said(&e))
+                }
+            })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| unavailable(format!("{key}: {e}")))?;
+        Ok(body.into_bytes())
+    }
+
+    async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                if is_404(&e) {
+                    StorageError::NotFound(key.clone())
+                } else {
+                    unavailable(said(&e))
+                }
+            })?;
+        Ok(ObjectMeta {
+            key: key.clone(),
+            size: out
+                .content_length
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            etag: out.e_tag.unwrap_or_default(),
+            modified_epoch: out
+                .last_modified
+                .and_then(|t| u64::try_from(t.secs()).ok())
+                .unwrap_or(0),
+        })
+    }
+
+    async fn put(&self, key: &ObjectKey, bytes: Bytes) -> StorageResult<ObjectMeta> {
+        let size = bytes.len() as u64;
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| unavailable(said(&e)))?;
+        Ok(ObjectMeta {
+            key: key.clone(),
+            size,
+            etag: out.e_tag.unwrap_or_default(),
+            modified_epoch: crate::clock::Clock::now_epoch(&crate::clock::SystemClock),
+        })
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> StorageResult<bool> {
+        // S3 deletes idempotently and does not say whether there was one.
+        let existed = match self.head(key).await {
+            Ok(_) => true,
+            Err(StorageError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| unavailable(said(&e)))?;
+        Ok(existed)
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectKey>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(said(&e)))?;
+            for o in out.contents() {
+                if let Some(k) = o.key().and_then(|k| ObjectKey::parse(k).ok()) {
+                    keys.push(k);
+                }
+            }
+            match out.next_continuation_token {
+                Some(t) if out.is_truncated == Some(true) => token = Some(t),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
