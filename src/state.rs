@@ -51,8 +51,20 @@ pub enum StartupError {
     Storage(#[from] crate::storage::StorageError),
     #[error("origin: {0}")]
     Origin(#[from] crate::origin::OriginError),
-    #[error("mode = \"aws\" is not available in this build yet; use mode = \"local\"")]
+    #[error("mode = \"aws\" needs an [aws] section")]
     AwsModeUnavailable,
+}
+
+/// The AWS SDK's configuration: the region and endpoint from `[aws]`,
+/// credentials from the SDK's default chain (environment, profile, ECS
+/// task role, instance metadata).
+pub async fn aws_sdk_config(aws: &crate::config::AwsConfig) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(aws.region.clone()));
+    if let Some(url) = &aws.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
 }
 
 impl AppState {
@@ -64,7 +76,24 @@ impl AppState {
                 Arc::new(SqliteStore::open(&config.store.sqlite_path)?),
                 Arc::new(LocalStore::open(&config.storage.root)?),
             ),
-            Mode::Aws => return Err(StartupError::AwsModeUnavailable),
+            Mode::Aws => {
+                let aws = config
+                    .aws
+                    .as_ref()
+                    .ok_or(StartupError::AwsModeUnavailable)?;
+                let sdk = aws_sdk_config(aws).await;
+                (
+                    Arc::new(crate::store::dynamodb::DynamoStore::new(
+                        &sdk,
+                        format!("{}-records", aws.dynamodb_table_prefix),
+                    )),
+                    Arc::new(crate::storage::s3::S3Store::new(
+                        &sdk,
+                        aws.output_bucket.clone(),
+                        aws.endpoint_url.is_some(),
+                    )),
+                )
+            }
         };
         let seeded = store.seed_tiers(config.tiers.iter()).await?;
         if !seeded.is_empty() {
@@ -114,7 +143,12 @@ impl AppState {
             objects.clone(),
             clock.clone(),
         );
-        match pipeline.resume().await {
+        // On AWS, MediaConvert runs the jobs; the local runner resumes only its own.
+        let resumed = match config.mode {
+            Mode::Local => pipeline.resume().await,
+            Mode::Aws => Ok(0),
+        };
+        match resumed {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "re-queued interrupted encodes"),
             Err(e) => tracing::warn!(reason = %e, "could not look for interrupted encodes"),

@@ -53,11 +53,24 @@ fn check_filename(name: &str) -> Result<()> {
     }
 }
 
+/// Uploads and encodes need the local pipeline until the S3 and
+/// MediaConvert halves land.
+fn local_only(state: &AppState) -> Result<()> {
+    if state.config.mode == crate::config::Mode::Local {
+        Ok(())
+    } else {
+        Err(Error::NotImplemented(
+            "Uploads and transcodes are not available in mode aws yet (S3 presigned uploads and MediaConvert are planned); publish outputs under assets/{id}/v{n}/ and send MediaConvert's events to /hooks/mediaconvert.".into(),
+        ))
+    }
+}
+
 pub async fn create_upload(
     State(state): State<AppState>,
     IngestClaims(who): IngestClaims,
     Json(req): Json<NewUpload>,
 ) -> Result<Response> {
+    local_only(&state)?;
     check_filename(&req.filename)?;
     if !req.content_type.starts_with("video/") {
         return Err(Error::UnsupportedMediaType(
@@ -118,6 +131,7 @@ pub async fn put_source(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    local_only(&state)?;
     let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
     let declared = v.value.source.clone().ok_or(Error::NotFound)?;
     if v.value.status != AssetStatus::Created || declared.sha256.is_some() {
@@ -210,6 +224,7 @@ pub async fn transcode(
     IngestClaims(who): IngestClaims,
     Path(id): Path<AssetId>,
 ) -> Result<Response> {
+    local_only(&state)?;
     let (job, created) = state.pipeline.transcode(&id).await?;
     if created {
         tracing::info!(target: "playgate::audit", who = %who.who(), action = "transcode", asset = %id, job = %job.id, "encode queued");
