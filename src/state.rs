@@ -29,6 +29,8 @@ pub struct Services {
     pub clock: SharedClock,
     pub play: Arc<crate::play::Play>,
     pub pipeline: Arc<crate::pipeline::runner::Pipeline>,
+    /// Mode aws: direct-to-S3 uploads into the source bucket.
+    pub uploads: Option<Arc<crate::storage::s3::S3Uploads>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -71,6 +73,7 @@ impl AppState {
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
         let keys = KeyRing::from_config(&config.signing)?;
         let auth = crate::auth::Authenticator::from_config(&config.auth)?;
+        let mut uploads = None;
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
             Mode::Local => (
                 Arc::new(SqliteStore::open(&config.store.sqlite_path)?),
@@ -82,6 +85,11 @@ impl AppState {
                     .as_ref()
                     .ok_or(StartupError::AwsModeUnavailable)?;
                 let sdk = aws_sdk_config(aws).await;
+                uploads = Some(Arc::new(crate::storage::s3::S3Uploads::new(
+                    &sdk,
+                    aws.source_bucket.clone(),
+                    aws.endpoint_url.is_some(),
+                )));
                 (
                     Arc::new(crate::store::dynamodb::DynamoStore::new(
                         &sdk,
@@ -164,6 +172,7 @@ impl AppState {
             clock,
             play: Arc::new(play),
             pipeline,
+            uploads,
         })))
     }
 }

@@ -180,6 +180,11 @@ pub struct PipelineConfig {
     /// How long one upload request may take (instead of
     /// `server.request_timeout`).
     pub upload_timeout: Duration,
+    /// S3: sources above this size get a multipart plan (S3's single PUT
+    /// stops at 5 GiB).
+    pub multipart_threshold: u64,
+    /// S3: the part size of a multipart plan (at least 5 MiB).
+    pub part_size: u64,
     pub ladder: crate::pipeline::ladder::LadderConfig,
 }
 
@@ -452,6 +457,15 @@ impl Config {
         }
         if self.cache.origin_fresh.is_zero() {
             bad("cache.origin_fresh", "must be more than zero".into());
+        }
+        if self.pipeline.part_size < 5 << 20 {
+            bad("pipeline.part_size", "S3 parts are at least 5MiB".into());
+        }
+        if self.pipeline.multipart_threshold > 5 << 30 {
+            bad(
+                "pipeline.multipart_threshold",
+                "S3's single PUT stops at 5GiB; the threshold must not be above it".into(),
+            );
         }
         if self.pipeline.concurrency == 0 {
             bad("pipeline.concurrency", "must be at least 1".into());
@@ -869,6 +883,8 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             work_dir: s.or("work_dir", storage.root.join(".work")),
             max_upload: s.or("max_upload", Size(5 << 30)).0,
             upload_timeout: dur(s, "upload_timeout", "1h"),
+            multipart_threshold: s.or("multipart_threshold", Size(5 << 30)).0,
+            part_size: s.or("part_size", Size(100 << 20)).0,
             ladder: crate::pipeline::ladder::LadderConfig {
                 segment_seconds: s.or("segment_seconds", default.segment_seconds),
                 gop_seconds: s.or("gop_seconds", default.gop_seconds),

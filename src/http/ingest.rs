@@ -1,7 +1,11 @@
-//! Ingest (`playgate:ingest`), local mode:
+//! Ingest (`playgate:ingest`):
 //! - `POST /v1/uploads {filename, content_type, size, title?}` creates an
 //!   asset and says where to send the bytes;
-//! - `PUT /v1/uploads/{asset}/source` streams them to disk: the declared
+//!   In mode aws the answer is a presigned S3 `PUT` (type and length
+//!   signed), or above `pipeline.multipart_threshold` a multipart plan of
+//!   presigned `UploadPart`s; either ends with
+//!   `POST /v1/uploads/{asset}/complete` (with the parts' ETags);
+//! - `PUT /v1/uploads/{asset}/source` (local) streams them to disk: the declared
 //!   content type and size must match, SHA-256 is computed on the way, the
 //!   file appears only when complete (rename), and a second upload to the
 //!   same asset is refused (409);
@@ -53,15 +57,15 @@ fn check_filename(name: &str) -> Result<()> {
     }
 }
 
-/// Uploads and encodes need the local pipeline until the S3 and
-/// MediaConvert halves land.
-fn local_only(state: &AppState) -> Result<()> {
+/// The local upload route and the encoder need local mode until the
+/// MediaConvert half lands.
+fn local_only(state: &AppState, what: &str) -> Result<()> {
     if state.config.mode == crate::config::Mode::Local {
         Ok(())
     } else {
-        Err(Error::NotImplemented(
-            "Uploads and transcodes are not available in mode aws yet (S3 presigned uploads and MediaConvert are planned); publish outputs under assets/{id}/v{n}/ and send MediaConvert's events to /hooks/mediaconvert.".into(),
-        ))
+        Err(Error::NotImplemented(format!(
+            "{what} is not available in mode aws yet: uploads go straight to S3 (the URLs POST /v1/uploads returns), and the MediaConvert backend is planned; meanwhile publish outputs under assets/{{id}}/v{{n}}/ and send MediaConvert's events to /hooks/mediaconvert."
+        )))
     }
 }
 
@@ -70,7 +74,6 @@ pub async fn create_upload(
     IngestClaims(who): IngestClaims,
     Json(req): Json<NewUpload>,
 ) -> Result<Response> {
-    local_only(&state)?;
     check_filename(&req.filename)?;
     if !req.content_type.starts_with("video/") {
         return Err(Error::UnsupportedMediaType(
@@ -89,6 +92,51 @@ pub async fn create_upload(
     ))
     .map_err(Error::internal)?;
     let now = state.clock.now_epoch();
+    let ttl = state.config.pipeline.upload_timeout;
+    let key_text = format!("assets/{id}/source/{}", req.filename);
+    let key = ObjectKey::parse(&key_text).map_err(Error::internal)?;
+    let public = state.config.server.public_url.trim_end_matches('/');
+    let complete = json!({"method": "POST", "url": format!("{public}/v1/uploads/{id}/complete")});
+    let (upload, upload_id) = match &state.uploads {
+        None => (
+            json!({
+                "method": "PUT",
+                "url": format!("{public}/v1/uploads/{id}/source"),
+                "headers": {"content-type": req.content_type},
+            }),
+            None,
+        ),
+        Some(s3) if req.size <= state.config.pipeline.multipart_threshold => {
+            let p = s3
+                .presign_put(&key, &req.content_type, req.size, ttl)
+                .await?;
+            (
+                json!({"method": p.method, "url": p.url, "headers": p.headers, "complete": complete}),
+                None,
+            )
+        }
+        Some(s3) => {
+            let part = state.config.pipeline.part_size;
+            let count = req.size.div_ceil(part);
+            if count > 10_000 {
+                return Err(Error::PayloadTooLarge(
+                    "more than 10,000 parts; raise pipeline.part_size".into(),
+                ));
+            }
+            let upload_id = s3.create_multipart(&key, &req.content_type).await?;
+            let mut parts = Vec::new();
+            for n in 1..=count {
+                let size = part.min(req.size - (n - 1) * part);
+                let number = i32::try_from(n).map_err(Error::internal)?;
+                let p = s3.presign_part(&key, &upload_id, number, size, ttl).await?;
+                parts.push(json!({"part_number": n, "size": size, "method": p.method, "url": p.url, "headers": p.headers}));
+            }
+            (
+                json!({"method": "MULTIPART", "parts": parts, "complete": complete}),
+                Some(upload_id),
+            )
+        }
+    };
     let asset = Asset {
         id: id.clone(),
         title: req.title,
@@ -98,30 +146,119 @@ pub async fn create_upload(
         renditions: Vec::new(),
         failure: None,
         source: Some(SourceObject {
-            key: format!("assets/{id}/source/{}", req.filename),
+            key: key_text,
             filename: req.filename,
             content_type: req.content_type.clone(),
             size: req.size,
             sha256: None,
+            etag: None,
+            upload_id,
         }),
         created_at: now,
     };
     state.store.put_asset(&asset, Expect::Absent).await?;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "upload.create", asset = %id, "upload created");
-    let public = state.config.server.public_url.trim_end_matches('/');
+    let mut upload = upload;
+    upload["expires_at"] = json!(now + ttl.as_secs());
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "asset_id": id,
-            "upload": {
-                "method": "PUT",
-                "url": format!("{public}/v1/uploads/{id}/source"),
-                "headers": {"content-type": req.content_type},
-                "expires_at": now + state.config.pipeline.upload_timeout.as_secs(),
-            },
-        })),
+        axum::Json(json!({"asset_id": id, "upload": upload})),
     )
         .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Completion {
+    #[serde(default)]
+    parts: Vec<PartDone>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartDone {
+    part_number: i32,
+    etag: String,
+}
+
+/// `POST /v1/uploads/{asset}/complete` (mode aws): after the direct PUT,
+/// or with the parts' ETags after a multipart upload. The object must be
+/// there with the declared size.
+pub async fn complete_upload(
+    State(state): State<AppState>,
+    IngestClaims(who): IngestClaims,
+    Path(id): Path<AssetId>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let Some(s3) = &state.uploads else {
+        return Err(Error::Conflict(
+            "Local uploads complete with their PUT; there is nothing to complete.".into(),
+        ));
+    };
+    let done: Completion = if body.is_empty() {
+        Completion::default()
+    } else {
+        crate::http::extract::parse_json(&body)?
+    };
+    let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
+    let declared = v.value.source.clone().ok_or(Error::NotFound)?;
+    if declared.is_complete() || v.value.status != AssetStatus::Created {
+        return Err(Error::Conflict("This upload is already complete.".into()));
+    }
+    let key = ObjectKey::parse(&declared.key).map_err(Error::internal)?;
+    if let Some(upload_id) = &declared.upload_id {
+        if done.parts.is_empty() {
+            return Err(Error::bad_request(
+                "body.parts",
+                "a multipart upload completes with its parts' ETags",
+            ));
+        }
+        let parts: Vec<(i32, String)> = done
+            .parts
+            .into_iter()
+            .map(|p| (p.part_number, p.etag))
+            .collect();
+        if let Err(why) = s3.complete_multipart(&key, upload_id, &parts).await {
+            // A completion whose answer was lost (and the moto server, whose
+            // answer the SDK cannot parse) leaves the object in place: the
+            // object is what counts.
+            let whole = s3.head(&key).await.is_ok_and(|m| m.size == declared.size);
+            if !whole {
+                return Err(Error::bad_request(
+                    "body.parts",
+                    format!("S3 refused the parts: {why}"),
+                ));
+            }
+        }
+    }
+    let meta = match s3.head(&key).await {
+        Ok(m) => m,
+        Err(crate::storage::StorageError::NotFound(_)) => {
+            return Err(Error::Conflict("Nothing has been uploaded yet.".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if meta.size != declared.size {
+        return Err(Error::bad_request(
+            "body",
+            format!(
+                "The upload has {} bytes; {} were declared.",
+                meta.size, declared.size
+            ),
+        ));
+    }
+    let mut asset = v.value;
+    asset.status = AssetStatus::Uploaded;
+    if let Some(s) = asset.source.as_mut() {
+        s.etag = Some(meta.etag.clone());
+        s.upload_id = None;
+    }
+    state
+        .store
+        .put_asset(&asset, Expect::Revision(v.revision))
+        .await?;
+    tracing::info!(target: "playgate::audit", who = %who.who(), action = "upload.complete", asset = %id, bytes = meta.size, "source uploaded to S3");
+    Ok(axum::Json(json!({"asset_id": id, "size": meta.size, "etag": meta.etag})).into_response())
 }
 
 pub async fn put_source(
@@ -131,7 +268,7 @@ pub async fn put_source(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    local_only(&state)?;
+    local_only(&state, "PUT /v1/uploads/{asset}/source")?;
     let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
     let declared = v.value.source.clone().ok_or(Error::NotFound)?;
     if v.value.status != AssetStatus::Created || declared.sha256.is_some() {
@@ -224,7 +361,7 @@ pub async fn transcode(
     IngestClaims(who): IngestClaims,
     Path(id): Path<AssetId>,
 ) -> Result<Response> {
-    local_only(&state)?;
+    local_only(&state, "Transcoding")?;
     let (job, created) = state.pipeline.transcode(&id).await?;
     if created {
         tracing::info!(target: "playgate::audit", who = %who.who(), action = "transcode", asset = %id, job = %job.id, "encode queued");

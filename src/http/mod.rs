@@ -57,6 +57,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/v1/uploads/{asset}/source",
             axum::routing::put(ingest::put_source),
         )
+        .route(
+            "/v1/uploads/{asset}/complete",
+            post(ingest::complete_upload),
+        )
         .route("/v1/assets/{id}/transcode", post(ingest::transcode))
         .route("/v1/jobs/{id}", get(ingest::job).delete(ingest::cancel))
         .route("/hooks/mediaconvert", post(hooks::mediaconvert))

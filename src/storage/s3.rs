@@ -18,9 +18,19 @@ fn unavailable(e: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(format!("s3: {e}"))
 }
 
-fn said<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
+fn said<E: std::error::Error + 'static + aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: &SdkError<E>,
+) -> String {
+    // A service's code and message; never the raw response.
     match e {
-        SdkError::ServiceError(s) => s.err().to_string(),
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_owned(),
+                _ => format!("status {}", s.raw().status().as_u16()),
+            }
+        }
         other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
     }
 }
@@ -186,5 +196,157 @@ impl ObjectStore for S3Store {
         }
         keys.sort();
         Ok(keys)
+    }
+}
+
+/// Direct-to-S3 uploads into the source bucket: presigned `PutObject`
+/// (content type and length bound into the signature), or a multipart
+/// plan (presigned `UploadPart` URLs) above S3's single-PUT size.
+pub struct S3Uploads {
+    client: Client,
+    pub bucket: String,
+}
+
+/// A presigned request: what the client must send.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Presigned {
+    pub method: String,
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+fn presigned(p: aws_sdk_s3::presigning::PresignedRequest) -> Presigned {
+    Presigned {
+        method: p.method().to_owned(),
+        url: p.uri().to_owned(),
+        headers: p
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    }
+}
+
+impl S3Uploads {
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: impl Into<String>, path_style: bool) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build();
+        S3Uploads {
+            client: Client::from_conf(config),
+            bucket: bucket.into(),
+        }
+    }
+
+    fn ttl(ttl: std::time::Duration) -> StorageResult<aws_sdk_s3::presigning::PresigningConfig> {
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(unavailable)
+    }
+
+    pub async fn create_bucket(&self) -> StorageResult<()> {
+        S3Store {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+        }
+        .create_bucket()
+        .await
+    }
+
+    /// One presigned PUT of exactly `size` bytes of `content_type`.
+    pub async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        size: u64,
+        ttl: std::time::Duration,
+    ) -> StorageResult<Presigned> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .content_length(i64::try_from(size).map_err(unavailable)?)
+            .presigned(Self::ttl(ttl)?)
+            .await
+            .map_err(|e| unavailable(said(&e)))?;
+        Ok(presigned(req))
+    }
+
+    /// Starts a multipart upload; its id.
+    pub async fn create_multipart(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+    ) -> StorageResult<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| unavailable(said(&e)))?;
+        out.upload_id.ok_or_else(|| unavailable("no upload id"))
+    }
+
+    /// A presigned PUT for part `number` (1-based) of `size` bytes.
+    pub async fn presign_part(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        number: i32,
+        size: u64,
+        ttl: std::time::Duration,
+    ) -> StorageResult<Presigned> {
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(i64::try_from(size).map_err(unavailable)?)
+            .presigned(Self::ttl(ttl)?)
+            .await
+            .map_err(|e| unavailable(said(&e)))?;
+        Ok(presigned(req))
+    }
+
+    /// Completes a multipart upload from the parts' ETags.
+    pub async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), String> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+                    .collect(),
+            ))
+            .build();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .multipart_upload(done)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| said(&e))
+    }
+
+    /// Size and ETag of what arrived, if anything did.
+    pub async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta> {
+        S3Store {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+        }
+        .head(key)
+        .await
     }
 }

@@ -26,9 +26,19 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The SDK's error, said without the request details.
-fn said<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
+fn said<E: std::error::Error + 'static + aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &SdkError<E>,
+) -> String {
+    // A service's code and message; never the raw response.
     match e {
-        SdkError::ServiceError(s) => s.err().to_string(),
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_owned(),
+                _ => format!("status {}", s.raw().status().as_u16()),
+            }
+        }
         other => aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
     }
 }

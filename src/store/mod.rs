@@ -147,9 +147,22 @@ pub struct SourceObject {
     pub content_type: String,
     /// Declared size; the upload must match it.
     pub size: u64,
-    /// Set when the upload is complete.
+    /// Set when a local upload is complete.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Set when a direct-to-S3 upload is complete (S3's ETag).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// A multipart upload in progress (S3).
+    #[serde(default)]
+    pub upload_id: Option<String>,
+}
+
+impl SourceObject {
+    /// The bytes have arrived.
+    pub fn is_complete(&self) -> bool {
+        self.sha256.is_some() || self.etag.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
