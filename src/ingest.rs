@@ -129,22 +129,49 @@ pub(crate) fn run(
         );
         bar.set_message("uploading");
         bar.enable_steady_tick(Duration::from_millis(120));
+        if created["upload"]["method"] != "PUT" {
+            return Err(Fail(
+                "the gateway planned a multipart upload; this command sends single PUTs only (raise pipeline.multipart_threshold or upload with an S3 client)".into(),
+            ));
+        }
         let body = tokio::fs::File::open(file)
             .await
             .map_err(|e| Fail(format!("{}: {e}", file.display())))?;
-        checked(
-            client
-                .put(&url)
-                .bearer_auth(&credential)
-                .header("content-type", ct)
-                .header("content-length", size)
-                .body(reqwest::Body::from(body))
-                .send()
-                .await
-                .map_err(|e| Fail(format!("upload: {}", e.without_url())))?,
-            "upload",
-        )
-        .await?;
+        let mut put = client
+            .put(&url)
+            .header("content-type", ct)
+            .header("content-length", size)
+            .body(reqwest::Body::from(body));
+        // Our credential goes to our gateway only, never to a presigned S3 URL.
+        if url.starts_with(&format!("{base}/")) {
+            put = put.bearer_auth(&credential);
+        }
+        for (k, v) in created["upload"]["headers"].as_object().into_iter().flatten() {
+            if let Some(v) = v.as_str()
+                && !k.eq_ignore_ascii_case("content-length")
+            {
+                put = put.header(k.as_str(), v);
+            }
+        }
+        let sent = put
+            .send()
+            .await
+            .map_err(|e| Fail(format!("upload: {}", e.without_url())))?;
+        if !sent.status().is_success() {
+            checked(sent, "upload").await?;
+        }
+        if let Some(done) = created["upload"]["complete"]["url"].as_str() {
+            checked(
+                client
+                    .post(done)
+                    .bearer_auth(&credential)
+                    .send()
+                    .await
+                    .map_err(|e| Fail(format!("upload: {}", e.without_url())))?,
+                "upload",
+            )
+            .await?;
+        }
         bar.set_position(100);
         let job = checked(
             client
