@@ -8,6 +8,7 @@
 //! - `http`: routes, middleware, extractors, one file per resource.
 //! - `error`: one `Error` → problem+json.
 //! - `domain`, `secret`, `clock`: newtypes, redacting secrets, time.
+//! - `cdn`: invalidating an asset at the CDN (CloudFront; nothing locally).
 //! - `cloudfront`: policies, signing, verifying, cookies, key ring.
 //! - `auth`: tier-claim paths and dev token minting.
 //! - `store`: `Store` trait (assets, tiers, jobs) and SQLite.
@@ -27,6 +28,7 @@
 //! The entry point for embedding and tests is [`run`].
 
 pub mod auth;
+pub mod cdn;
 pub mod cli;
 pub mod clock;
 pub mod cloudfront;

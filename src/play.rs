@@ -285,6 +285,11 @@ impl Play {
         self.config.cdn.base_url.trim_end_matches('/')
     }
 
+    /// Drops this replica's cached record of an asset (after a delete).
+    pub async fn forget(&self, id: &AssetId) {
+        self.assets.invalidate(id).await;
+    }
+
     /// The asset if it may be played at all.
     pub async fn playable_asset(&self, id: &AssetId) -> Result<(Arc<Asset>, u32), PlayError> {
         let cached = match self.assets.get(id).await {

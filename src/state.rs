@@ -31,6 +31,7 @@ pub struct Services {
     pub pipeline: Arc<crate::pipeline::runner::Pipeline>,
     /// Mode aws: direct-to-S3 uploads into the source bucket.
     pub uploads: Option<Arc<crate::storage::s3::S3Uploads>>,
+    pub cdn: Arc<dyn crate::cdn::Invalidator>,
 }
 
 impl std::ops::Deref for AppState {
@@ -74,6 +75,7 @@ impl AppState {
         let keys = KeyRing::from_config(&config.signing)?;
         let auth = crate::auth::Authenticator::from_config(&config.auth)?;
         let mut uploads = None;
+        let mut cdn: Arc<dyn crate::cdn::Invalidator> = Arc::new(crate::cdn::NoCdnCache);
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
             Mode::Local => (
                 Arc::new(SqliteStore::open(&config.store.sqlite_path)?),
@@ -85,6 +87,10 @@ impl AppState {
                     .as_ref()
                     .ok_or(StartupError::AwsModeUnavailable)?;
                 let sdk = aws_sdk_config(aws).await;
+                cdn = Arc::new(crate::cdn::CloudFrontInvalidator::new(
+                    &sdk,
+                    aws.cloudfront_distribution_id.clone(),
+                ));
                 uploads = Some(Arc::new(crate::storage::s3::S3Uploads::new(
                     &sdk,
                     aws.source_bucket.clone(),
@@ -173,6 +179,7 @@ impl AppState {
             play: Arc::new(play),
             pipeline,
             uploads,
+            cdn,
         })))
     }
 }

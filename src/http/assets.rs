@@ -1,7 +1,9 @@
 //! Assets admin API (`playgate:admin`): list (paginated by id), read,
 //! create or update title and `min_tier` (status is read-only, set by the
 //! pipeline), and delete — which marks the asset deleted so playback
-//! refuses it, keeping the record for audit and invalidation.
+//! refuses it (on this replica at once, on others within
+//! `cache.asset_ttl`), keeps the record for audit, and invalidates
+//! `/assets/{id}/*` at the CDN (503 if that fails: repeat the DELETE).
 
 use crate::domain::{AssetId, TierName};
 use crate::error::{Error, Result};
@@ -139,13 +141,33 @@ pub async fn delete(
 ) -> Result<Response> {
     let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
     let mut asset = v.value;
+    let mut revision = v.revision;
     if asset.status != AssetStatus::Deleted {
         asset.status = AssetStatus::Deleted;
-        state
+        revision = state
             .store
             .put_asset(&asset, Expect::Revision(v.revision))
             .await?;
         tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.delete", asset = %id, "asset changed");
+    }
+    state.play.forget(&id).await;
+    // Every DELETE (a retry too) asks again, with the same reference, so a
+    // failed invalidation is fixed by repeating the request.
+    match state
+        .cdn
+        .invalidate_asset(&id, &format!("{id}-deleted-r{revision}"))
+        .await
+    {
+        Ok(Some(inv)) => {
+            tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.invalidate", asset = %id, invalidation = %inv, "CDN invalidation requested");
+        }
+        Ok(None) => {}
+        Err(why) => {
+            tracing::warn!(asset = %id, reason = %why, "CDN invalidation failed");
+            return Err(Error::Unavailable(format!(
+                "the asset is deleted, but the CDN invalidation failed ({why}); repeat the DELETE"
+            )));
+        }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

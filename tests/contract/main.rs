@@ -91,6 +91,8 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     s3.create_bucket().await.unwrap();
     let sources = playgate::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true);
     sources.create_bucket().await.unwrap();
+    let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
+    let distribution = make_distribution(&cloudfront).await;
 
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip");
@@ -145,6 +147,10 @@ public_key_file = "{k}/jwt_pub.pem"
 name = "ingest"
 sha256 = "{ingest_hash}"
 scopes = ["playgate:ingest"]
+[[auth.api_keys]]
+name = "ops"
+sha256 = "{admin_hash}"
+scopes = ["playgate:admin"]
 [tiers.free]
 max_height = 480
 [pipeline]
@@ -158,9 +164,14 @@ output_bucket = "pgtest-out"
 dynamodb_table_prefix = "pgtest"
 mediaconvert_endpoint = "https://mediaconvert.us-east-1.amazonaws.com"
 mediaconvert_role_arn = "arn:aws:iam::123456789012:role/mc"
-cloudfront_distribution_id = "E2EXAMPLE"
+cloudfront_distribution_id = "{distribution}"
 "#,
         url = m.url,
+        distribution = distribution,
+        admin_hash = openssl::sha::sha256(b"admin-key")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
         ingest_hash = openssl::sha::sha256(b"ingest-key")
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -211,6 +222,18 @@ cloudfront_distribution_id = "E2EXAMPLE"
         .await
         .unwrap();
     let uploads = direct_uploads(&client, &base).await;
+    let deleted = client
+        .delete(format!("{base}/v1/assets/clip"))
+        .bearer_auth("admin-key")
+        .send()
+        .await
+        .unwrap();
+    let after_delete = client
+        .get(format!("{base}/v1/play/clip/master.m3u8"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -234,6 +257,37 @@ cloudfront_distribution_id = "E2EXAMPLE"
     );
     assert!(!body.contains("720p"), "{body}");
     uploads.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        after_delete.status(),
+        404,
+        "a deleted asset stops playing at once"
+    );
+    let invalidations = cloudfront
+        .list_invalidations()
+        .distribution_id(&distribution)
+        .send()
+        .await
+        .unwrap();
+    let list = invalidations.invalidation_list.unwrap();
+    assert_eq!(list.quantity, 1, "one invalidation for the delete");
+    let inv = cloudfront
+        .get_invalidation()
+        .distribution_id(&distribution)
+        .id(&list.items.unwrap()[0].id)
+        .send()
+        .await
+        .unwrap()
+        .invalidation
+        .unwrap();
+    let paths = inv
+        .invalidation_batch
+        .unwrap()
+        .paths
+        .unwrap()
+        .items
+        .unwrap();
+    assert_eq!(paths, ["/assets/clip/*"], "one wildcard path");
 }
 
 /// Direct-to-S3 uploads through a gateway in mode aws: a presigned PUT and
@@ -370,4 +424,47 @@ async fn direct_uploads(client: &reqwest::Client, base: &str) -> Result<(), Stri
             .contains("not available in mode aws yet"),
         "the 501 says what is planned",
     )
+}
+
+/// A CloudFront distribution in the moto server; its id.
+async fn make_distribution(cf: &aws_sdk_cloudfront::Client) -> String {
+    use aws_sdk_cloudfront::types::{
+        DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
+        ViewerProtocolPolicy,
+    };
+    let origin = Origin::builder()
+        .id("outputs")
+        .domain_name("pgtest-out.s3.us-east-1.amazonaws.com")
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference("playgate-contract")
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("outputs")
+                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+                .build()
+                .unwrap(),
+        )
+        .comment("playgate contract test")
+        .enabled(true)
+        .build()
+        .unwrap();
+    cf.create_distribution()
+        .distribution_config(config)
+        .send()
+        .await
+        .unwrap()
+        .distribution
+        .unwrap()
+        .id
 }
