@@ -75,6 +75,7 @@ impl AppState {
         let keys = KeyRing::from_config(&config.signing)?;
         let auth = crate::auth::Authenticator::from_config(&config.auth)?;
         let mut uploads = None;
+        let mut sns = None;
         let mut cdn: Arc<dyn crate::cdn::Invalidator> = Arc::new(crate::cdn::NoCdnCache);
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
             Mode::Local => (
@@ -91,6 +92,10 @@ impl AppState {
                     &sdk,
                     aws.cloudfront_distribution_id.clone(),
                 ));
+                sns = aws
+                    .sns_topic_arn
+                    .as_ref()
+                    .map(|arn| crate::pipeline::notify::Sns::new(&sdk, arn.clone()));
                 uploads = Some(Arc::new(crate::storage::s3::S3Uploads::new(
                     &sdk,
                     aws.source_bucket.clone(),
@@ -156,6 +161,7 @@ impl AppState {
             store.clone(),
             objects.clone(),
             clock.clone(),
+            sns,
         );
         // On AWS, MediaConvert runs the jobs; the local runner resumes only its own.
         let resumed = match config.mode {

@@ -8,7 +8,9 @@
 //! so the receiver can check origin and freshness (reject old timestamps).
 //! Delivery retries with exponential backoff (`retries`, `retry_base`)
 //! on errors and non-2xx answers, in the background: a slow receiver never
-//! holds a job up. SNS arrives with the AWS backends.
+//! holds a job up. With `aws.sns_topic_arn` (mode aws), the same JSON is
+//! published to the SNS topic (subject `playgate {status} {asset}`; the
+//! SDK retries).
 
 use crate::secret::Secret;
 use serde::Serialize;
@@ -53,9 +55,47 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     format!("v1={hex}")
 }
 
-/// Sends `n` everywhere configured; returns at once (webhooks deliver in
-/// the background).
-pub fn send(n: Notification, webhook: Option<&Webhook>, now: u64) {
+/// Publishes notifications to an SNS topic.
+#[derive(Clone)]
+pub struct Sns {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl Sns {
+    pub fn new(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Sns {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: topic_arn.into(),
+        }
+    }
+
+    async fn publish(&self, n: &Notification) {
+        let Ok(message) = serde_json::to_string(n) else {
+            return;
+        };
+        let sent = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(format!("playgate {} {}", n.status, n.asset_id))
+            .message(message)
+            .send()
+            .await;
+        if let Err(e) = sent {
+            use aws_sdk_sns::error::ProvideErrorMetadata;
+            let why = e
+                .as_service_error()
+                .and_then(|s| s.message().map(str::to_owned))
+                .unwrap_or_else(|| aws_sdk_sns::error::DisplayErrorContext(&e).to_string());
+            tracing::error!(target: "playgate::notify", job = %n.job_id, reason = %why, "SNS publish failed");
+        }
+    }
+}
+
+/// Sends `n` everywhere configured; returns at once (webhooks and SNS
+/// deliver in the background).
+pub fn send(n: Notification, webhook: Option<&Webhook>, sns: Option<&Sns>, now: u64) {
     tracing::info!(
         target: "playgate::notify",
         asset = %n.asset_id,
@@ -63,6 +103,10 @@ pub fn send(n: Notification, webhook: Option<&Webhook>, now: u64) {
         status = %n.status,
         "encode finished"
     );
+    if let Some(sns) = sns.cloned() {
+        let n = n.clone();
+        tokio::spawn(async move { sns.publish(&n).await });
+    }
     let Some(hook) = webhook.cloned() else { return };
     tokio::spawn(async move { deliver(&hook, &n, now).await });
 }

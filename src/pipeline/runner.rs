@@ -52,6 +52,7 @@ pub struct Pipeline {
     clock: crate::clock::SharedClock,
     queue: tokio::sync::mpsc::UnboundedSender<JobId>,
     cancels: Mutex<HashMap<JobId, tokio::sync::watch::Sender<bool>>>,
+    sns: Option<super::notify::Sns>,
 }
 
 fn job_id(asset: &AssetId, attempt: u32) -> JobId {
@@ -68,6 +69,7 @@ impl Pipeline {
         store: Arc<dyn Store>,
         objects: Arc<dyn ObjectStore>,
         clock: crate::clock::SharedClock,
+        sns: Option<super::notify::Sns>,
     ) -> Arc<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JobId>();
         let permits = Arc::new(tokio::sync::Semaphore::new(config.pipeline.concurrency));
@@ -78,6 +80,7 @@ impl Pipeline {
             clock,
             queue: tx,
             cancels: Mutex::new(HashMap::new()),
+            sns,
         });
         let weak = Arc::downgrade(&p);
         tokio::spawn(async move {
@@ -424,6 +427,7 @@ impl Pipeline {
                 error: job.error.clone(),
             },
             self.config.notify.webhook.as_ref(),
+            self.sns.as_ref(),
             self.clock.now_epoch(),
         );
     }

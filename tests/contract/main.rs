@@ -93,6 +93,7 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     sources.create_bucket().await.unwrap();
     let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
     let distribution = make_distribution(&cloudfront).await;
+    let sns = SnsInbox::start(&sdk).await;
 
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip");
@@ -111,6 +112,9 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     playgate::publish::publish_dir(&dynamo, &s3, &id, None, &clip, 0)
         .await
         .unwrap();
+    let job = job_awaiting_mediaconvert(&dynamo, &s3, &clip).await;
+    let hook_secret = dir.path().join("hook-secret");
+    std::fs::write(&hook_secret, "mediaconvert-hook-secret-123").unwrap();
 
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -153,6 +157,8 @@ sha256 = "{admin_hash}"
 scopes = ["playgate:admin"]
 [tiers.free]
 max_height = 480
+[notify]
+mediaconvert_hook_secret_file = "{hook_secret}"
 [pipeline]
 multipart_threshold = "6MiB"
 part_size = "5MiB"
@@ -165,9 +171,12 @@ dynamodb_table_prefix = "pgtest"
 mediaconvert_endpoint = "https://mediaconvert.us-east-1.amazonaws.com"
 mediaconvert_role_arn = "arn:aws:iam::123456789012:role/mc"
 cloudfront_distribution_id = "{distribution}"
+sns_topic_arn = "{topic}"
 "#,
         url = m.url,
         distribution = distribution,
+        topic = sns.topic,
+        hook_secret = hook_secret.display(),
         admin_hash = openssl::sha::sha256(b"admin-key")
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -222,6 +231,7 @@ cloudfront_distribution_id = "{distribution}"
         .await
         .unwrap();
     let uploads = direct_uploads(&client, &base).await;
+    let hooked = complete_by_hook(&client, &base, &job).await;
     let deleted = client
         .delete(format!("{base}/v1/assets/clip"))
         .bearer_auth("admin-key")
@@ -257,6 +267,12 @@ cloudfront_distribution_id = "{distribution}"
     );
     assert!(!body.contains("720p"), "{body}");
     uploads.unwrap_or_else(|e| panic!("{e}"));
+    assert!(hooked, "the COMPLETE event applied");
+    let note = sns.next(std::time::Duration::from_secs(10)).await;
+    assert_eq!(note["status"], "COMPLETE", "{note}");
+    assert_eq!(note["asset_id"], "clip2");
+    assert_eq!(note["job_id"], "clip2-a1");
+    assert_eq!(note["playback_path"], "/v1/play/clip2/master.m3u8");
     assert_eq!(deleted.status(), 204);
     assert_eq!(
         after_delete.status(),
@@ -467,4 +483,136 @@ async fn make_distribution(cf: &aws_sdk_cloudfront::Client) -> String {
         .distribution
         .unwrap()
         .id
+}
+
+/// An SNS topic in the moto server whose notifications arrive at a
+/// loopback HTTP subscriber.
+struct SnsInbox {
+    topic: String,
+    rx: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+impl SnsInbox {
+    async fn start(sdk: &aws_config::SdkConfig) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    let _ = tx.send(v);
+                }
+                "ok"
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = aws_sdk_sns::Client::new(sdk);
+        let topic = client
+            .create_topic()
+            .name("playgate-jobs")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        client
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("http")
+            .endpoint(format!("http://{addr}/sns"))
+            .send()
+            .await
+            .unwrap();
+        SnsInbox { topic, rx }
+    }
+
+    /// The next notification's message, parsed.
+    async fn next(mut self, wait: std::time::Duration) -> serde_json::Value {
+        let envelope = tokio::time::timeout(wait, self.rx.recv())
+            .await
+            .expect("no SNS notification arrived")
+            .unwrap();
+        assert_eq!(envelope["Type"], "Notification", "{envelope}");
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap()
+    }
+}
+
+/// Asset `clip2` encoding as job `clip2-a1` (v1), its output already in
+/// the bucket as MediaConvert would leave it.
+async fn job_awaiting_mediaconvert(
+    dynamo: &playgate::store::dynamodb::DynamoStore,
+    s3: &playgate::storage::s3::S3Store,
+    clip: &std::path::Path,
+) -> playgate::store::Job {
+    use playgate::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
+    let asset = Asset {
+        id: "clip2".parse().unwrap(),
+        title: None,
+        min_tier: None,
+        status: AssetStatus::Processing,
+        current_version: None,
+        renditions: vec![],
+        failure: None,
+        source: None,
+        created_at: 0,
+    };
+    dynamo.put_asset(&asset, Expect::Absent).await.unwrap();
+    let job = Job {
+        id: "clip2-a1".parse().unwrap(),
+        asset_id: asset.id.clone(),
+        attempt: 1,
+        version: 1,
+        state: JobState::Submitted,
+        progress: 0,
+        backend_job_id: Some("1700000000000-mc".into()),
+        error: None,
+        created_at: 0,
+    };
+    dynamo.put_job(&job, Expect::Absent).await.unwrap();
+    let mut stack = vec![clip.join("hls")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(clip).unwrap().to_str().unwrap().to_owned();
+            let key =
+                playgate::storage::ObjectKey::parse(&format!("assets/clip2/v1/{rel}")).unwrap();
+            playgate::storage::ObjectStore::put(s3, &key, std::fs::read(&p).unwrap().into())
+                .await
+                .unwrap();
+        }
+    }
+    job
+}
+
+/// MediaConvert's COMPLETE event for `job` through the hook; applied?
+async fn complete_by_hook(
+    client: &reqwest::Client,
+    base: &str,
+    job: &playgate::store::Job,
+) -> bool {
+    let event = serde_json::json!({
+        "version": "0", "id": "ev-1", "detail-type": "MediaConvert Job State Change",
+        "source": "aws.mediaconvert", "account": "111122223333", "region": "us-east-1",
+        "time": "2026-11-24T07:00:00Z", "resources": [],
+        "detail": {
+            "timestamp": 1, "accountId": "111122223333", "queue": "q",
+            "jobId": job.backend_job_id, "status": "COMPLETE",
+            "userMetadata": {"job_id": job.id, "asset_id": job.asset_id, "app": "playgate"},
+            "outputGroupDetails": [{"type": "HLS_GROUP",
+                "playlistFilePaths": ["s3://pgtest-out/assets/clip2/v1/hls/master.m3u8"]}]
+        }
+    });
+    let r = client
+        .post(format!("{base}/hooks/mediaconvert"))
+        .header("x-playgate-hook-secret", "mediaconvert-hook-secret-123")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    r.status() == 200 && r.json::<serde_json::Value>().await.unwrap()["applied"] == true
 }
