@@ -72,17 +72,7 @@ impl Invalidator for CloudFrontInvalidator {
             .invalidation_batch(batch)
             .send()
             .await
-            .map_err(|e| {
-                use aws_sdk_cloudfront::error::ProvideErrorMetadata;
-                match e.as_service_error() {
-                    Some(s) => format!(
-                        "{}: {}",
-                        s.code().unwrap_or("error"),
-                        s.message().unwrap_or("no message")
-                    ),
-                    None => aws_sdk_cloudfront::error::DisplayErrorContext(&e).to_string(),
-                }
-            })?;
+            .map_err(|e| crate::aws::said(&e))?;
         Ok(out.invalidation.map(|i| i.id))
     }
 }

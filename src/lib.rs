@@ -8,6 +8,7 @@
 //! - `http`: routes, middleware, extractors, one file per resource.
 //! - `error`: one `Error` → problem+json.
 //! - `domain`, `secret`, `clock`: newtypes, redacting secrets, time.
+//! - `aws`: the AWS SDK configuration and error wording shared by the AWS backends.
 //! - `cdn`: invalidating an asset at the CDN (CloudFront; nothing locally).
 //! - `cloudfront`: policies, signing, verifying, cookies, key ring.
 //! - `auth`: tier-claim paths and dev token minting.
@@ -28,6 +29,7 @@
 //! The entry point for embedding and tests is [`run`].
 
 pub mod auth;
+pub mod aws;
 pub mod cdn;
 pub mod cli;
 pub mod clock;

@@ -58,18 +58,6 @@ pub enum StartupError {
     AwsModeUnavailable,
 }
 
-/// The AWS SDK's configuration: the region and endpoint from `[aws]`,
-/// credentials from the SDK's default chain (environment, profile, ECS
-/// task role, instance metadata).
-pub async fn aws_sdk_config(aws: &crate::config::AwsConfig) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(aws.region.clone()));
-    if let Some(url) = &aws.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
-
 impl AppState {
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
         let keys = KeyRing::from_config(&config.signing)?;
@@ -87,7 +75,7 @@ impl AppState {
                     .aws
                     .as_ref()
                     .ok_or(StartupError::AwsModeUnavailable)?;
-                let sdk = aws_sdk_config(aws).await;
+                let sdk = crate::aws::sdk_config(aws).await;
                 cdn = Arc::new(crate::cdn::CloudFrontInvalidator::new(
                     &sdk,
                     aws.cloudfront_distribution_id.clone(),

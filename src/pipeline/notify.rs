@@ -83,11 +83,7 @@ impl Sns {
             .send()
             .await;
         if let Err(e) = sent {
-            use aws_sdk_sns::error::ProvideErrorMetadata;
-            let why = e
-                .as_service_error()
-                .and_then(|s| s.message().map(str::to_owned))
-                .unwrap_or_else(|| aws_sdk_sns::error::DisplayErrorContext(&e).to_string());
+            let why = crate::aws::said(&e);
             tracing::error!(target: "playgate::notify", job = %n.job_id, reason = %why, "SNS publish failed");
         }
     }

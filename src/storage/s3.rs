@@ -4,6 +4,7 @@
 //! on `HEAD`); every other failure is `Unavailable` with S3's message.
 
 use super::{ObjectKey, ObjectMeta, ObjectStore, StorageError, StorageResult};
+use crate::aws::said;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
@@ -16,23 +17,6 @@ pub struct S3Store {
 
 fn unavailable(e: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(format!("s3: {e}"))
-}
-
-fn said<E: std::error::Error + 'static + aws_sdk_s3::error::ProvideErrorMetadata>(
-    e: &SdkError<E>,
-) -> String {
-    // A service's code and message; never the raw response.
-    match e {
-        SdkError::ServiceError(s) => {
-            let err = s.err();
-            match (err.code(), err.message()) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.to_owned(),
-                _ => format!("status {}", s.raw().status().as_u16()),
-            }
-        }
-        other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
-    }
 }
 
 fn is_404<E>(e: &SdkError<E>) -> bool {
@@ -205,6 +189,8 @@ impl ObjectStore for S3Store {
 pub struct S3Uploads {
     client: Client,
     pub bucket: String,
+    /// The same bucket as an object store (create, head).
+    store: S3Store,
 }
 
 /// A presigned request: what the client must send.
@@ -231,9 +217,15 @@ impl S3Uploads {
         let config = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(path_style)
             .build();
+        let client = Client::from_conf(config);
+        let bucket = bucket.into();
         S3Uploads {
-            client: Client::from_conf(config),
-            bucket: bucket.into(),
+            store: S3Store {
+                client: client.clone(),
+                bucket: bucket.clone(),
+            },
+            client,
+            bucket,
         }
     }
 
@@ -242,12 +234,7 @@ impl S3Uploads {
     }
 
     pub async fn create_bucket(&self) -> StorageResult<()> {
-        S3Store {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-        }
-        .create_bucket()
-        .await
+        self.store.create_bucket().await
     }
 
     /// One presigned PUT of exactly `size` bytes of `content_type`.
@@ -342,11 +329,6 @@ impl S3Uploads {
 
     /// Size and ETag of what arrived, if anything did.
     pub async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta> {
-        S3Store {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-        }
-        .head(key)
-        .await
+        self.store.head(key).await
     }
 }

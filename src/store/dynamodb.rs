@@ -7,6 +7,7 @@
 //! `create_table` is for development and tests (on-demand billing).
 
 use super::{Expect, Kind, Record, Store, StoreError, StoreResult};
+use crate::aws::said;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -23,24 +24,6 @@ pub struct DynamoStore {
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("dynamodb: {e}"))
-}
-
-/// The SDK's error, said without the request details.
-fn said<E: std::error::Error + 'static + aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    e: &SdkError<E>,
-) -> String {
-    // A service's code and message; never the raw response.
-    match e {
-        SdkError::ServiceError(s) => {
-            let err = s.err();
-            match (err.code(), err.message()) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.to_owned(),
-                _ => format!("status {}", s.raw().status().as_u16()),
-            }
-        }
-        other => aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
-    }
 }
 
 fn now() -> u64 {

@@ -53,25 +53,13 @@ async fn job_in_flight(app: &TestApp, asset: &str) -> Job {
 
 /// What MediaConvert would have written under `assets/{asset}/v1/`.
 async fn write_output(app: &TestApp, asset: &str) {
-    let root = crate::clip::clip();
-    let mut stack = vec![root.join("hls")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_str().unwrap();
-                let key = playgate::storage::ObjectKey::parse(&format!("assets/{asset}/v1/{rel}"))
-                    .unwrap();
-                app.state
-                    .objects
-                    .put(&key, std::fs::read(&p).unwrap().into())
-                    .await
-                    .unwrap();
-            }
-        }
-    }
+    crate::tree::put_tree(
+        app.state.objects.as_ref(),
+        crate::clip::clip(),
+        "hls",
+        &format!("assets/{asset}/v1"),
+    )
+    .await;
 }
 
 fn event(job: &Job, status: &str, extra: &str) -> serde_json::Value {

@@ -15,3 +15,5 @@ mod players;
 mod problems;
 mod shutdown;
 mod tiers;
+#[path = "../common/tree.rs"]
+mod tree;

@@ -26,23 +26,16 @@ async fn app() -> TestApp {
     .await
 }
 
-/// A 3 s 640×360 30 fps H.264 + AAC MP4 made by ffmpeg.
-fn source(dir: &Path) -> PathBuf {
-    let out = dir.join("source.mp4");
-    let run = Command::new("ffmpeg")
+/// `dir/name` made by ffmpeg from lavfi inputs (H.264, AAC when there is audio).
+fn ffmpeg_source(dir: &Path, name: &str, inputs: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+    for i in inputs {
+        cmd.args(["-f", "lavfi", "-i", i]);
+    }
+    let run = cmd
         .args([
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30:duration=3",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=300:duration=3",
             "-c:v",
             "libx264",
             "-preset",
@@ -61,6 +54,18 @@ fn source(dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&run.stderr)
     );
     out
+}
+
+/// A 3 s 640×360 30 fps H.264 + AAC MP4.
+fn source(dir: &Path) -> PathBuf {
+    ffmpeg_source(
+        dir,
+        "source.mp4",
+        &[
+            "testsrc2=size=640x360:rate=30:duration=3",
+            "sine=frequency=300:duration=3",
+        ],
+    )
 }
 
 async fn post(app: &TestApp, path: &str, body: serde_json::Value) -> reqwest::Response {
@@ -96,6 +101,21 @@ async fn upload(app: &TestApp, bytes: Vec<u8>, ct: &str) -> (String, reqwest::Re
         .await
         .unwrap();
     (id, put)
+}
+
+/// Starts a transcode, expecting `status`; the job id.
+async fn transcode(app: &TestApp, id: &str, status: u16) -> String {
+    let resp = post(
+        app,
+        &format!("/v1/assets/{id}/transcode"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(resp.status(), status);
+    resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn wait_for_job(app: &TestApp, job: &str) -> serde_json::Value {
@@ -144,17 +164,7 @@ async fn upload_transcode_and_play() {
         .unwrap();
     assert_eq!(problem(again).await.0, 409, "a second upload is refused");
 
-    let first = post(
-        &app,
-        &format!("/v1/assets/{id}/transcode"),
-        serde_json::json!({}),
-    )
-    .await;
-    assert_eq!(first.status(), 202);
-    let job = first.json::<serde_json::Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = transcode(&app, &id, 202).await;
     let second = post(
         &app,
         &format!("/v1/assets/{id}/transcode"),
@@ -278,16 +288,7 @@ async fn bad_uploads_and_sources_are_refused_clearly() {
     );
     // Five bytes that are not a video: the job fails and says why.
     assert_eq!(put("video/mp4", b"hello").await.status(), 200);
-    let resp = post(
-        &app,
-        &format!("/v1/assets/{id}/transcode"),
-        serde_json::json!({}),
-    )
-    .await;
-    let job = resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = transcode(&app, &id, 202).await;
     let done = wait_for_job(&app, &job).await;
     assert_eq!(done["state"], "ERROR");
     assert!(
@@ -361,32 +362,11 @@ async fn the_ingest_command_uploads_transcodes_and_prints_a_playable_url() {
 
 /// A long source so the encode is still running when the test acts.
 fn long_source(dir: &Path) -> PathBuf {
-    let out = dir.join("long.mp4");
-    let run = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30:duration=60",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-y",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
+    ffmpeg_source(
+        dir,
+        "long.mp4",
+        &["testsrc2=size=1280x720:rate=30:duration=60"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,16 +380,7 @@ async fn a_running_encode_can_be_cancelled_and_started_again() {
     )
     .await;
     assert_eq!(put.status(), 200);
-    let resp = post(
-        &app,
-        &format!("/v1/assets/{id}/transcode"),
-        serde_json::json!({}),
-    )
-    .await;
-    let job = resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = transcode(&app, &id, 202).await;
     // Wait until ffmpeg is running.
     for _ in 0..100 {
         let j = app.state.pipeline.job(&job.parse().unwrap()).await.unwrap();
@@ -446,17 +417,7 @@ async fn a_running_encode_can_be_cancelled_and_started_again() {
     }
     assert_eq!(status, "uploaded", "ready to be transcoded again");
     assert!(!app.state.config.pipeline.work_dir.join(&job).exists());
-    let again = post(
-        &app,
-        &format!("/v1/assets/{id}/transcode"),
-        serde_json::json!({}),
-    )
-    .await;
-    assert_eq!(again.status(), 202);
-    let second = again.json::<serde_json::Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = transcode(&app, &id, 202).await;
     assert_ne!(second, job, "a new attempt");
     app.client
         .delete(app.url(&format!("/v1/jobs/{second}")))
@@ -584,16 +545,7 @@ async fn the_webhook_hears_of_the_encode_signed_and_retried() {
         "video/mp4",
     )
     .await;
-    let resp = post(
-        &app,
-        &format!("/v1/assets/{id}/transcode"),
-        serde_json::json!({}),
-    )
-    .await;
-    let job = resp.json::<serde_json::Value>().await.unwrap()["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = transcode(&app, &id, 202).await;
     assert_eq!(wait_for_job(&app, &job).await["state"], "COMPLETE");
     for _ in 0..50 {
         if seen.lock().unwrap().len() >= 2 {

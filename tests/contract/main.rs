@@ -7,6 +7,8 @@
 mod moto;
 mod objects;
 mod store;
+#[path = "../common/tree.rs"]
+mod tree;
 
 use moto::{moto, moto_sdk};
 
@@ -570,22 +572,7 @@ async fn job_awaiting_mediaconvert(
         created_at: 0,
     };
     dynamo.put_job(&job, Expect::Absent).await.unwrap();
-    let mut stack = vec![clip.join("hls")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p.strip_prefix(clip).unwrap().to_str().unwrap().to_owned();
-            let key =
-                playgate::storage::ObjectKey::parse(&format!("assets/clip2/v1/{rel}")).unwrap();
-            playgate::storage::ObjectStore::put(s3, &key, std::fs::read(&p).unwrap().into())
-                .await
-                .unwrap();
-        }
-    }
+    tree::put_tree(s3, clip, "hls", "assets/clip2/v1").await;
     job
 }
 
