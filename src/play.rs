@@ -228,6 +228,7 @@ impl Counters {
 pub struct Play {
     config: Arc<Config>,
     store: Arc<dyn Store>,
+    tiers: Arc<crate::store::TierCache>,
     keys: Arc<crate::cloudfront::keys::KeyRing>,
     clock: crate::clock::SharedClock,
     counted_assets: Counters,
@@ -251,6 +252,7 @@ impl Play {
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
+        tiers: Arc<crate::store::TierCache>,
         keys: Arc<crate::cloudfront::keys::KeyRing>,
         clock: crate::clock::SharedClock,
         metrics: Arc<Metrics>,
@@ -272,6 +274,7 @@ impl Play {
                 .build(),
             config,
             store,
+            tiers,
             keys,
             clock,
             counted_assets: Counters::new(&metrics, "assets"),
@@ -330,11 +333,12 @@ impl Play {
         let Some(min) = &asset.min_tier else {
             return Ok(());
         };
+        // Through the tier cache: this runs on every master request.
         let needed = self
-            .store
-            .get_tier(min)
+            .tiers
+            .get(min)
             .await?
-            .map(|v| v.value.rank)
+            .map(|r| r.rank)
             .unwrap_or(u32::MAX);
         if rules.rank >= needed {
             Ok(())

@@ -122,7 +122,10 @@ impl AppState {
                 }
             });
         }
-        let tiers = crate::store::TierCache::new(store.clone(), config.server.tier_cache_ttl);
+        let tiers = Arc::new(crate::store::TierCache::new(
+            store.clone(),
+            config.server.tier_cache_ttl,
+        ));
         let origin: Arc<dyn crate::origin::Origin> = match &config.origin.http_base {
             Some(base) => Arc::new(crate::origin::HttpOrigin::new(
                 base,
@@ -139,6 +142,7 @@ impl AppState {
         let play = crate::play::Play::new(
             config.clone(),
             store.clone(),
+            tiers.clone(),
             keys.clone(),
             clock.clone(),
             metrics.clone(),
@@ -163,7 +167,7 @@ impl AppState {
         }
         Ok(AppState(Arc::new(Services {
             auth: Arc::new(auth),
-            tiers: Arc::new(tiers),
+            tiers,
             config,
             store,
             objects,
