@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PlayError {
     #[error("no such asset")]
     UnknownAsset,
@@ -310,7 +310,7 @@ impl Play {
                         Ok::<_, StoreError>(v.map(|v| Arc::new(v.value)))
                     })
                     .await
-                    .map_err(|e| PlayError::Store(clone_store_error(&e)))?;
+                    .map_err(|e| PlayError::Store(Arc::unwrap_or_clone(e)))?;
                 self.counted_assets.count(!entry.is_fresh());
                 entry.into_value()
             }
@@ -393,7 +393,7 @@ impl Play {
             .entry_by_ref(&key)
             .or_try_insert_with(build)
             .await
-            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(|e| shallow_clone(&e)))?;
+            .map_err(Arc::unwrap_or_clone)?;
         self.counted_masters.count(!entry.is_fresh());
         let ent = entry.into_value();
         if ent.stale {
@@ -710,31 +710,6 @@ fn cloudfront_params(query: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn clone_store_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict { expected } => StoreError::Conflict {
-            expected: *expected,
-        },
-        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
-        StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
-    }
-}
-
-/// A coalesced build's error, for each waiter.
-fn shallow_clone(e: &PlayError) -> PlayError {
-    match e {
-        PlayError::UnknownAsset => PlayError::UnknownAsset,
-        PlayError::NotReady(s) => PlayError::NotReady(s.clone()),
-        PlayError::TierTooLow(t) => PlayError::TierTooLow(t.clone()),
-        PlayError::NothingPlayable => PlayError::NothingPlayable,
-        PlayError::NoSuchPlaylist => PlayError::NoSuchPlaylist,
-        PlayError::Refused(r) => PlayError::Refused(*r),
-        PlayError::Origin(o) => PlayError::Origin(o.clone()),
-        PlayError::Store(s) => PlayError::Store(clone_store_error(s)),
-        PlayError::Content(s) => PlayError::Content(s.clone()),
-    }
 }
 
 #[cfg(test)]

@@ -235,6 +235,18 @@ impl Pipeline {
         Err(StoreError::Unavailable("job record kept changing".into()))
     }
 
+    /// An encode failed: the asset says why, and is `failed` unless an
+    /// earlier version still plays.
+    async fn mark_failed(&self, id: &AssetId, why: &str) -> Result<(), StoreError> {
+        self.set_asset(id, |a| {
+            a.failure = Some(why.to_owned());
+            if a.current_version.is_none() && a.status != AssetStatus::Deleted {
+                a.status = AssetStatus::Failed;
+            }
+        })
+        .await
+    }
+
     async fn set_asset(&self, id: &AssetId, edit: impl Fn(&mut Asset)) -> Result<(), StoreError> {
         for _ in 0..5 {
             let Some(v) = self.store.get_asset(id).await? else {
@@ -280,15 +292,7 @@ impl Pipeline {
             }
             Err(why) => {
                 tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "encode failed");
-                let reason = why.clone();
-                let _ = self
-                    .set_asset(&job.asset_id, move |a| {
-                        a.failure = Some(reason.clone());
-                        if a.current_version.is_none() && a.status != AssetStatus::Deleted {
-                            a.status = AssetStatus::Failed;
-                        }
-                    })
-                    .await;
+                let _ = self.mark_failed(&job.asset_id, &why).await;
                 JobEvent::Error { message: why }
             }
         };
@@ -332,13 +336,7 @@ impl Pipeline {
                 };
                 let changed = self.record(&id, e).await?.is_some();
                 if let (true, Some(why)) = (changed, failed) {
-                    self.set_asset(&job.asset_id, move |a| {
-                        a.failure = Some(why.clone());
-                        if a.current_version.is_none() && a.status != AssetStatus::Deleted {
-                            a.status = AssetStatus::Failed;
-                        }
-                    })
-                    .await?;
+                    self.mark_failed(&job.asset_id, &why).await?;
                 }
                 changed
             }

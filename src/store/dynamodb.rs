@@ -10,7 +10,6 @@ use super::{Expect, Kind, Record, Store, StoreError, StoreResult};
 use crate::aws::said;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
     ScalarAttributeType,
@@ -56,6 +55,31 @@ fn record(item: &HashMap<String, AttributeValue>) -> StoreResult<Record> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         updated_at: num("updated_at")?,
     })
+}
+
+/// What `Expect` means as a DynamoDB condition.
+struct Condition {
+    expression: &'static str,
+    name: (&'static str, &'static str),
+    value: Option<(&'static str, AttributeValue)>,
+}
+
+impl Condition {
+    fn of(expect: Expect) -> Option<Condition> {
+        match expect {
+            Expect::Any => None,
+            Expect::Absent => Some(Condition {
+                expression: "attribute_not_exists(#id)",
+                name: ("#id", "id"),
+                value: None,
+            }),
+            Expect::Revision(r) => Some(Condition {
+                expression: "#r = :r",
+                name: ("#r", "revision"),
+                value: Some((":r", n(r))),
+            }),
+        }
+    }
 }
 
 impl DynamoStore {
@@ -149,13 +173,6 @@ impl Store for DynamoStore {
         expect: Expect,
     ) -> StoreResult<u64> {
         let text = serde_json::to_string(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let conflict = |e: &SdkError<_>| match e {
-            SdkError::ServiceError(s) => {
-                let err: &aws_sdk_dynamodb::operation::update_item::UpdateItemError = s.err();
-                err.is_conditional_check_failed_exception()
-            }
-            _ => false,
-        };
         // One UpdateItem for every case: the revision is bumped by the
         // store itself, under the caller's condition.
         let mut req = self
@@ -171,22 +188,22 @@ impl Store for DynamoStore {
             .expression_attribute_values(":t", n(now()))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew);
-        match expect {
-            Expect::Any => {}
-            Expect::Absent => {
-                req = req
-                    .condition_expression("attribute_not_exists(#id)")
-                    .expression_attribute_names("#id", "id");
-            }
-            Expect::Revision(r) => {
-                req = req
-                    .condition_expression("#r = :r")
-                    .expression_attribute_values(":r", n(r));
+        if let Some(c) = Condition::of(expect) {
+            req = req
+                .condition_expression(c.expression)
+                .expression_attribute_names(c.name.0, c.name.1);
+            if let Some((k, v)) = c.value {
+                req = req.expression_attribute_values(k, v);
             }
         }
         let out = match req.send().await {
             Ok(o) => o,
-            Err(e) if conflict(&e) => return Err(StoreError::Conflict { expected: expect }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                return Err(StoreError::Conflict { expected: expect });
+            }
             Err(e) => return Err(unavailable(said(&e))),
         };
         match out.attributes.as_ref().and_then(|a| a.get("revision")) {
@@ -204,19 +221,13 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(kind, id)))
             .return_values(ReturnValue::AllOld);
-        match expect {
-            Expect::Any => {}
-            // As on SQLite: deleting "what is absent" succeeds only when absent.
-            Expect::Absent => {
-                req = req
-                    .condition_expression("attribute_not_exists(#id)")
-                    .expression_attribute_names("#id", "id");
-            }
-            Expect::Revision(r) => {
-                req = req
-                    .condition_expression("#r = :r")
-                    .expression_attribute_names("#r", "revision")
-                    .expression_attribute_values(":r", n(r));
+        // As on SQLite: deleting "what is absent" succeeds only when absent.
+        if let Some(c) = Condition::of(expect) {
+            req = req
+                .condition_expression(c.expression)
+                .expression_attribute_names(c.name.0, c.name.1);
+            if let Some((k, v)) = c.value {
+                req = req.expression_attribute_values(k, v);
             }
         }
         match req.send().await {

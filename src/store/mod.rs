@@ -54,7 +54,7 @@ pub struct Record {
     pub updated_at: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the record changed or exists (expected {expected:?})")]
     Conflict { expected: Expect },

@@ -118,6 +118,13 @@ async fn transcode(app: &TestApp, id: &str, status: u16) -> String {
         .to_owned()
 }
 
+/// Uploads a file as video/mp4, expecting success; the asset id.
+async fn upload_file(app: &TestApp, file: &Path) -> String {
+    let (id, put) = upload(app, std::fs::read(file).unwrap(), "video/mp4").await;
+    assert_eq!(put.status(), 200);
+    id
+}
+
 async fn wait_for_job(app: &TestApp, job: &str) -> serde_json::Value {
     for _ in 0..600 {
         let j: serde_json::Value = app
@@ -373,13 +380,7 @@ fn long_source(dir: &Path) -> PathBuf {
 async fn a_running_encode_can_be_cancelled_and_started_again() {
     let app = app().await;
     let dir = tempfile::tempdir().unwrap();
-    let (id, put) = upload(
-        &app,
-        std::fs::read(long_source(dir.path())).unwrap(),
-        "video/mp4",
-    )
-    .await;
-    assert_eq!(put.status(), 200);
+    let id = upload_file(&app, &long_source(dir.path())).await;
     let job = transcode(&app, &id, 202).await;
     // Wait until ffmpeg is running.
     for _ in 0..100 {
@@ -433,13 +434,7 @@ async fn a_running_encode_can_be_cancelled_and_started_again() {
 async fn an_interrupted_encode_runs_again_after_a_restart() {
     let mut first = app().await;
     let dir = tempfile::tempdir().unwrap();
-    let (id, put) = upload(
-        &first,
-        std::fs::read(source(dir.path())).unwrap(),
-        "video/mp4",
-    )
-    .await;
-    assert_eq!(put.status(), 200);
+    let id = upload_file(&first, &source(dir.path())).await;
     // What a crash mid-encode leaves: a PROGRESSING job, half an output.
     let job = playgate::store::Job {
         id: format!("{id}-a1").parse().unwrap(),
@@ -539,12 +534,7 @@ async fn the_webhook_hears_of_the_encode_signed_and_retried() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (id, _) = upload(
-        &app,
-        std::fs::read(source(dir.path())).unwrap(),
-        "video/mp4",
-    )
-    .await;
+    let id = upload_file(&app, &source(dir.path())).await;
     let job = transcode(&app, &id, 202).await;
     assert_eq!(wait_for_job(&app, &job).await["state"], "COMPLETE");
     for _ in 0..50 {
