@@ -46,9 +46,6 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
-    /// A feature this build or mode does not have (yet); says which.
-    #[error("not implemented: {0}")]
-    NotImplemented(String),
     #[error("overloaded")]
     Overloaded,
     #[error("request timed out")]
@@ -83,7 +80,6 @@ impl Error {
             Error::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Overloaded | Error::Timeout | Error::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -106,7 +102,6 @@ impl Error {
             Error::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported content type")
             }
-            Error::NotImplemented(_) => ("not-implemented", "Not available here"),
             Error::Overloaded => ("overloaded", "The server is busy"),
             Error::Timeout => ("timeout", "The request took too long"),
             Error::Unavailable(_) => ("unavailable", "A dependency is unavailable"),
@@ -129,8 +124,7 @@ impl Error {
             | Error::PreconditionFailed(d)
             | Error::PreconditionRequired(d)
             | Error::PayloadTooLarge(d)
-            | Error::UnsupportedMediaType(d)
-            | Error::NotImplemented(d) => d.clone(),
+            | Error::UnsupportedMediaType(d) => d.clone(),
             Error::NotFound => "The requested resource does not exist.".into(),
             Error::MethodNotAllowed => "This method is not supported here.".into(),
             Error::Overloaded => "Too many requests in flight; retry shortly.".into(),

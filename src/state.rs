@@ -63,6 +63,7 @@ impl AppState {
         let keys = KeyRing::from_config(&config.signing)?;
         let auth = crate::auth::Authenticator::from_config(&config.auth)?;
         let mut uploads = None;
+        let mut backend = crate::pipeline::runner::Backend::Local;
         let mut sns = None;
         let mut cdn: Arc<dyn crate::cdn::Invalidator> = Arc::new(crate::cdn::NoCdnCache);
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
@@ -84,11 +85,16 @@ impl AppState {
                     .sns_topic_arn
                     .as_ref()
                     .map(|arn| crate::pipeline::notify::Sns::new(&sdk, arn.clone()));
-                uploads = Some(Arc::new(crate::storage::s3::S3Uploads::new(
+                let sources = Arc::new(crate::storage::s3::S3Uploads::new(
                     &sdk,
                     aws.source_bucket.clone(),
                     aws.endpoint_url.is_some(),
-                )));
+                ));
+                backend = crate::pipeline::runner::Backend::MediaConvert {
+                    mc: crate::pipeline::mediaconvert::MediaConvert::new(&sdk, aws),
+                    sources: sources.clone(),
+                };
+                uploads = Some(sources);
                 (
                     Arc::new(crate::store::dynamodb::DynamoStore::new(
                         &sdk,
@@ -154,13 +160,9 @@ impl AppState {
             objects.clone(),
             clock.clone(),
             sns,
+            backend,
         );
-        // On AWS, MediaConvert runs the jobs; the local runner resumes only its own.
-        let resumed = match config.mode {
-            Mode::Local => pipeline.resume().await,
-            Mode::Aws => Ok(0),
-        };
-        match resumed {
+        match pipeline.resume().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "re-queued interrupted encodes"),
             Err(e) => tracing::warn!(reason = %e, "could not look for interrupted encodes"),

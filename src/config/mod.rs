@@ -185,6 +185,11 @@ pub struct PipelineConfig {
     pub multipart_threshold: u64,
     /// S3: the part size of a multipart plan (at least 5 MiB).
     pub part_size: u64,
+    /// MediaConvert: a job with no event for this long is asked about with
+    /// GetJob (EventBridge can lose or delay events).
+    pub reconcile_after: Duration,
+    /// MediaConvert: how often the reconciler looks for silent jobs.
+    pub reconcile_every: Duration,
     pub ladder: crate::pipeline::ladder::LadderConfig,
 }
 
@@ -457,6 +462,12 @@ impl Config {
         }
         if self.cache.origin_fresh.is_zero() {
             bad("cache.origin_fresh", "must be more than zero".into());
+        }
+        if self.pipeline.reconcile_every < Duration::from_secs(1) {
+            bad(
+                "pipeline.reconcile_every",
+                "at least 1s (the reconciler calls MediaConvert each time)".into(),
+            );
         }
         if self.pipeline.part_size < 5 << 20 {
             bad("pipeline.part_size", "S3 parts are at least 5MiB".into());
@@ -885,6 +896,8 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             upload_timeout: dur(s, "upload_timeout", "1h"),
             multipart_threshold: s.or("multipart_threshold", Size(5 << 30)).0,
             part_size: s.or("part_size", Size(100 << 20)).0,
+            reconcile_after: dur(s, "reconcile_after", "10m"),
+            reconcile_every: dur(s, "reconcile_every", "1m"),
             ladder: crate::pipeline::ladder::LadderConfig {
                 segment_seconds: s.or("segment_seconds", default.segment_seconds),
                 gop_seconds: s.or("gop_seconds", default.gop_seconds),

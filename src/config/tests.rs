@@ -164,3 +164,15 @@ fn cookie_delivery_needs_a_domain_both_hosts_share() {
     );
     assert_eq!(check("https://play.example.com/cdn", ""), None, "one host");
 }
+
+#[test]
+fn the_reconciler_has_a_floor() {
+    let c = load(MIN).unwrap();
+    assert_eq!(c.pipeline.reconcile_after, Duration::from_secs(600));
+    assert_eq!(c.pipeline.reconcile_every, Duration::from_secs(60));
+    let errs = load(&format!("[pipeline]\nreconcile_every = \"10ms\"\n{MIN}"))
+        .unwrap_err()
+        .0;
+    let paths: Vec<&str> = errs.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(paths, ["pipeline.reconcile_every"]);
+}

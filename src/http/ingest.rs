@@ -57,15 +57,14 @@ fn check_filename(name: &str) -> Result<()> {
     }
 }
 
-/// The local upload route and the encoder need local mode until the
-/// MediaConvert half lands.
-fn local_only(state: &AppState, what: &str) -> Result<()> {
+/// The gateway receives sources itself only in mode local.
+fn local_upload(state: &AppState) -> Result<()> {
     if state.config.mode == crate::config::Mode::Local {
         Ok(())
     } else {
-        Err(Error::NotImplemented(format!(
-            "{what} is not available in mode aws yet: uploads go straight to S3 (the URLs POST /v1/uploads returns), and the MediaConvert backend is planned; meanwhile publish outputs under assets/{{id}}/v{{n}}/ and send MediaConvert's events to /hooks/mediaconvert."
-        )))
+        Err(Error::Conflict(
+            "In mode aws sources go straight to S3: PUT to the presigned URL that POST /v1/uploads returned, then POST /v1/uploads/{asset}/complete.".into(),
+        ))
     }
 }
 
@@ -268,7 +267,7 @@ pub async fn put_source(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    local_only(&state, "PUT /v1/uploads/{asset}/source")?;
+    local_upload(&state)?;
     let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
     let declared = v.value.source.clone().ok_or(Error::NotFound)?;
     if v.value.status != AssetStatus::Created || declared.sha256.is_some() {
@@ -361,7 +360,6 @@ pub async fn transcode(
     IngestClaims(who): IngestClaims,
     Path(id): Path<AssetId>,
 ) -> Result<Response> {
-    local_only(&state, "Transcoding")?;
     let (job, created) = state.pipeline.transcode(&id).await?;
     if created {
         tracing::info!(target: "playgate::audit", who = %who.who(), action = "transcode", asset = %id, job = %job.id, "encode queued");

@@ -70,12 +70,13 @@ impl Event {
     pub fn action(&self) -> Action {
         let d = &self.detail;
         match d.status.as_str() {
-            "INPUT_INFORMATION" | "PROGRESSING" | "QUEUE_HOP" => {
-                Action::Apply(JobEvent::Progressing { progress: None })
+            // GetJob's PROGRESSING (the reconciler's) carries a percentage;
+            // EventBridge's only on STATUS_UPDATE.
+            "INPUT_INFORMATION" | "PROGRESSING" | "QUEUE_HOP" | "STATUS_UPDATE" => {
+                Action::Apply(JobEvent::Progressing {
+                    progress: d.job_progress.as_ref().and_then(|p| p.job_percent_complete),
+                })
             }
-            "STATUS_UPDATE" => Action::Apply(JobEvent::Progressing {
-                progress: d.job_progress.as_ref().and_then(|p| p.job_percent_complete),
-            }),
             "COMPLETE" => Action::Complete {
                 playlists: d
                     .output_group_details

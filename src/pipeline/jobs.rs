@@ -9,6 +9,11 @@ use crate::store::{Job, JobState};
 /// What a backend reports about a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
+    /// The backend accepted the job under this id (MediaConvert's job id).
+    /// Recorded once; a different id later changes nothing.
+    Accepted {
+        backend_job_id: String,
+    },
     /// Running; `progress` in percent when known.
     Progressing {
         progress: Option<u8>,
@@ -39,6 +44,13 @@ pub fn apply(job: &Job, event: &JobEvent) -> Option<Job> {
     }
     let mut next = job.clone();
     match event {
+        JobEvent::Accepted { backend_job_id } => {
+            if job.backend_job_id.is_some() {
+                return None;
+            }
+            next.backend_job_id = Some(backend_job_id.clone());
+            return Some(next);
+        }
         JobEvent::Progressing { progress } => {
             let p = progress.unwrap_or(job.progress).min(99);
             if job.state == JobState::Progressing && p <= job.progress {
@@ -82,6 +94,7 @@ mod tests {
 
     fn event() -> impl Strategy<Value = JobEvent> {
         prop_oneof![
+            "[0-9]{1,4}".prop_map(|backend_job_id| JobEvent::Accepted { backend_job_id }),
             proptest::option::of(0u8..=100).prop_map(|progress| JobEvent::Progressing { progress }),
             Just(JobEvent::Complete),
             "[a-z]{1,8}".prop_map(|message| JobEvent::Error { message }),
@@ -97,6 +110,26 @@ mod tests {
         assert_eq!(j.progress, 60);
         let done = apply(&j, &JobEvent::Complete).unwrap();
         assert_eq!((done.state, done.progress), (JobState::Complete, 100));
+    }
+
+    #[test]
+    fn the_backend_id_is_recorded_once_in_any_running_state() {
+        let accepted = |b: &str| JobEvent::Accepted {
+            backend_job_id: b.into(),
+        };
+        let j = apply(&job(), &accepted("1")).unwrap();
+        assert_eq!(
+            (j.state, j.backend_job_id.as_deref()),
+            (JobState::Submitted, Some("1"))
+        );
+        assert_eq!(apply(&j, &accepted("1")), None);
+        assert_eq!(apply(&j, &accepted("2")), None, "never replaced");
+        // An event can overtake the CreateJob answer.
+        let running = apply(&job(), &JobEvent::Progressing { progress: Some(5) }).unwrap();
+        let j = apply(&running, &accepted("1")).unwrap();
+        assert_eq!((j.state, j.progress), (JobState::Progressing, 5));
+        let done = apply(&job(), &JobEvent::Complete).unwrap();
+        assert_eq!(apply(&done, &accepted("1")), None);
     }
 
     #[test]
@@ -142,6 +175,7 @@ mod tests {
                 if let Some(next) = apply(&j, e) {
                     prop_assert!(rank(next.state) >= rank(j.state));
                     prop_assert!(next.progress >= j.progress);
+                    prop_assert!(j.backend_job_id.is_none() || next.backend_job_id == j.backend_job_id);
                     prop_assert_eq!(apply(&next, e), None);
                     j = next;
                 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod ffmpeg;
 pub mod jobs;
 pub mod ladder;
+pub mod mediaconvert;
 pub mod notify;
 pub mod probe;
 pub mod runner;

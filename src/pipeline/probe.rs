@@ -6,7 +6,6 @@
 
 use super::ladder::Source;
 use serde::Deserialize;
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
@@ -138,8 +137,9 @@ pub fn parse(json: &[u8]) -> Result<Probed, ProbeError> {
     })
 }
 
-/// Runs ffprobe on `path`.
-pub async fn probe(path: &Path) -> Result<Probed, ProbeError> {
+/// Runs ffprobe on `input`: a path, or a URL (a presigned S3 GET: ffprobe
+/// reads only the headers it needs). Its messages never carry `input`.
+pub async fn probe(input: impl AsRef<std::ffi::OsStr>) -> Result<Probed, ProbeError> {
     let out = tokio::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -149,10 +149,14 @@ pub async fn probe(path: &Path) -> Result<Probed, ProbeError> {
             "-show_streams",
             "-show_format",
         ])
-        .arg(path)
+        // Network reads (a presigned URL) give up after 30 s of silence.
+        .args(["-rw_timeout", "30000000"])
+        .arg(input.as_ref())
         .kill_on_drop(true)
-        .output()
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
         .await
+        .map_err(|_| ProbeError::Tool("ffprobe took longer than 120 s".into()))?
         .map_err(|e| ProbeError::Tool(e.to_string()))?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);

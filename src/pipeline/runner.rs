@@ -6,6 +6,12 @@
 //! moves forward. At start-up, jobs that were queued or running when the
 //! process stopped are run again from scratch (their scratch directory is
 //! emptied first).
+//!
+//! With the MediaConvert backend (mode aws) a job is probed (ffprobe on a
+//! presigned GET of the source) and planned here, then created at
+//! MediaConvert; its events arrive at `/hooks/mediaconvert`, and a
+//! reconciler asks GetJob about jobs that have been silent for
+//! `pipeline.reconcile_after`.
 
 use super::jobs::{JobEvent, apply, is_terminal};
 use crate::config::Config;
@@ -26,6 +32,8 @@ pub enum PipelineError {
     NoSource,
     #[error("the asset is deleted")]
     Deleted,
+    #[error("{0}")]
+    Backend(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -41,12 +49,26 @@ impl From<PipelineError> for crate::error::Error {
                 Error::Conflict("The asset has no uploaded source yet; upload it first.".into())
             }
             PipelineError::Store(s) => s.into(),
+            PipelineError::Backend(why) => Error::Unavailable(why),
         }
     }
 }
 
+/// Who runs the encodes.
+pub enum Backend {
+    /// ffmpeg on this machine, sources and outputs on its disk.
+    Local,
+    /// MediaConvert; sources in the S3 source bucket (`sources` presigns
+    /// the GET the probe reads).
+    MediaConvert {
+        mc: super::mediaconvert::MediaConvert,
+        sources: Arc<crate::storage::s3::S3Uploads>,
+    },
+}
+
 pub struct Pipeline {
     config: Arc<Config>,
+    backend: Backend,
     store: Arc<dyn Store>,
     objects: Arc<dyn ObjectStore>,
     clock: crate::clock::SharedClock,
@@ -70,11 +92,13 @@ impl Pipeline {
         objects: Arc<dyn ObjectStore>,
         clock: crate::clock::SharedClock,
         sns: Option<super::notify::Sns>,
+        backend: Backend,
     ) -> Arc<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JobId>();
         let permits = Arc::new(tokio::sync::Semaphore::new(config.pipeline.concurrency));
         let p = Arc::new(Pipeline {
             config,
+            backend,
             store,
             objects,
             clock,
@@ -95,10 +119,27 @@ impl Pipeline {
                 });
             }
         });
+        if matches!(p.backend, Backend::MediaConvert { .. }) {
+            let weak = Arc::downgrade(&p);
+            let every = p.config.pipeline.reconcile_every;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(p) = weak.upgrade() else { break };
+                    match p.reconcile().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(jobs = n, "reconciler: jobs changed after GetJob"),
+                        Err(e) => tracing::warn!(reason = %e, "reconciler: could not list jobs"),
+                    }
+                }
+            });
+        }
         p
     }
 
-    /// Queues again every job that was not finished when the process stopped.
+    /// Queues again every job that was not finished when the process
+    /// stopped (local), or that never reached MediaConvert (the others are
+    /// MediaConvert's; the reconciler follows them).
     pub async fn resume(&self) -> Result<usize, StoreError> {
         let mut after: Option<String> = None;
         let mut n = 0;
@@ -110,7 +151,7 @@ impl Pipeline {
             let Some(last) = page.last() else { break };
             after = Some(last.value.id.to_string());
             for v in &page {
-                if !is_terminal(v.value.state) {
+                if !is_terminal(v.value.state) && v.value.backend_job_id.is_none() {
                     tracing::info!(job = %v.value.id, "resuming an interrupted job from scratch");
                     self.enqueue(v.value.id.clone());
                     n += 1;
@@ -143,12 +184,7 @@ impl Pipeline {
         if asset.status == AssetStatus::Deleted {
             return Err(PipelineError::Deleted);
         }
-        if asset
-            .source
-            .as_ref()
-            .and_then(|s| s.sha256.as_ref())
-            .is_none()
-        {
+        if !asset.source.as_ref().is_some_and(|s| s.is_complete()) {
             return Err(PipelineError::NoSource);
         }
         let mut attempt = 1;
@@ -203,6 +239,13 @@ impl Pipeline {
     /// Cancels a queued or running job (a finished one is returned as is).
     pub async fn cancel(&self, id: &JobId) -> Result<Job, PipelineError> {
         let job = self.job(id).await?;
+        if let (Backend::MediaConvert { mc, .. }, Some(backend), false) =
+            (&self.backend, &job.backend_job_id, is_terminal(job.state))
+        {
+            // Only a job MediaConvert stopped is recorded as canceled.
+            mc.cancel(backend).await.map_err(PipelineError::Backend)?;
+            self.restore_after_cancel(&job.asset_id).await?;
+        }
         if let Some(tx) = self.cancels.lock().ok().and_then(|c| c.get(id).cloned()) {
             // `send` drops the value when nobody listens yet; this keeps it.
             tx.send_replace(true);
@@ -236,12 +279,31 @@ impl Pipeline {
     }
 
     /// An encode failed: the asset says why, and is `failed` unless an
-    /// earlier version still plays.
+    /// earlier version still plays (then it is `ready` again).
     async fn mark_failed(&self, id: &AssetId, why: &str) -> Result<(), StoreError> {
         self.set_asset(id, |a| {
             a.failure = Some(why.to_owned());
-            if a.current_version.is_none() && a.status != AssetStatus::Deleted {
-                a.status = AssetStatus::Failed;
+            if a.status != AssetStatus::Deleted {
+                a.status = if a.current_version.is_some() {
+                    AssetStatus::Ready
+                } else {
+                    AssetStatus::Failed
+                };
+            }
+        })
+        .await
+    }
+
+    /// A canceled encode leaves the asset where it was: playable at its old
+    /// version, or waiting for a transcode.
+    async fn restore_after_cancel(&self, id: &AssetId) -> Result<(), StoreError> {
+        self.set_asset(id, |a| {
+            if a.status == AssetStatus::Processing {
+                a.status = if a.current_version.is_some() {
+                    AssetStatus::Ready
+                } else {
+                    AssetStatus::Uploaded
+                };
             }
         })
         .await
@@ -264,6 +326,9 @@ impl Pipeline {
     }
 
     async fn run(self: &Arc<Self>, id: &JobId) {
+        if let Backend::MediaConvert { mc, sources } = &self.backend {
+            return self.submit(id, mc, sources).await;
+        }
         let outcome = self.encode(id).await;
         let cancelled = self.cancels.lock().ok().and_then(|mut c| c.remove(id));
         let work = self.config.pipeline.work_dir.join(id.as_str());
@@ -275,19 +340,7 @@ impl Pipeline {
                 JobEvent::Complete
             }
             Err(_) if cancelled.is_some_and(|c| *c.borrow()) => {
-                // Back to where it was: playable at its old version, or
-                // waiting for a transcode.
-                let _ = self
-                    .set_asset(&job.asset_id, |a| {
-                        if a.status == AssetStatus::Processing {
-                            a.status = if a.current_version.is_some() {
-                                AssetStatus::Ready
-                            } else {
-                                AssetStatus::Uploaded
-                            };
-                        }
-                    })
-                    .await;
+                let _ = self.restore_after_cancel(&job.asset_id).await;
                 JobEvent::Canceled
             }
             Err(why) => {
@@ -300,6 +353,159 @@ impl Pipeline {
             Err(e) => tracing::error!(job = %id, reason = %e, "could not record the job's end"),
             Ok(_) => self.announce(id).await,
         }
+    }
+
+    /// Probes and plans the source, then creates the MediaConvert job and
+    /// records its id. A failure before MediaConvert has the job fails it
+    /// with the reason.
+    async fn submit(
+        &self,
+        id: &JobId,
+        mc: &super::mediaconvert::MediaConvert,
+        sources: &crate::storage::s3::S3Uploads,
+    ) {
+        let created = self.create(id, mc, sources).await;
+        // Out of the queue only now, so the reconciler does not submit it twice.
+        let cancel = self.cancels.lock().ok().and_then(|mut c| c.remove(id));
+        let Some((job, created)) = created else {
+            return;
+        };
+        match created {
+            Ok(backend) => {
+                tracing::info!(job = %id, asset = %job.asset_id, mediaconvert_job = %backend, "MediaConvert job created");
+                let accepted = JobEvent::Accepted {
+                    backend_job_id: backend.clone(),
+                };
+                if let Err(e) = self.record(id, accepted).await {
+                    tracing::error!(job = %id, reason = %e, "could not record the MediaConvert job id; the reconciler will resubmit with the same token");
+                }
+                let canceled = cancel.is_some_and(|c| *c.borrow())
+                    || self
+                        .job(id)
+                        .await
+                        .is_ok_and(|j| j.state == JobState::Canceled);
+                if canceled {
+                    let _ = mc.cancel(&backend).await;
+                }
+            }
+            Err(why) => {
+                tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "transcode not started");
+                let _ = self.mark_failed(&job.asset_id, &why).await;
+                if let Ok(Some(_)) = self.record(id, JobEvent::Error { message: why }).await {
+                    self.announce(id).await;
+                }
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        id: &JobId,
+        mc: &super::mediaconvert::MediaConvert,
+        sources: &crate::storage::s3::S3Uploads,
+    ) -> Option<(Job, Result<String, String>)> {
+        let job = self.job(id).await.ok()?;
+        if is_terminal(job.state) || job.backend_job_id.is_some() {
+            return None;
+        }
+        let created = self.probe_and_create(&job, mc, sources).await;
+        Some((job, created))
+    }
+
+    async fn probe_and_create(
+        &self,
+        job: &Job,
+        mc: &super::mediaconvert::MediaConvert,
+        sources: &crate::storage::s3::S3Uploads,
+    ) -> Result<String, String> {
+        {
+            let asset = self
+                .store
+                .get_asset(&job.asset_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the asset is gone")?
+                .value;
+            let source = asset.source.as_ref().ok_or("the asset has no source")?;
+            let key = ObjectKey::parse(&source.key).map_err(|e| e.to_string())?;
+            let url = sources
+                .presign_get(&key, std::time::Duration::from_secs(900))
+                .await
+                .map_err(|e| e.to_string())?;
+            let probed = super::probe::probe(&url.url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
+                .map_err(|e| e.to_string())?;
+            let mut wait = std::time::Duration::from_millis(500);
+            let mut tries = 0;
+            loop {
+                match mc.submit(job, &source.key, &plan).await {
+                    Ok(backend) => return Ok(backend),
+                    Err(why) if tries < 4 => {
+                        tracing::warn!(job = %job.id, reason = %why, "CreateJob failed; trying again");
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                        tries += 1;
+                    }
+                    Err(why) => return Err(why),
+                }
+            }
+        }
+    }
+
+    /// Asks MediaConvert about every unfinished job that has been silent
+    /// for `pipeline.reconcile_after`, and applies the answer as if its
+    /// event had arrived; a job that never reached MediaConvert is
+    /// submitted again (with the same request token). How many changed.
+    pub async fn reconcile(&self) -> Result<usize, StoreError> {
+        let Backend::MediaConvert { mc, .. } = &self.backend else {
+            return Ok(0);
+        };
+        let now = self.clock.now_epoch();
+        let quiet = self.config.pipeline.reconcile_after.as_secs();
+        let mut after: Option<String> = None;
+        let mut changed = 0;
+        loop {
+            let page = self
+                .store
+                .list_typed::<Job>(Kind::Job, after.as_deref(), 200)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.value.id.to_string());
+            for v in &page {
+                let job = &v.value;
+                if is_terminal(job.state) || now.saturating_sub(v.updated_at) < quiet {
+                    continue;
+                }
+                let Some(backend) = &job.backend_job_id else {
+                    let queued = self.cancels.lock().is_ok_and(|c| c.contains_key(&job.id));
+                    if !queued {
+                        tracing::info!(job = %job.id, "reconciler: the job never reached MediaConvert; submitting again");
+                        self.enqueue(job.id.clone());
+                    }
+                    continue;
+                };
+                let event = match mc.status(backend).await {
+                    Ok(e) => e,
+                    Err(why) => {
+                        tracing::warn!(job = %job.id, reason = %why, "reconciler: GetJob failed");
+                        continue;
+                    }
+                };
+                match self.on_backend_event(&event).await {
+                    Ok(true) => changed += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, reason = %e, "reconciler: could not apply GetJob's answer")
+                    }
+                }
+            }
+            if page.len() < 200 {
+                break;
+            }
+        }
+        Ok(changed)
     }
 
     /// A backend's event (MediaConvert via EventBridge) for one of our
@@ -330,15 +536,12 @@ impl Pipeline {
         let changed = match event.action() {
             Action::Ignore => return Ok(false),
             Action::Apply(e) => {
-                let failed = match &e {
-                    JobEvent::Error { message } => Some(message.clone()),
-                    _ => None,
-                };
-                let changed = self.record(&id, e).await?.is_some();
-                if let (true, Some(why)) = (changed, failed) {
-                    self.mark_failed(&job.asset_id, &why).await?;
+                // The asset says why before the job says ERROR, so whoever
+                // sees the failed job finds the reason.
+                if let (JobEvent::Error { message }, Some(_)) = (&e, apply(&job, &e)) {
+                    self.mark_failed(&job.asset_id, message).await?;
                 }
-                changed
+                self.record(&id, e).await?.is_some()
             }
             Action::Complete { .. } => self.complete_from_output(&job).await?,
         };

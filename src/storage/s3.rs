@@ -193,12 +193,24 @@ pub struct S3Uploads {
     store: S3Store,
 }
 
-/// A presigned request: what the client must send.
-#[derive(Debug, Clone, serde::Serialize)]
+/// A presigned request: what the client must send. Its `Debug` leaves out
+/// the query (the signature).
+#[derive(Clone, serde::Serialize)]
 pub struct Presigned {
     pub method: String,
     pub url: String,
     pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Presigned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bare = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("Presigned")
+            .field("method", &self.method)
+            .field("url", &format_args!("{bare}?<signed>"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 fn presigned(p: aws_sdk_s3::presigning::PresignedRequest) -> Presigned {
@@ -252,6 +264,23 @@ impl S3Uploads {
             .key(key.as_str())
             .content_type(content_type)
             .content_length(i64::try_from(size).map_err(unavailable)?)
+            .presigned(Self::ttl(ttl)?)
+            .await
+            .map_err(|e| unavailable(said(&e)))?;
+        Ok(presigned(req))
+    }
+
+    /// A presigned GET, for a tool that reads the source by URL (ffprobe).
+    pub async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        ttl: std::time::Duration,
+    ) -> StorageResult<Presigned> {
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
             .presigned(Self::ttl(ttl)?)
             .await
             .map_err(|e| unavailable(said(&e)))?;

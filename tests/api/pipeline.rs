@@ -165,6 +165,9 @@ async fn upload_transcode_and_play() {
         .put(app.url(&format!("/v1/uploads/{id}/source")))
         .bearer_auth(KEY)
         .header("content-type", "video/mp4")
+        // Refused before its body is read, the server closes this
+        // connection; do not let the pool hand it to the next request.
+        .header("connection", "close")
         .body(bytes)
         .send()
         .await

@@ -1,0 +1,567 @@
+//! The MediaConvert backend: job settings built from the ladder with
+//! aws-sdk-mediaconvert's types, and the three calls playgate makes
+//! (CreateJob, GetJob for the reconciler, CancelJob).
+//!
+//! Layout (DESIGN.md, "Pipeline"): one HLS output group writing
+//! `assets/{id}/v{n}/hls/master.m3u8` with `SUBDIRECTORY_PER_STREAM`, one
+//! output per rung (name modifier `_{rung}`, 6 s segments, QVBR capped at
+//! the rung's bit rate, fixed GOP, I-frame playlists), one AAC 160k audio
+//! rendition in its own group, and a frame-capture group for thumbnails
+//! under `thumbs/`. playgate does not assume the names MediaConvert gives
+//! the subdirectories: on COMPLETE it reads the master it wrote and takes
+//! the renditions from there.
+//!
+//! The client talks to the regional endpoint from `aws.mediaconvert_endpoint`
+//! (DescribeEndpoints is deprecated and not called).
+
+use super::events::{Detail, Event, JobProgress};
+use super::ladder::{Codec, Plan, Rendition};
+use crate::aws::said;
+use crate::store::Job;
+use aws_sdk_mediaconvert::Client;
+use aws_sdk_mediaconvert::types::{
+    AacCodingMode, AacSettings, AudioCodec, AudioCodecSettings, AudioDefaultSelection,
+    AudioDescription, AudioSelector, ContainerSettings, ContainerType, FileGroupSettings,
+    FrameCaptureSettings, H264CodecProfile, H264FramerateControl, H264GopSizeUnits,
+    H264QvbrSettings, H264RateControlMode, H264SceneChangeDetect, H264Settings, H265CodecProfile,
+    H265FramerateControl, H265GopSizeUnits, H265QvbrSettings, H265RateControlMode,
+    H265SceneChangeDetect, H265Settings, H265WriteMp4PackagingType, HlsAudioTrackType,
+    HlsCodecSpecification, HlsDirectoryStructure, HlsGroupSettings, HlsIFrameOnlyManifest,
+    HlsManifestDurationFormat, HlsOutputSelection, HlsSegmentControl, HlsSettings,
+    HlsStreamInfResolution, Input, InputRotate, InputTimecodeSource, JobSettings, M3u8Settings,
+    Output, OutputGroup, OutputGroupSettings, OutputGroupType, OutputSettings,
+    StatusUpdateInterval, VideoCodec, VideoCodecSettings, VideoDescription, VideoSelector,
+};
+
+/// The audio selector every output's audio comes from.
+const AUDIO_SELECTOR: &str = "Audio Selector 1";
+/// The HLS audio group the video renditions point at.
+const AUDIO_GROUP: &str = "program_audio";
+/// Thumbnails: one every 10 s, at most 60.
+const THUMB_EVERY_SECONDS: i32 = 10;
+const THUMB_MAX: i32 = 60;
+
+/// `fps` as MediaConvert's numerator/denominator; NTSC rates exactly.
+pub fn fraction(fps: f64) -> (i32, i32) {
+    for (n, d) in [(24_000, 1001), (30_000, 1001), (60_000, 1001)] {
+        if (fps - f64::from(n) / f64::from(d)).abs() < 0.005 {
+            return (n, d);
+        }
+    }
+    let n = (fps * 1000.0).round().clamp(1.0, 240_000.0) as i32;
+    let g = gcd(n, 1000);
+    (n / g, 1000 / g)
+}
+
+fn gcd(a: i32, b: i32) -> i32 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
+fn bits(b: u64) -> i32 {
+    i32::try_from(b).unwrap_or(i32::MAX)
+}
+
+/// AWS's guidance for QVBR quality: 7 up to 720p, 8 for 1080p, 9 above.
+fn qvbr_level(height: u32) -> i32 {
+    match height {
+        0..=720 => 7,
+        721..=1080 => 8,
+        _ => 9,
+    }
+}
+
+fn video(r: &Rendition, gop_frames: u32) -> VideoDescription {
+    let (num, den) = fraction(r.frame_rate);
+    let short = r.width.min(r.height);
+    let codec = match r.codec {
+        Codec::H264 => VideoCodecSettings::builder()
+            .codec(VideoCodec::H264)
+            .h264_settings(
+                H264Settings::builder()
+                    .rate_control_mode(H264RateControlMode::Qvbr)
+                    .max_bitrate(bits(r.bitrate))
+                    .qvbr_settings(
+                        H264QvbrSettings::builder()
+                            .qvbr_quality_level(qvbr_level(short))
+                            .build(),
+                    )
+                    .codec_profile(if short >= 720 {
+                        H264CodecProfile::High
+                    } else {
+                        H264CodecProfile::Main
+                    })
+                    .gop_size(f64::from(gop_frames))
+                    .gop_size_units(H264GopSizeUnits::Frames)
+                    .scene_change_detect(H264SceneChangeDetect::TransitionDetection)
+                    .framerate_control(H264FramerateControl::Specified)
+                    .framerate_numerator(num)
+                    .framerate_denominator(den)
+                    .build(),
+            ),
+        Codec::H265 => VideoCodecSettings::builder()
+            .codec(VideoCodec::H265)
+            .h265_settings(
+                H265Settings::builder()
+                    .rate_control_mode(H265RateControlMode::Qvbr)
+                    .max_bitrate(bits(r.bitrate))
+                    .qvbr_settings(
+                        H265QvbrSettings::builder()
+                            .qvbr_quality_level(qvbr_level(short))
+                            .build(),
+                    )
+                    .codec_profile(H265CodecProfile::MainMain)
+                    .write_mp4_packaging_type(H265WriteMp4PackagingType::Hvc1)
+                    .gop_size(f64::from(gop_frames))
+                    .gop_size_units(H265GopSizeUnits::Frames)
+                    .scene_change_detect(H265SceneChangeDetect::TransitionDetection)
+                    .framerate_control(H265FramerateControl::Specified)
+                    .framerate_numerator(num)
+                    .framerate_denominator(den)
+                    .build(),
+            ),
+    };
+    VideoDescription::builder()
+        .width(bits(u64::from(r.width)))
+        .height(bits(u64::from(r.height)))
+        .codec_settings(codec.build())
+        .build()
+}
+
+fn m3u8() -> ContainerSettings {
+    ContainerSettings::builder()
+        .container(ContainerType::M3U8)
+        .m3u8_settings(M3u8Settings::builder().build())
+        .build()
+}
+
+fn audio(bitrate: u64) -> AudioDescription {
+    AudioDescription::builder()
+        .audio_source_name(AUDIO_SELECTOR)
+        .codec_settings(
+            AudioCodecSettings::builder()
+                .codec(AudioCodec::Aac)
+                .aac_settings(
+                    AacSettings::builder()
+                        .bitrate(bits(bitrate))
+                        .coding_mode(AacCodingMode::CodingMode20)
+                        .sample_rate(48_000)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// The job's settings: `input` (`s3://…`) encoded into `output`
+/// (`s3://bucket/assets/{id}/v{n}/`) as the plan says.
+pub fn job_settings(plan: &Plan, input: &str, output: &str) -> JobSettings {
+    let output = output.trim_end_matches('/');
+    let mut hls = Vec::new();
+    for (r, gop) in plan.renditions.iter().zip(&plan.gop_frames) {
+        let mut settings =
+            HlsSettings::builder().i_frame_only_manifest(HlsIFrameOnlyManifest::Include);
+        if plan.audio_bitrate.is_some() {
+            settings = settings.audio_group_id(AUDIO_GROUP);
+        }
+        hls.push(
+            Output::builder()
+                .name_modifier(format!("_{}", r.name))
+                .container_settings(m3u8())
+                .video_description(video(r, *gop))
+                .output_settings(
+                    OutputSettings::builder()
+                        .hls_settings(settings.build())
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if let Some(rate) = plan.audio_bitrate {
+        hls.push(
+            Output::builder()
+                .name_modifier("_audio")
+                .container_settings(m3u8())
+                .audio_descriptions(audio(rate))
+                .output_settings(
+                    OutputSettings::builder()
+                        .hls_settings(
+                            HlsSettings::builder()
+                                .audio_group_id(AUDIO_GROUP)
+                                .audio_track_type(
+                                    HlsAudioTrackType::AlternateAudioAutoSelectDefault,
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    let hls_group = OutputGroup::builder()
+        .name("HLS")
+        .output_group_settings(
+            OutputGroupSettings::builder()
+                .r#type(OutputGroupType::HlsGroupSettings)
+                .hls_group_settings(
+                    HlsGroupSettings::builder()
+                        .destination(format!("{output}/hls/master"))
+                        .directory_structure(HlsDirectoryStructure::SubdirectoryPerStream)
+                        .segment_length(bits(u64::from(plan.segment_seconds)))
+                        .min_segment_length(0)
+                        .segment_control(HlsSegmentControl::SegmentedFiles)
+                        .output_selection(HlsOutputSelection::ManifestsAndSegments)
+                        .codec_specification(HlsCodecSpecification::Rfc4281)
+                        .stream_inf_resolution(HlsStreamInfResolution::Include)
+                        .manifest_duration_format(HlsManifestDurationFormat::Integer)
+                        .build(),
+                )
+                .build(),
+        )
+        .set_outputs(Some(hls))
+        .build();
+    let mut groups = vec![hls_group];
+    // Thumbnails from the smallest rung (its size keeps them light).
+    if let Some(small) = plan.renditions.first() {
+        let capture = VideoDescription::builder()
+            .width(bits(u64::from(small.width)))
+            .height(bits(u64::from(small.height)))
+            .codec_settings(
+                VideoCodecSettings::builder()
+                    .codec(VideoCodec::FrameCapture)
+                    .frame_capture_settings(
+                        FrameCaptureSettings::builder()
+                            .framerate_numerator(1)
+                            .framerate_denominator(THUMB_EVERY_SECONDS)
+                            .max_captures(THUMB_MAX)
+                            .quality(80)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        groups.push(
+            OutputGroup::builder()
+                .name("Thumbnails")
+                .output_group_settings(
+                    OutputGroupSettings::builder()
+                        .r#type(OutputGroupType::FileGroupSettings)
+                        .file_group_settings(
+                            FileGroupSettings::builder()
+                                .destination(format!("{output}/thumbs/thumb"))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .outputs(
+                    Output::builder()
+                        .container_settings(
+                            ContainerSettings::builder()
+                                .container(ContainerType::Raw)
+                                .build(),
+                        )
+                        .video_description(capture)
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    let mut source = Input::builder()
+        .file_input(input)
+        .video_selector(VideoSelector::builder().rotate(InputRotate::Auto).build())
+        .timecode_source(InputTimecodeSource::Zerobased);
+    if plan.audio_bitrate.is_some() {
+        source = source.audio_selectors(
+            AUDIO_SELECTOR,
+            AudioSelector::builder()
+                .default_selection(AudioDefaultSelection::Default)
+                .build(),
+        );
+    }
+    JobSettings::builder()
+        .inputs(source.build())
+        .set_output_groups(Some(groups))
+        .build()
+}
+
+/// The idempotency token of a job: its id (asset + attempt), or a hash of
+/// it when longer than MediaConvert's 64 characters.
+pub fn request_token(job: &Job) -> String {
+    let id = job.id.as_str();
+    if id.len() <= 64 {
+        return id.to_owned();
+    }
+    let hash = openssl::sha::sha256(id.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("pg-{}", &hex[..40])
+}
+
+/// A MediaConvert client on the regional endpoint, with the role and
+/// queue jobs run under.
+pub struct MediaConvert {
+    client: Client,
+    role: String,
+    queue: Option<String>,
+    source_bucket: String,
+    output_bucket: String,
+}
+
+impl MediaConvert {
+    pub fn new(sdk: &aws_config::SdkConfig, aws: &crate::config::AwsConfig) -> Self {
+        let config = aws_sdk_mediaconvert::config::Builder::from(sdk)
+            .endpoint_url(&aws.mediaconvert_endpoint)
+            .build();
+        MediaConvert {
+            client: Client::from_conf(config),
+            role: aws.mediaconvert_role_arn.clone(),
+            queue: aws.mediaconvert_queue_arn.clone(),
+            source_bucket: aws.source_bucket.clone(),
+            output_bucket: aws.output_bucket.clone(),
+        }
+    }
+
+    /// Creates the job that encodes `source_key` for `job`; MediaConvert's
+    /// job id. The same job submitted again (a retry, a restart) carries
+    /// the same `ClientRequestToken`.
+    pub async fn submit(&self, job: &Job, source_key: &str, plan: &Plan) -> Result<String, String> {
+        let input = format!("s3://{}/{}", self.source_bucket, source_key);
+        let output = format!(
+            "s3://{}/assets/{}/v{}/",
+            self.output_bucket, job.asset_id, job.version
+        );
+        let out = self
+            .client
+            .create_job()
+            .role(&self.role)
+            .set_queue(self.queue.clone())
+            .client_request_token(request_token(job))
+            .user_metadata("app", "playgate")
+            .user_metadata("asset_id", job.asset_id.as_str())
+            .user_metadata("job_id", job.id.as_str())
+            .status_update_interval(StatusUpdateInterval::Seconds10)
+            .settings(job_settings(plan, &input, &output))
+            .send()
+            .await
+            .map_err(|e| format!("MediaConvert CreateJob: {}", said(&e)))?;
+        out.job
+            .and_then(|j| j.id)
+            .ok_or_else(|| "MediaConvert CreateJob answered without a job id".to_owned())
+    }
+
+    /// The job's state as the EventBridge event MediaConvert would have
+    /// sent, for the reconciler to apply like any other.
+    pub async fn status(&self, backend_id: &str) -> Result<Event, String> {
+        let out = self
+            .client
+            .get_job()
+            .id(backend_id)
+            .send()
+            .await
+            .map_err(|e| format!("MediaConvert GetJob: {}", said(&e)))?;
+        let job = out
+            .job
+            .ok_or_else(|| "MediaConvert GetJob answered without a job".to_owned())?;
+        Ok(Event {
+            detail_type: "MediaConvert Job State Change".into(),
+            source: "aws.mediaconvert".into(),
+            detail: Detail {
+                job_id: job.id.unwrap_or_default(),
+                status: job
+                    .status
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                user_metadata: job.user_metadata.unwrap_or_default(),
+                job_progress: Some(JobProgress {
+                    job_percent_complete: job
+                        .job_percent_complete
+                        .and_then(|p| u8::try_from(p).ok()),
+                }),
+                error_code: job.error_code.map(i64::from),
+                error_message: job.error_message,
+                output_group_details: Vec::new(),
+            },
+        })
+    }
+
+    pub async fn cancel(&self, backend_id: &str) -> Result<(), String> {
+        self.client
+            .cancel_job()
+            .id(backend_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("MediaConvert CancelJob: {}", said(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::ladder::{LadderConfig, Source, plan};
+
+    fn settings(source: &Source) -> (Plan, JobSettings) {
+        let p = plan(source, &LadderConfig::default()).unwrap();
+        let s = job_settings(&p, "s3://src/sources/a/in.mp4", "s3://out/assets/a/v3/");
+        (p, s)
+    }
+
+    fn source(width: u32, height: u32, fps: f64, has_audio: bool) -> Source {
+        Source {
+            width,
+            height,
+            frame_rate: fps,
+            bit_rate: Some(50_000_000),
+            has_audio,
+            duration: 60.0,
+        }
+    }
+
+    #[test]
+    fn frame_rates_become_exact_fractions() {
+        assert_eq!(fraction(29.97), (30_000, 1001));
+        assert_eq!(fraction(30_000.0 / 1001.0), (30_000, 1001));
+        assert_eq!(fraction(23.976), (24_000, 1001));
+        assert_eq!(fraction(59.94), (60_000, 1001));
+        assert_eq!(fraction(25.0), (25, 1));
+        assert_eq!(fraction(15.0), (15, 1));
+        assert_eq!(fraction(12.5), (25, 2));
+    }
+
+    #[test]
+    fn one_output_per_rung_plus_audio_and_thumbnails() {
+        let (p, s) = settings(&source(1920, 1080, 30.0, true));
+        let groups = s.output_groups();
+        assert_eq!(groups.len(), 2);
+        let hls = groups[0]
+            .output_group_settings()
+            .unwrap()
+            .hls_group_settings()
+            .unwrap();
+        assert_eq!(hls.destination(), Some("s3://out/assets/a/v3/hls/master"));
+        assert_eq!(
+            hls.directory_structure(),
+            Some(&HlsDirectoryStructure::SubdirectoryPerStream)
+        );
+        assert_eq!(hls.segment_length(), Some(6));
+        let outputs = groups[0].outputs();
+        let names: Vec<&str> = outputs.iter().filter_map(|o| o.name_modifier()).collect();
+        assert_eq!(
+            names,
+            ["_270p", "_360p", "_480p", "_720p", "_1080p", "_audio"]
+        );
+        for (o, (r, gop)) in outputs.iter().zip(p.renditions.iter().zip(&p.gop_frames)) {
+            let v = o.video_description().unwrap();
+            assert_eq!(
+                (v.width(), v.height()),
+                (Some(r.width as i32), Some(r.height as i32))
+            );
+            let h = v.codec_settings().unwrap().h264_settings().unwrap();
+            assert_eq!(h.rate_control_mode(), Some(&H264RateControlMode::Qvbr));
+            assert_eq!(h.max_bitrate(), Some(r.bitrate as i32));
+            assert_eq!(h.gop_size(), Some(f64::from(*gop)));
+            assert_eq!(
+                o.output_settings()
+                    .unwrap()
+                    .hls_settings()
+                    .unwrap()
+                    .audio_group_id(),
+                Some(AUDIO_GROUP)
+            );
+            assert!(
+                o.audio_descriptions().is_empty(),
+                "video outputs carry no audio"
+            );
+        }
+        // 270p is capped at 15 fps; the rest follow the source.
+        let first = outputs[0]
+            .video_description()
+            .unwrap()
+            .codec_settings()
+            .unwrap();
+        let h = first.h264_settings().unwrap();
+        assert_eq!(
+            (h.framerate_numerator(), h.framerate_denominator()),
+            (Some(15), Some(1))
+        );
+        let aac = outputs[5].audio_descriptions()[0]
+            .codec_settings()
+            .unwrap()
+            .aac_settings()
+            .unwrap();
+        assert_eq!(aac.bitrate(), Some(160_000));
+        let input = &s.inputs()[0];
+        assert_eq!(input.file_input(), Some("s3://src/sources/a/in.mp4"));
+        assert!(
+            input
+                .audio_selectors()
+                .unwrap()
+                .contains_key(AUDIO_SELECTOR)
+        );
+        let thumbs = groups[1]
+            .output_group_settings()
+            .unwrap()
+            .file_group_settings()
+            .unwrap();
+        assert_eq!(
+            thumbs.destination(),
+            Some("s3://out/assets/a/v3/thumbs/thumb")
+        );
+    }
+
+    #[test]
+    fn no_audio_means_no_audio_output_or_group() {
+        let (_, s) = settings(&source(1280, 720, 25.0, false));
+        let outputs = s.output_groups()[0].outputs();
+        assert!(outputs.iter().all(|o| o.audio_descriptions().is_empty()));
+        assert!(outputs.iter().all(|o| o.name_modifier() != Some("_audio")));
+        assert!(outputs.iter().all(|o| {
+            o.output_settings()
+                .unwrap()
+                .hls_settings()
+                .unwrap()
+                .audio_group_id()
+                .is_none()
+        }));
+        assert!(s.inputs()[0].audio_selectors().is_none());
+    }
+
+    #[test]
+    fn uhd_rungs_are_hevc() {
+        let (_, s) = settings(&source(3840, 2160, 60.0, true));
+        let top = s.output_groups()[0]
+            .outputs()
+            .iter()
+            .find(|o| o.name_modifier() == Some("_2160p"))
+            .unwrap();
+        let c = top.video_description().unwrap().codec_settings().unwrap();
+        assert_eq!(c.codec(), Some(&VideoCodec::H265));
+        assert_eq!(
+            c.h265_settings()
+                .unwrap()
+                .qvbr_settings()
+                .unwrap()
+                .qvbr_quality_level(),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn long_job_ids_make_a_short_token() {
+        let mut job = Job {
+            id: crate::domain::JobId::parse("a1-a1").unwrap(),
+            asset_id: crate::domain::AssetId::parse("a1").unwrap(),
+            attempt: 1,
+            version: 1,
+            state: crate::store::JobState::Submitted,
+            progress: 0,
+            backend_job_id: None,
+            error: None,
+            created_at: 0,
+        };
+        assert_eq!(request_token(&job), "a1-a1");
+        let long = format!("{}-a2", "x".repeat(64));
+        job.id = crate::domain::JobId::parse(&long).unwrap();
+        let t = request_token(&job);
+        assert_eq!(t.len(), 43);
+        assert_eq!(t, request_token(&job), "stable");
+    }
+}

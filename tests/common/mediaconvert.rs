@@ -1,0 +1,347 @@
+//! A loopback stand-in for MediaConvert (the moto server has none: every
+//! call is a 500). It speaks the REST JSON the real aws-sdk-mediaconvert
+//! client sends and parses:
+//!
+//! - `POST /2017-08-29/jobs` (CreateJob): checks the SigV4 scope names
+//!   mediaconvert, and that `role`, `clientRequestToken`,
+//!   `userMetadata.{app,asset_id,job_id}`, an `s3://` input and an HLS
+//!   output group are there; a token seen before returns the first job and
+//!   runs nothing new. 400 `BadRequestException` otherwise.
+//! - `GET /2017-08-29/jobs/{id}` (GetJob), `DELETE` (CancelJob).
+//!
+//! A created job "runs": it copies a prepared HLS tree (one directory per
+//! rendition, as `scripts/make-clip.sh` writes) to the HLS destination in
+//! the moto server's S3, then reports as the `Behaviour` says.
+#![allow(dead_code)]
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What a created job does after copying its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// EventBridge-shaped PROGRESSING, STATUS_UPDATE and COMPLETE events to
+    /// the hook (COMPLETE twice, then a late PROGRESSING).
+    Events,
+    /// Completes without a word: only GetJob knows.
+    Silent,
+    /// An ERROR event with code 1010, no output.
+    Fail,
+    /// PROGRESSING forever (until canceled).
+    Hang,
+}
+
+struct Inner {
+    behaviour: Behaviour,
+    jobs: HashMap<String, Value>,
+    tokens: HashMap<String, String>,
+    /// Every accepted CreateJob body, in order.
+    created: Vec<Value>,
+    create_calls: usize,
+}
+
+#[derive(Clone)]
+struct Ctx {
+    inner: Arc<Mutex<Inner>>,
+    outputs: Arc<dyn playgate::storage::ObjectStore>,
+    tree: std::path::PathBuf,
+    hook: Arc<Mutex<Option<(String, String)>>>,
+}
+
+pub struct StandIn {
+    pub url: String,
+    ctx: Ctx,
+}
+
+impl StandIn {
+    /// Serves on a free loopback port; a job's output is `tree/hls/`
+    /// (`master.m3u8` and a directory per rendition), put into `outputs`
+    /// (the output bucket).
+    pub async fn start(
+        outputs: Arc<dyn playgate::storage::ObjectStore>,
+        tree: &std::path::Path,
+    ) -> StandIn {
+        let ctx = Ctx {
+            inner: Arc::new(Mutex::new(Inner {
+                behaviour: Behaviour::Events,
+                jobs: HashMap::new(),
+                tokens: HashMap::new(),
+                created: Vec::new(),
+                create_calls: 0,
+            })),
+            outputs,
+            tree: tree.to_owned(),
+            hook: Arc::new(Mutex::new(None)),
+        };
+        let router = axum::Router::new()
+            .route("/2017-08-29/jobs", axum::routing::post(create))
+            .route(
+                "/2017-08-29/jobs/{id}",
+                axum::routing::get(get_job).delete(cancel),
+            )
+            .with_state(ctx.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        StandIn { url, ctx }
+    }
+
+    /// Where events go: playgate's hook and its shared secret.
+    pub fn send_events_to(&self, hook_url: &str, secret: &str) {
+        *self.ctx.hook.lock().unwrap() = Some((hook_url.to_owned(), secret.to_owned()));
+    }
+
+    pub fn behave(&self, b: Behaviour) {
+        self.ctx.inner.lock().unwrap().behaviour = b;
+    }
+
+    /// The accepted CreateJob bodies, oldest first.
+    pub fn created(&self) -> Vec<Value> {
+        self.ctx.inner.lock().unwrap().created.clone()
+    }
+
+    /// CreateJob calls, including repeats of a known token.
+    pub fn create_calls(&self) -> usize {
+        self.ctx.inner.lock().unwrap().create_calls
+    }
+
+    pub fn job(&self, id: &str) -> Option<Value> {
+        self.ctx.inner.lock().unwrap().jobs.get(id).cloned()
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        [("x-amzn-errortype", kind)],
+        axum::Json(json!({ "message": message })),
+    )
+        .into_response()
+}
+
+/// What a CreateJob body lacks, if anything.
+fn missing(body: &Value) -> Option<&'static str> {
+    let s = |p: &str| body.pointer(p).and_then(Value::as_str).unwrap_or("");
+    if !s("/role").starts_with("arn:aws:iam::") {
+        return Some("role must be an IAM role ARN");
+    }
+    if s("/clientRequestToken").is_empty() || s("/clientRequestToken").len() > 64 {
+        return Some("clientRequestToken is required (at most 64 characters)");
+    }
+    for k in ["app", "asset_id", "job_id"] {
+        if body.pointer(&format!("/userMetadata/{k}")).is_none() {
+            return Some("userMetadata must carry app, asset_id and job_id");
+        }
+    }
+    if !s("/settings/inputs/0/fileInput").starts_with("s3://") {
+        return Some("settings.inputs[0].fileInput must be an s3:// URI");
+    }
+    if hls_destination(body).is_none() {
+        return Some("an HLS output group with an s3:// destination is required");
+    }
+    None
+}
+
+fn hls_destination(body: &Value) -> Option<String> {
+    body.pointer("/settings/outputGroups")?
+        .as_array()?
+        .iter()
+        .find_map(|g| {
+            g.pointer("/outputGroupSettings/hlsGroupSettings/destination")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|d| d.starts_with("s3://"))
+}
+
+async fn create(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !auth.starts_with("AWS4-HMAC-SHA256 ") || !auth.contains("/mediaconvert/aws4_request") {
+        return error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "requests must be SigV4-signed for mediaconvert",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "malformed JSON",
+        );
+    };
+    if let Some(why) = missing(&body) {
+        return error(StatusCode::BAD_REQUEST, "BadRequestException", why);
+    }
+    let token = body["clientRequestToken"].as_str().unwrap_or("").to_owned();
+    let (job, behaviour) = {
+        let mut inner = ctx.inner.lock().unwrap();
+        inner.create_calls += 1;
+        if let Some(id) = inner.tokens.get(&token) {
+            let job = inner.jobs[id].clone();
+            return (StatusCode::CREATED, axum::Json(json!({ "job": job }))).into_response();
+        }
+        let id = format!("1700000000000-{:06}", inner.jobs.len() + 1);
+        let job = json!({
+            "id": id,
+            "arn": format!("arn:aws:mediaconvert:us-east-1:123456789012:jobs/{id}"),
+            "status": "SUBMITTED",
+            "role": body["role"],
+            "userMetadata": body["userMetadata"],
+            "jobPercentComplete": 0,
+        });
+        inner.tokens.insert(token, id.clone());
+        inner.jobs.insert(id, job.clone());
+        inner.created.push(body.clone());
+        (job, inner.behaviour)
+    };
+    tokio::spawn(run(ctx, job.clone(), body, behaviour));
+    (StatusCode::CREATED, axum::Json(json!({ "job": job }))).into_response()
+}
+
+fn set(ctx: &Ctx, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut inner = ctx.inner.lock().unwrap();
+    let job = inner.jobs.get_mut(id).unwrap();
+    edit(job);
+    job.clone()
+}
+
+/// The job's "encode": copy the tree, then tell (or not).
+async fn run(ctx: Ctx, job: Value, body: Value, behaviour: Behaviour) {
+    let id = job["id"].as_str().unwrap_or("").to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let progressing = set(&ctx, &id, |j| j["status"] = json!("PROGRESSING"));
+    if behaviour == Behaviour::Events {
+        event(&ctx, &progressing, "PROGRESSING", json!({})).await;
+    }
+    if behaviour == Behaviour::Hang {
+        return;
+    }
+    if behaviour == Behaviour::Fail {
+        let failed = set(&ctx, &id, |j| {
+            j["status"] = json!("ERROR");
+            j["errorCode"] = json!(1010);
+            j["errorMessage"] = json!("Unsupported input container");
+        });
+        event(
+            &ctx,
+            &failed,
+            "ERROR",
+            json!({"errorCode": 1010, "errorMessage": "Unsupported input container"}),
+        )
+        .await;
+        return;
+    }
+    let destination = hls_destination(&body).unwrap_or_default();
+    // s3://bucket/assets/{id}/v{n}/hls/master → assets/{id}/v{n}
+    let key = destination
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .map(|(_, k)| k)
+        .unwrap_or("");
+    let prefix = key.trim_end_matches("/hls/master");
+    crate::tree::put_tree(ctx.outputs.as_ref(), &ctx.tree, "hls", prefix).await;
+    if behaviour == Behaviour::Events {
+        let half = set(&ctx, &id, |j| j["jobPercentComplete"] = json!(50));
+        event(
+            &ctx,
+            &half,
+            "STATUS_UPDATE",
+            json!({"jobProgress": {"jobPercentComplete": 50, "currentPhase": "TRANSCODING"}}),
+        )
+        .await;
+    }
+    let done = set(&ctx, &id, |j| {
+        j["status"] = json!("COMPLETE");
+        j["jobPercentComplete"] = json!(100);
+    });
+    if behaviour == Behaviour::Events {
+        let details = json!({"outputGroupDetails": [{
+            "type": "HLS_GROUP",
+            "playlistFilePaths": [format!("{destination}.m3u8")],
+            "outputDetails": [{"durationInMs": 2000, "videoDetails": {"widthInPx": 1280, "heightInPx": 720}}]
+        }]});
+        event(&ctx, &done, "COMPLETE", details.clone()).await;
+        // EventBridge delivers at least once, in no promised order.
+        event(&ctx, &done, "COMPLETE", details).await;
+        event(&ctx, &done, "PROGRESSING", json!({})).await;
+    }
+}
+
+/// Posts an EventBridge "MediaConvert Job State Change" event for `job`.
+async fn event(ctx: &Ctx, job: &Value, status: &str, extra: Value) {
+    let Some((url, secret)) = ctx.hook.lock().unwrap().clone() else {
+        return;
+    };
+    let mut detail = json!({
+        "timestamp": 1_700_000_000_000u64,
+        "accountId": "123456789012",
+        "queue": "arn:aws:mediaconvert:us-east-1:123456789012:queues/Default",
+        "jobId": job["id"],
+        "status": status,
+        "userMetadata": job["userMetadata"],
+    });
+    if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    let body = json!({
+        "version": "0",
+        "id": format!("evt-{}-{status}", job["id"].as_str().unwrap_or("")),
+        "detail-type": "MediaConvert Job State Change",
+        "source": "aws.mediaconvert",
+        "account": "123456789012",
+        "time": "2026-11-24T09:00:00Z",
+        "region": "us-east-1",
+        "resources": [job["arn"]],
+        "detail": detail,
+    });
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("x-playgate-hook-secret", secret)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the hook took the {status} event");
+}
+
+async fn get_job(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    match ctx.inner.lock().unwrap().jobs.get(&id) {
+        Some(job) => axum::Json(json!({ "job": job })).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "The job was not found.",
+        ),
+    }
+}
+
+async fn cancel(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    let mut inner = ctx.inner.lock().unwrap();
+    let Some(job) = inner.jobs.get_mut(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "The job was not found.",
+        );
+    };
+    if matches!(
+        job["status"].as_str(),
+        Some("COMPLETE" | "ERROR" | "CANCELED")
+    ) {
+        return error(
+            StatusCode::CONFLICT,
+            "ConflictException",
+            "The job has already finished.",
+        );
+    }
+    job["status"] = json!("CANCELED");
+    (StatusCode::ACCEPTED, axum::Json(json!({}))).into_response()
+}

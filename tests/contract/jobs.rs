@@ -1,0 +1,350 @@
+//! The MediaConvert backend with the real aws-sdk-mediaconvert client
+//! against the loopback stand-in (`tests/common/mediaconvert.rs`), and the
+//! whole aws-mode pipeline through a running gateway.
+
+use crate::mediaconvert::{Behaviour, StandIn};
+use playgate::pipeline::ladder::{LadderConfig, Source, plan};
+use playgate::pipeline::mediaconvert::MediaConvert;
+use playgate::store::{Job, JobState};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn aws_config(endpoint: &str) -> playgate::config::AwsConfig {
+    playgate::config::AwsConfig {
+        region: "us-east-1".into(),
+        endpoint_url: None,
+        source_bucket: "src-bucket".into(),
+        output_bucket: "out-bucket".into(),
+        dynamodb_table_prefix: "pg".into(),
+        mediaconvert_endpoint: endpoint.into(),
+        mediaconvert_role_arn: "arn:aws:iam::123456789012:role/playgate-mediaconvert".into(),
+        mediaconvert_queue_arn: Some(
+            "arn:aws:mediaconvert:us-east-1:123456789012:queues/Default".into(),
+        ),
+        cloudfront_distribution_id: "E1".into(),
+        sns_topic_arn: None,
+    }
+}
+
+/// CreateJob's body as the SDK sends it for a 1080p29.97 source with
+/// audio (snapshot), the idempotency token, GetJob as an event, and
+/// CancelJob's errors.
+#[tokio::test]
+async fn mediaconvert_client_speaks_the_wire_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("hls/360p")).unwrap();
+    std::fs::write(dir.path().join("hls/master.m3u8"), "#EXTM3U\n").unwrap();
+    let outputs: Arc<dyn playgate::storage::ObjectStore> =
+        Arc::new(playgate::storage::local::LocalStore::open(&dir.path().join("out")).unwrap());
+    let stand_in = StandIn::start(outputs.clone(), dir.path()).await;
+    stand_in.behave(Behaviour::Silent);
+    let sdk = crate::moto::moto_sdk(&stand_in.url).await;
+    let mc = MediaConvert::new(&sdk, &aws_config(&stand_in.url));
+    let source = Source {
+        width: 1920,
+        height: 1080,
+        frame_rate: 30_000.0 / 1001.0,
+        bit_rate: Some(8_000_000),
+        has_audio: true,
+        duration: 60.0,
+    };
+    let p = plan(&source, &LadderConfig::default()).unwrap();
+    let job = Job {
+        id: "clip-a2".parse().unwrap(),
+        asset_id: "clip".parse().unwrap(),
+        attempt: 2,
+        version: 3,
+        state: JobState::Submitted,
+        progress: 0,
+        backend_job_id: None,
+        error: None,
+        created_at: 0,
+    };
+    let id = mc.submit(&job, "sources/clip/in.mp4", &p).await.unwrap();
+    let again = mc.submit(&job, "sources/clip/in.mp4", &p).await.unwrap();
+    assert_eq!(id, again, "the same request token returns the same job");
+    assert_eq!(stand_in.create_calls(), 2);
+    let created = stand_in.created();
+    assert_eq!(created.len(), 1, "one job was created");
+    insta::assert_snapshot!(
+        "mediaconvert_create_job_1080p",
+        serde_json::to_string_pretty(&created[0]).unwrap()
+    );
+
+    // GetJob, as the reconciler sees it, once the job has run.
+    let mut event = mc.status(&id).await.unwrap();
+    for _ in 0..50 {
+        if event.detail.status == "COMPLETE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        event = mc.status(&id).await.unwrap();
+    }
+    assert_eq!(event.detail.status, "COMPLETE");
+    assert_eq!(event.detail.job_id, id);
+    assert_eq!(event.detail.user_metadata["job_id"], "clip-a2");
+    assert_eq!(event.detail.user_metadata["asset_id"], "clip");
+    assert_eq!(
+        event.action(),
+        playgate::pipeline::events::Action::Complete { playlists: vec![] }
+    );
+    assert!(
+        outputs
+            .get(&playgate::storage::ObjectKey::parse("assets/clip/v3/hls/master.m3u8").unwrap())
+            .await
+            .is_ok(),
+        "the stand-in wrote the output under the job's version"
+    );
+    let finished = mc.cancel(&id).await.unwrap_err();
+    assert!(finished.contains("ConflictException"), "{finished}");
+    let unknown = mc.status("1700000000000-nope").await.unwrap_err();
+    assert!(unknown.contains("NotFoundException"), "{unknown}");
+}
+
+/// Polls `GET /v1/jobs/{id}` until the job ends (or 30 s pass).
+pub async fn wait_for_job(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let r = client
+            .get(format!("{base}/v1/jobs/{id}"))
+            .bearer_auth("ingest-key")
+            .send()
+            .await
+            .unwrap();
+        last = r.json::<Value>().await.unwrap()["job"].clone();
+        if matches!(
+            last["state"].as_str(),
+            Some("COMPLETE" | "ERROR" | "CANCELED")
+        ) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not end: {last}");
+}
+
+async fn asset(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/v1/assets/{id}"))
+        .bearer_auth("admin-key")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["asset"]
+        .clone()
+}
+
+async fn transcode(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    let r = client
+        .post(format!("{base}/v1/assets/{id}/transcode"))
+        .bearer_auth("ingest-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["job"].clone()
+}
+
+/// Uploads `file` through a presigned PUT and completes it; the asset id.
+async fn upload(client: &reqwest::Client, base: &str, file: &std::path::Path) -> String {
+    let bytes = std::fs::read(file).unwrap();
+    let plan: Value = client
+        .post(format!("{base}/v1/uploads"))
+        .bearer_auth("ingest-key")
+        .json(&serde_json::json!({"filename": "source.mp4", "content_type": "video/mp4", "size": bytes.len()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = plan["asset_id"].as_str().unwrap().to_owned();
+    let up = &plan["upload"];
+    let mut put = client.put(up["url"].as_str().unwrap()).body(bytes);
+    for (k, v) in up["headers"].as_object().unwrap() {
+        if k != "content-length" {
+            put = put.header(k, v.as_str().unwrap());
+        }
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let done = client
+        .post(format!("{base}/v1/uploads/{id}/complete"))
+        .bearer_auth("ingest-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    id
+}
+
+/// Everything a gateway in mode aws does with MediaConvert, against the
+/// moto server (S3, DynamoDB) and the stand-in: a source that is not
+/// video fails before MediaConvert; a real one is planned, created (the
+/// body checked), completed by events (duplicates and a late event
+/// ignored) and plays; a re-encode whose events are lost is completed by
+/// the reconciler; an ERROR keeps the earlier version playing; a cancel
+/// stops the MediaConvert job.
+pub async fn run_jobs(
+    client: &reqwest::Client,
+    base: &str,
+    stand_in: &StandIn,
+    source: &std::path::Path,
+    viewer_token: &str,
+) -> Result<(), String> {
+    let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(what) };
+
+    // Not a video: ffprobe on the presigned GET says so; MediaConvert is
+    // never asked.
+    let junk_file = source.with_file_name("junk.mp4");
+    std::fs::write(&junk_file, vec![7u8; 4096]).unwrap();
+    let junk = upload(client, base, &junk_file).await;
+    let job = transcode(client, base, &junk).await;
+    check(job["state"] == "SUBMITTED", format!("new job: {job}"))?;
+    let job = wait_for_job(client, base, job["id"].as_str().unwrap()).await;
+    check(job["state"] == "ERROR", format!("junk source: {job}"))?;
+    let a = asset(client, base, &junk).await;
+    check(
+        a["status"] == "failed"
+            && a["failure"]
+                .as_str()
+                .is_some_and(|f| f.contains("Invalid data")),
+        format!("the asset says why: {a}"),
+    )?;
+    check(
+        stand_in.created().is_empty(),
+        "no MediaConvert job for junk".into(),
+    )?;
+
+    // A real source: planned from ffprobe, created, completed by events.
+    let id = upload(client, base, source).await;
+    let job = transcode(client, base, &id).await;
+    let job = wait_for_job(client, base, job["id"].as_str().unwrap()).await;
+    check(
+        job["state"] == "COMPLETE" && job["progress"] == 100,
+        format!("completed by events: {job}"),
+    )?;
+    let created = stand_in.created();
+    let body = created.last().cloned().unwrap_or_default();
+    check(
+        body["clientRequestToken"] == format!("{id}-a1")
+            && body["userMetadata"]["asset_id"] == id.as_str()
+            && body["userMetadata"]["app"] == "playgate"
+            && job["backend_job_id"].is_string(),
+        format!("token and metadata: {body} {job}"),
+    )?;
+    let input = body
+        .pointer("/settings/inputs/0/fileInput")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    check(
+        input.starts_with("s3://pgtest-src/") && input.contains(&id),
+        format!("the source: {input}"),
+    )?;
+    let hls = body
+        .pointer("/settings/outputGroups/0/outputGroupSettings/hlsGroupSettings/destination")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    check(
+        hls == format!("s3://pgtest-out/assets/{id}/v1/hls/master"),
+        format!("the destination: {hls}"),
+    )?;
+    let names: Vec<&str> = body
+        .pointer("/settings/outputGroups/0/outputs")
+        .and_then(Value::as_array)
+        .map(|o| {
+            o.iter()
+                .filter_map(|o| o["nameModifier"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    check(
+        names == ["_270p", "_360p", "_audio"],
+        format!("a 640×360 source is never upscaled: {names:?}"),
+    )?;
+    let a = asset(client, base, &id).await;
+    check(
+        a["status"] == "ready" && a["current_version"] == 1,
+        format!("ready at v1: {a}"),
+    )?;
+    let master = client
+        .get(format!("{base}/v1/play/{id}/master.m3u8"))
+        .bearer_auth(viewer_token)
+        .send()
+        .await
+        .unwrap();
+    check(
+        master.status() == 200,
+        format!("plays: {}", master.status()),
+    )?;
+
+    // A re-encode whose events are all lost: the reconciler finds it.
+    stand_in.behave(Behaviour::Silent);
+    let job = transcode(client, base, &id).await;
+    check(job["version"] == 2, format!("the next version: {job}"))?;
+    let job = wait_for_job(client, base, job["id"].as_str().unwrap()).await;
+    check(job["state"] == "COMPLETE", format!("reconciled: {job}"))?;
+    let a = asset(client, base, &id).await;
+    check(a["current_version"] == 2, format!("now v2: {a}"))?;
+
+    // MediaConvert fails the next: the asset keeps playing v2 and says why.
+    stand_in.behave(Behaviour::Fail);
+    let job = transcode(client, base, &id).await;
+    let job = wait_for_job(client, base, job["id"].as_str().unwrap()).await;
+    check(
+        job["state"] == "ERROR" && job["error"].as_str().is_some_and(|e| e.contains("1010")),
+        format!("error code kept: {job}"),
+    )?;
+    let a = asset(client, base, &id).await;
+    check(
+        a["status"] == "ready" && a["current_version"] == 2 && a["failure"].is_string(),
+        format!("still v2: {a}"),
+    )?;
+
+    // A cancel reaches MediaConvert.
+    stand_in.behave(Behaviour::Hang);
+    let job = transcode(client, base, &id).await;
+    let jid = job["id"].as_str().unwrap().to_owned();
+    let mut backend = Value::Null;
+    for _ in 0..100 {
+        let r: Value = client
+            .get(format!("{base}/v1/jobs/{jid}"))
+            .bearer_auth("ingest-key")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        backend = r["job"]["backend_job_id"].clone();
+        if backend.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let canceled = client
+        .delete(format!("{base}/v1/jobs/{jid}"))
+        .bearer_auth("ingest-key")
+        .send()
+        .await
+        .unwrap();
+    check(
+        canceled.status() == 200,
+        format!("cancel: {}", canceled.status()),
+    )?;
+    let job = wait_for_job(client, base, &jid).await;
+    let at_mediaconvert = stand_in
+        .job(backend.as_str().unwrap_or(""))
+        .map(|j| j["status"].clone());
+    check(
+        job["state"] == "CANCELED" && at_mediaconvert == Some(Value::from("CANCELED")),
+        format!("canceled here and there: {job} {at_mediaconvert:?}"),
+    )?;
+    let a = asset(client, base, &id).await;
+    check(
+        a["status"] == "ready" && a["current_version"] == 2,
+        format!("back to ready: {a}"),
+    )
+}
