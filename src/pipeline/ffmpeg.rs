@@ -213,7 +213,13 @@ pub fn measured_bandwidth(dir: &Path) -> Option<(u64, u64)> {
 
 /// The master for an encoded plan. `bandwidth(name)` gives a rendition's
 /// measured (peak, average); the plan's nominal rates stand in without it.
-pub fn master(plan: &Plan, bandwidth: impl Fn(&str) -> Option<(u64, u64)>) -> String {
+/// `iframes(name)` is the peak bit rate of the rendition's
+/// `iframes.m3u8`, when one was written.
+pub fn master(
+    plan: &Plan,
+    bandwidth: impl Fn(&str) -> Option<(u64, u64)>,
+    iframes: impl Fn(&str) -> Option<u64>,
+) -> String {
     let mut m = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let audio = plan.audio_bitrate.map(|nominal| {
         let (peak, avg) = bandwidth("audio").unwrap_or((nominal, nominal));
@@ -236,6 +242,17 @@ pub fn master(plan: &Plan, bandwidth: impl Fn(&str) -> Option<(u64, u64)>) -> St
             if audio.is_some() { ",AUDIO=\"aud\"" } else { "" },
             r.name
         ));
+    }
+    for r in &plan.renditions {
+        if let Some(peak) = iframes(&r.name) {
+            m.push_str(&format!(
+                "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={peak},RESOLUTION={}x{},CODECS=\"{}\",URI=\"{}/iframes.m3u8\"\n",
+                r.width,
+                r.height,
+                video_codecs(r),
+                r.name
+            ));
+        }
     }
     m
 }
@@ -332,7 +349,20 @@ pub async fn encode(
             .unwrap_or("no message");
         return Err(EncodeError::Failed(last.chars().take(300).collect()));
     }
-    let m = master(plan, |name| measured_bandwidth(&hls.join(name)));
+    let mut iframes = std::collections::HashMap::new();
+    for r in &plan.renditions {
+        let dir = hls.join(&r.name);
+        if let Some((text, peak)) = super::iframes::playlist(&dir) {
+            std::fs::write(dir.join("iframes.m3u8"), text)
+                .map_err(|e| EncodeError::Output(e.to_string()))?;
+            iframes.insert(r.name.clone(), peak);
+        }
+    }
+    let m = master(
+        plan,
+        |name| measured_bandwidth(&hls.join(name)),
+        |name| iframes.get(name).copied(),
+    );
     std::fs::write(hls.join("master.m3u8"), m).map_err(|e| EncodeError::Output(e.to_string()))?;
     Ok(())
 }
@@ -373,7 +403,7 @@ mod tests {
 
     #[test]
     fn the_master_carries_what_tiers_filter_on() {
-        let m = master(&hd(), |_| None);
+        let m = master(&hd(), |_| None, |_| Some(90_000));
         assert!(m.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\""));
         assert!(m.contains(
             "#EXT-X-STREAM-INF:BANDWIDTH=4010000,AVERAGE-BANDWIDTH=3660000,RESOLUTION=1280x720,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aud\"\n720p/index.m3u8\n"
@@ -393,9 +423,12 @@ mod tests {
                 "audio/index.m3u8",
                 "270p/index.m3u8",
                 "360p/index.m3u8",
-                "480p/index.m3u8"
+                "480p/index.m3u8",
+                "270p/iframes.m3u8",
+                "360p/iframes.m3u8",
+                "480p/iframes.m3u8"
             ],
-            "the manifest engine reads what this writes"
+            "the manifest engine reads what this writes, I-frame playlists included"
         );
     }
 

@@ -9,6 +9,7 @@
 
 pub mod events;
 pub mod ffmpeg;
+pub mod iframes;
 pub mod jobs;
 pub mod ladder;
 pub mod mediaconvert;

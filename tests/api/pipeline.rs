@@ -227,6 +227,66 @@ async fn upload_transcode_and_play() {
     assert_eq!(thumbs.len(), 1, "one frame capture per 10 s: {thumbs:?}");
     let jpeg = app.state.objects.get(&thumbs[0]).await.unwrap();
     assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+    assert!(text.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{text}");
+    for rendition in ["270p", "360p"] {
+        one_key_frame_per_entry(&app, &id, rendition, dir.path()).await;
+    }
+}
+
+/// Every entry of a rendition's I-frame playlist, read as a player would
+/// (the init segment, then the entry's byte range), decodes as exactly
+/// one key frame.
+async fn one_key_frame_per_entry(app: &TestApp, id: &str, rendition: &str, tmp: &Path) {
+    let get = |rel: String| {
+        let key =
+            playgate::storage::ObjectKey::parse(&format!("assets/{id}/v1/hls/{rel}")).unwrap();
+        let objects = app.state.objects.clone();
+        async move { objects.get(&key).await.unwrap() }
+    };
+    let master = get("master.m3u8".into()).await;
+    let want = format!("URI=\"{rendition}/iframes.m3u8\"");
+    assert!(
+        String::from_utf8_lossy(&master).contains(&want),
+        "the master lists {want}"
+    );
+    let list = String::from_utf8(get(format!("{rendition}/iframes.m3u8")).await.to_vec()).unwrap();
+    assert!(list.contains("#EXT-X-I-FRAMES-ONLY"), "{list}");
+    let map = list
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    let init = get(format!("{rendition}/{map}")).await;
+    let mut entries = 0;
+    let mut range = None;
+    for line in list.lines() {
+        if let Some(r) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            let (len, off) = r.split_once('@').unwrap();
+            range = Some((len.parse::<usize>().unwrap(), off.parse::<usize>().unwrap()));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (len, off) = range.take().unwrap();
+            let seg = get(format!("{rendition}/{line}")).await;
+            let mut bytes = init.to_vec();
+            bytes.extend_from_slice(&seg[off..off + len]);
+            let file = tmp.join(format!("iframe-{rendition}-{entries}.mp4"));
+            std::fs::write(&file, bytes).unwrap();
+            let out = Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+                .args(["frame=key_frame,pict_type", "-of", "csv=p=0"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let frames = String::from_utf8_lossy(&out.stdout);
+            let frames: Vec<&str> = frames
+                .lines()
+                .map(|l| l.trim_end_matches(','))
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(frames, ["1,I"], "{rendition} entry {entries}");
+            entries += 1;
+        }
+    }
+    assert!(entries > 0, "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
