@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps demo stop test fmt lint unit bench-sign bench-manifest
+.PHONY: help deps demo stop test fmt lint cfn-lint unit bench-sign bench-manifest
 
 help:
 	@echo "make demo   build, create dev keys, start playgate locally, print its URLs"
@@ -25,10 +25,13 @@ fmt:
 lint:
 	cargo clippy --all-targets -- -D warnings
 
+cfn-lint:
+	cfn-lint deploy/cloudformation/playgate.yaml
+
 unit:
 	cargo test --lib --bins --tests
 
-test: deps fmt lint unit
+test: deps fmt cfn-lint lint unit
 
 bench-sign: deps
 	@bash scripts/bench-sign.sh

@@ -46,6 +46,13 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
+# cfn-lint: `make test` lints deploy/cloudformation/ and the deploy test
+# reads the template with its loader. Pinned.
+if [ "$(cfn-lint --version 2>/dev/null)" != "cfn-lint 1.58.0" ]; then
+  echo "installing: cfn-lint"
+  python3 -m pip install --quiet 'cfn-lint==1.58.0'
+fi
+
 # hls.js (served by the demo page) and playwright-core (the browser test's
 # driver), pinned by web/package-lock.json.
 if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ ! -d web/node_modules/playwright-core ] \

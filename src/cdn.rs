@@ -7,6 +7,22 @@
 use crate::domain::AssetId;
 use async_trait::async_trait;
 
+/// How long segments, init segments and thumbnails are kept (a year):
+/// they never change under their version prefix.
+pub const SEGMENT_MAX_AGE: u64 = 31_536_000;
+
+/// The design's cache policy by file type, as the local edge sends it and
+/// as `deploy/` makes CloudFront send it: playlists and MPDs short
+/// (`cdn.playlist_max_age`), everything else immutable.
+pub fn cache_control(path: &str, playlist_max_age: u64) -> String {
+    match crate::http::edge::content_type(path) {
+        "application/vnd.apple.mpegurl" | "application/dash+xml" => {
+            format!("public, max-age={playlist_max_age}")
+        }
+        _ => format!("public, max-age={SEGMENT_MAX_AGE}, immutable"),
+    }
+}
+
 #[async_trait]
 pub trait Invalidator: Send + Sync + 'static {
     /// Invalidates `/assets/{id}/*`; `reference` makes retries of one

@@ -93,6 +93,18 @@ enum Command {
         token_env: Option<String>,
         file: PathBuf,
     },
+    /// Mode aws: check the live CloudFront, S3 and MediaConvert setup
+    /// against the config; a table of checks with fixes, exit 1 on any ✗.
+    Doctor {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Exit 0 when URL answers 2xx within 3 s (a container health check
+    /// without curl in the image).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// Local mode: publish an encoded directory (hls/master.m3u8 and its
     /// renditions) as the asset's next version and mark it ready.
     Publish {
@@ -247,6 +259,8 @@ pub fn main() -> ExitCode {
             title,
             dir,
         } => publish(&config, &asset, title, &dir),
+        Command::Doctor { config } => doctor(&config),
+        Command::Health { url } => health(&url),
     };
     match result {
         Ok(code) => code,
@@ -327,6 +341,42 @@ pub(crate) fn load_config(path: &Path) -> Result<Config, Fail> {
             lines.join("; ")
         ))
     })
+}
+
+fn doctor(path: &Path) -> Result<ExitCode, Fail> {
+    let config = load_config(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let checks = runtime
+        .block_on(crate::doctor::run(&config))
+        .map_err(Fail)?;
+    print!("{}", crate::doctor::render(&checks));
+    Ok(if checks.iter().all(|c| c.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn health(url: &str) -> Result<ExitCode, Fail> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(async {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status())
+    })?;
+    if status.is_success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Fail(format!("{url} answered {status}")))
+    }
 }
 
 fn publish(path: &Path, asset: &str, title: Option<String>, dir: &Path) -> Result<ExitCode, Fail> {

@@ -9,7 +9,9 @@
 //! - `error`: one `Error` → problem+json.
 //! - `domain`, `secret`, `clock`: newtypes, redacting secrets, time.
 //! - `aws`: the AWS SDK configuration and error wording shared by the AWS backends.
-//! - `cdn`: invalidating an asset at the CDN (CloudFront; nothing locally).
+//! - `cdn`: the cache policy by file type, and invalidating an asset at the
+//!   CDN (CloudFront; nothing locally).
+//! - `doctor`: `playgate doctor`, the live AWS setup checked against the config.
 //! - `cloudfront`: policies, signing, verifying, cookies, key ring.
 //! - `auth`: tier-claim paths and dev token minting.
 //! - `store`: `Store` trait (assets, tiers, jobs) and SQLite.
@@ -19,7 +21,8 @@
 //!   rendition scopes, media playlist signing.
 //! - `dash`: MPD filtering.
 //! - `playback`: what a tier's viewer receives (filtered, rewritten, signed).
-//! - `pipeline`: ladder planning, probing, job states, the ffmpeg encoder.
+//! - `pipeline`: ladder planning, probing, job states, the ffmpeg encoder,
+//!   I-frame playlists, the MediaConvert backend, the runner and reconciler.
 //! - `origin`: where playback reads playlists, with coalescing and stale-if-error.
 //! - `ingest`: the `playgate ingest` client (upload, transcode, wait).
 //! - `publish`: an encoded directory becomes an asset's next version.
@@ -36,6 +39,7 @@ pub mod clock;
 pub mod cloudfront;
 pub mod config;
 pub mod dash;
+pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod hls;

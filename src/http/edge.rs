@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 
 const ACCESS_DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access denied</Message></Error>";
 const NO_SUCH_KEY: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 fn xml_error(status: StatusCode, body: &'static str) -> Response {
     (
@@ -50,17 +49,6 @@ pub fn content_type(path: &str) -> &'static str {
         "png" => "image/png",
         "key" => "application/octet-stream",
         _ => "application/octet-stream",
-    }
-}
-
-/// Playlists are short-lived; everything else the pipeline writes is
-/// immutable under its version prefix.
-fn cache_control(path: &str, playlist_max_age: u64) -> String {
-    match content_type(path) {
-        "application/vnd.apple.mpegurl" | "application/dash+xml" => {
-            format!("public, max-age={playlist_max_age}")
-        }
-        _ => IMMUTABLE.to_owned(),
     }
 }
 
@@ -176,7 +164,7 @@ pub async fn serve(
     put(
         &mut common,
         header::CACHE_CONTROL,
-        &cache_control(path, state.config.cdn.playlist_max_age.as_secs()),
+        &crate::cdn::cache_control(path, state.config.cdn.playlist_max_age.as_secs()),
     );
     put(&mut common, header::ETAG, &meta.etag);
     put(&mut common, header::ACCEPT_RANGES, "bytes");
@@ -268,7 +256,11 @@ mod tests {
         assert_eq!(content_type("a/720p/init.mp4"), "video/mp4");
         assert_eq!(content_type("a/720p/s.ts"), "video/mp2t");
         assert_eq!(content_type("a/sub/en.vtt"), "text/vtt");
+        use crate::cdn::cache_control;
         assert_eq!(cache_control("a/720p/index.m3u8", 60), "public, max-age=60");
-        assert_eq!(cache_control("a/720p/seg.ts", 60), IMMUTABLE);
+        assert_eq!(
+            cache_control("a/720p/seg.ts", 60),
+            "public, max-age=31536000, immutable"
+        );
     }
 }

@@ -33,6 +33,9 @@ use aws_sdk_mediaconvert::types::{
     StatusUpdateInterval, VideoCodec, VideoCodecSettings, VideoDescription, VideoSelector,
 };
 
+/// `userMetadata.app` of every job playgate creates: the EventBridge rule
+/// in `deploy/` selects on it.
+pub const APP: &str = "playgate";
 /// The audio selector every output's audio comes from.
 const AUDIO_SELECTOR: &str = "Audio Selector 1";
 /// The HLS audio group the video renditions point at.
@@ -334,7 +337,7 @@ impl MediaConvert {
             .role(&self.role)
             .set_queue(self.queue.clone())
             .client_request_token(request_token(job))
-            .user_metadata("app", "playgate")
+            .user_metadata("app", APP)
             .user_metadata("asset_id", job.asset_id.as_str())
             .user_metadata("job_id", job.id.as_str())
             .status_update_interval(StatusUpdateInterval::Seconds10)

@@ -3,6 +3,9 @@
 //! (DynamoDB, S3 against the moto server) call the same functions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/cloudfront_policies.rs"]
+mod cloudfront_policies;
+mod deploy;
 mod jobs;
 #[path = "../common/mediaconvert.rs"]
 mod mediaconvert;
