@@ -689,3 +689,351 @@ fn manifest_sign_signs_every_uri_against_the_playlist_url() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("#EXTM3U"));
 }
+
+/// Base64 body lines of the PEM files under `dir` (each a run of private
+/// or public key material that must never be logged).
+fn pem_lines(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pem") && p.to_string_lossy().contains("private") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            out.extend(
+                text.lines()
+                    .filter(|l| !l.starts_with("-----") && l.len() >= 40)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    out
+}
+
+/// `name=value` pairs of every CloudFront credential in `text` (query
+/// strings, Set-Cookie values, JSON): the values, at least 20 long.
+fn credentials_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in [
+        "Signature",
+        "Policy",
+        "CloudFront-Signature",
+        "CloudFront-Policy",
+    ] {
+        for (i, _) in text.match_indices(&format!("{name}=")) {
+            let v: String = text[i + name.len() + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_~".contains(*c))
+                .collect();
+            if v.len() >= 20 {
+                out.push(v);
+            }
+        }
+    }
+    for key in ["\"CloudFront-Signature\":\"", "\"CloudFront-Policy\":\""] {
+        for (i, _) in text.match_indices(key) {
+            let v: String = text[i + key.len()..]
+                .chars()
+                .take_while(|c| *c != '"')
+                .collect();
+            if v.len() >= 20 {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The whole local flow (upload, encode with a signed webhook, cookie and
+/// URL playback through the edge, the sign API, the MediaConvert hook)
+/// with every crate logging at `trace`: no private key, token, signature,
+/// policy, API key or shared secret appears anywhere in the output.
+#[test]
+fn trace_logs_of_a_whole_session_leak_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(d);
+    let port = free_port();
+    let api_key = "pgk-live-5f0c7d1e9a2b4c8d6e3f1a0b9c8d7e6f";
+    let webhook_secret = "whsec-9d8c7b6a5f4e3d2c1b0a";
+    let hook_secret = "mchook-0a1b2c3d4e5f6a7b8c9d";
+    std::fs::write(d.join("webhook-secret"), webhook_secret).unwrap();
+    std::fs::write(d.join("hook-secret"), hook_secret).unwrap();
+    let hash: String = openssl::sha::sha256(api_key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    // A webhook receiver that keeps the signature header it is sent.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let hook_addr = {
+        let received = received.clone();
+        rt.block_on(async move {
+            let router = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+                let received = received.clone();
+                async move {
+                    if let Some(s) = headers.get("x-playgate-signature") {
+                        received
+                            .lock()
+                            .unwrap()
+                            .push(s.to_str().unwrap().to_owned());
+                    }
+                    "ok"
+                }
+            });
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(l, router).await });
+            addr
+        })
+    };
+    let cfg = config(d, &format!("127.0.0.1:{port}"));
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[tiers.free]\nmax_height = 480\n", "");
+    text.push_str(&format!(
+        r#"
+[[auth.api_keys]]
+name = "ops"
+sha256 = "{hash}"
+scopes = ["playgate:ingest", "playgate:admin", "playgate:sign"]
+[notify]
+webhook_url = "http://{hook_addr}/hook"
+webhook_secret_file = "{d}/webhook-secret"
+mediaconvert_hook_secret_file = "{d}/hook-secret"
+[tiers.free]
+max_height = 480
+delivery = "cookies"
+[tiers.mobile]
+rank = 5
+max_height = 480
+delivery = "urls"
+"#,
+        d = d.display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let token = |tier: &str| {
+        let out = playgate()
+            .args(["token", "--sub", "viewer-trace", "--tier", tier, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (free, mobile) = (token("free"), token("mobile"));
+    let log_path = d.join("trace.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = playgate()
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "trace")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let source = d.join("source.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30:duration=2",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+
+    let seen = rt.block_on(async {
+        let c = reqwest::Client::new();
+        for _ in 0..100 {
+            if c.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut seen = String::new();
+        let bytes = std::fs::read(&source).unwrap();
+        let up: serde_json::Value = c
+            .post(format!("{base}/v1/uploads"))
+            .bearer_auth(api_key)
+            .json(&serde_json::json!({"filename": "s.mp4", "content_type": "video/mp4", "size": bytes.len()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = up["asset_id"].as_str().unwrap().to_owned();
+        let put = c
+            .put(format!("{base}/v1/uploads/{id}/source"))
+            .bearer_auth(api_key)
+            .header("content-type", "video/mp4")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        let job: serde_json::Value = c
+            .post(format!("{base}/v1/assets/{id}/transcode"))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job_id = job["job"]["id"].as_str().unwrap().to_owned();
+        let mut state = String::new();
+        for _ in 0..600 {
+            let j: serde_json::Value = c
+                .get(format!("{base}/v1/jobs/{job_id}"))
+                .bearer_auth(api_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            state = j["job"]["state"].as_str().unwrap_or("").to_owned();
+            if state == "COMPLETE" || state == "ERROR" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(state, "COMPLETE");
+
+        // Cookie delivery: the master, then a segment through the edge.
+        let master = c
+            .get(format!("{base}/v1/play/{id}/master.m3u8"))
+            .bearer_auth(&free)
+            .send()
+            .await
+            .unwrap();
+        let cookies: Vec<String> = master
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert!(!cookies.is_empty());
+        seen.push_str(&cookies.join("\n"));
+        let body = master.text().await.unwrap();
+        let media = body.lines().find(|l| l.starts_with("http") && l.ends_with("/index.m3u8")).unwrap().to_owned();
+        let jar: Vec<String> = cookies
+            .iter()
+            .filter(|c| c.contains(&format!("Path=/cdn/assets/{id}/v1/hls/{}/", media.rsplit('/').nth(1).unwrap())))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .collect();
+        let edge = c.get(&media).header("cookie", jar.join("; ")).send().await.unwrap();
+        assert_eq!(edge.status(), 200, "{media}");
+
+        // URL delivery: the master (token in the query), a media playlist,
+        // a segment through the edge.
+        let master = c
+            .get(format!("{base}/v1/play/{id}/master.m3u8?token={mobile}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        seen.push_str(&master);
+        let media_url = master.lines().find(|l| l.starts_with("http") && l.contains("index.m3u8")).unwrap();
+        let media = c.get(media_url).send().await.unwrap().text().await.unwrap();
+        seen.push_str(&media);
+        let seg = media.lines().find(|l| l.starts_with("http") && !l.starts_with('#')).unwrap();
+        assert_eq!(c.get(seg).send().await.unwrap().status(), 200, "{seg}");
+
+        // The sign API, the hook (right and wrong secret), /v1/me.
+        for (path, body) in [
+            ("/v1/sign/cookies", serde_json::json!({"asset": id, "tier": "free"})),
+            ("/v1/sign/urls", serde_json::json!({"urls": [format!("{base}/cdn/assets/{id}/v1/hls/master.m3u8")], "ttl": "10m"})),
+        ] {
+            let r = c.post(format!("{base}{path}")).bearer_auth(api_key).json(&body).send().await.unwrap();
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert_eq!(status, 200, "{path}: {text}");
+            seen.push_str(&text);
+        }
+        for secret in [hook_secret, "wrong-secret-0123456789"] {
+            c.post(format!("{base}/hooks/mediaconvert"))
+                .header("x-playgate-hook-secret", secret)
+                .json(&serde_json::json!({"source": "aws.mediaconvert", "detail-type": "MediaConvert Job State Change", "detail": {"jobId": "1", "status": "COMPLETE", "userMetadata": {}}}))
+                .send()
+                .await
+                .unwrap();
+        }
+        c.get(format!("{base}/v1/me")).bearer_auth(&free).send().await.unwrap();
+        seen
+    });
+    // The webhook goes out after the job's end, off its path: wait for it.
+    for _ in 0..100 {
+        if !received.lock().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    // Trace level was on: the HTTP client's trace events (the webhook)
+    // came through along with playgate's own lines.
+    assert!(
+        logged.lines().any(|l| l.contains("\"level\":\"TRACE\"")),
+        "trace logging was on:\n{logged}"
+    );
+    assert!(
+        logged
+            .lines()
+            .filter(|l| l.contains("playgate::access"))
+            .count()
+            >= 15
+    );
+
+    let mut secrets: Vec<String> = vec![api_key.into(), webhook_secret.into(), hook_secret.into()];
+    for t in [&free, &mobile] {
+        secrets.push(t.clone());
+        secrets.push(t.rsplit('.').next().unwrap().to_owned());
+    }
+    secrets.extend(pem_lines(&d.join("keys")));
+    let creds = credentials_in(&seen);
+    assert!(
+        creds.len() >= 6,
+        "signatures and policies were handed out: {creds:?}"
+    );
+    secrets.extend(creds);
+    let webhook = received.lock().unwrap().clone();
+    assert!(!webhook.is_empty(), "the webhook was called");
+    secrets.extend(
+        webhook
+            .iter()
+            .map(|s| s.trim_start_matches("v1=").to_owned()),
+    );
+    for s in &secrets {
+        if let Some(line) = logged.lines().find(|l| l.contains(s.as_str())) {
+            let shown = line.replace(s.as_str(), "[THE SECRET]");
+            panic!(
+                "a secret ({}…) is in the log: {shown}",
+                &s[..8.min(s.len())]
+            );
+        }
+    }
+}
