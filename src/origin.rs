@@ -128,10 +128,18 @@ pub struct OriginCache {
     fresh: moka::future::Cache<ObjectKey, Bytes>,
     /// The last good copy of each object and when it was read.
     last_good: moka::sync::Cache<ObjectKey, (Bytes, Instant)>,
+    /// Objects whose origin read just failed: for `RETRY_AFTER` they are
+    /// served stale without asking the origin again, so a failing origin
+    /// costs one viewer its timeout, not every viewer.
+    failing: moka::sync::Cache<ObjectKey, ()>,
     fresh_for: Duration,
     stale_for: Duration,
     metrics: Arc<Metrics>,
 }
+
+/// How long a failed origin read is not retried while a stale copy can
+/// be served (at most `cache.origin_fresh`).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 fn weight(key: &ObjectKey, bytes: &Bytes) -> u32 {
     u32::try_from(key.as_str().len() + bytes.len()).unwrap_or(u32::MAX)
@@ -157,6 +165,10 @@ impl OriginCache {
             origin,
             fresh,
             last_good,
+            failing: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(RETRY_AFTER.min(config.origin_fresh))
+                .build(),
             fresh_for: config.origin_fresh,
             stale_for: config.stale_if_error,
             metrics,
@@ -167,6 +179,11 @@ impl OriginCache {
     /// read however many ask at once), else the last good copy while the
     /// stale window lasts.
     pub async fn get(&self, key: &ObjectKey) -> Result<Fetched, OriginError> {
+        if self.failing.contains_key(key)
+            && let Some(stale) = self.stale_copy(key)
+        {
+            return Ok(stale);
+        }
         let origin = self.origin.clone();
         let last_good = self.last_good.clone();
         let load = async move {
@@ -194,16 +211,24 @@ impl OriginCache {
                 let e = Arc::unwrap_or_clone(e);
                 if let OriginError::Unavailable(why) = &e {
                     tracing::warn!(key = %key, reason = %why, "origin read failed");
-                    if let Some((bytes, at)) = self.last_good.get(key)
-                        && at.elapsed() <= self.fresh_for + self.stale_for
-                    {
-                        self.metrics.origin_stale_served.inc();
-                        return Ok(Fetched { bytes, stale: true });
+                    self.failing.insert(key.clone(), ());
+                    if let Some(stale) = self.stale_copy(key) {
+                        return Ok(stale);
                     }
                 }
                 Err(e)
             }
         }
+    }
+
+    /// The last good copy while the stale window lasts (counted).
+    fn stale_copy(&self, key: &ObjectKey) -> Option<Fetched> {
+        let (bytes, at) = self.last_good.get(key)?;
+        if at.elapsed() > self.fresh_for + self.stale_for {
+            return None;
+        }
+        self.metrics.origin_stale_served.inc();
+        Some(Fetched { bytes, stale: true })
     }
 }
 
@@ -278,6 +303,35 @@ mod tests {
             c.get(&key).await,
             Err(OriginError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn after_a_failure_the_origin_is_left_alone_for_a_while() {
+        let origin = Arc::new(Scripted {
+            reads: AtomicUsize::new(0),
+            answer: Mutex::new(Ok("#EXTM3U\n")),
+        });
+        // Fresh for 200 ms, so the retry pause is 200 ms.
+        let c = cache(origin.clone(), 200, 10_000);
+        let key = ObjectKey::parse("assets/a/v1/hls/master.m3u8").unwrap();
+        c.get(&key).await.unwrap();
+        *origin.answer.lock().unwrap() = Err(OriginError::Unavailable("down".into()));
+        tokio::time::sleep(Duration::from_millis(220)).await;
+        assert!(c.get(&key).await.unwrap().stale);
+        let reads = origin.reads.load(Ordering::SeqCst);
+        for _ in 0..20 {
+            assert!(c.get(&key).await.unwrap().stale);
+        }
+        assert_eq!(
+            origin.reads.load(Ordering::SeqCst),
+            reads,
+            "served stale without asking the failing origin"
+        );
+        *origin.answer.lock().unwrap() = Ok("#EXTM3U\n# v2\n");
+        tokio::time::sleep(Duration::from_millis(220)).await;
+        let back = c.get(&key).await.unwrap();
+        assert!(!back.stale, "asked again after the pause");
+        assert_eq!(&back.bytes[..], b"#EXTM3U\n# v2\n");
     }
 
     #[tokio::test]

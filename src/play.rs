@@ -236,6 +236,9 @@ pub struct Play {
     counted_signatures: Counters,
     pub origin: OriginCache,
     assets: moka::future::Cache<AssetId, Option<Arc<Asset>>>,
+    /// The last record read of each asset, for `cache.stale_if_error`
+    /// after `asset_ttl`: served when the store is unavailable.
+    assets_last_good: moka::sync::Cache<AssetId, Option<Arc<Asset>>>,
     masters: moka::future::Cache<MasterKey, Arc<Entitlement>>,
     signatures: moka::sync::Cache<SignatureKey, Signature>,
 }
@@ -264,6 +267,10 @@ impl Play {
                 .max_capacity(100_000)
                 .time_to_live(c.asset_ttl)
                 .build(),
+            assets_last_good: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(c.asset_ttl + c.stale_if_error)
+                .build(),
             masters: moka::future::Cache::builder()
                 .max_capacity(c.masters_max_entries)
                 .time_to_live(c.origin_fresh)
@@ -291,6 +298,7 @@ impl Play {
     /// Drops this replica's cached record of an asset (after a delete).
     pub async fn forget(&self, id: &AssetId) {
         self.assets.invalidate(id).await;
+        self.assets_last_good.invalidate(id);
     }
 
     /// The asset if it may be played at all.
@@ -302,17 +310,32 @@ impl Play {
             }
             None => {
                 let store = self.store.clone();
-                let entry = self
+                let read = self
                     .assets
                     .entry_by_ref(id)
                     .or_try_insert_with(async move {
                         let v = store.get_asset(id).await?;
                         Ok::<_, StoreError>(v.map(|v| Arc::new(v.value)))
                     })
-                    .await
-                    .map_err(|e| PlayError::Store(Arc::unwrap_or_clone(e)))?;
-                self.counted_assets.count(!entry.is_fresh());
-                entry.into_value()
+                    .await;
+                match read {
+                    Ok(entry) => {
+                        self.counted_assets.count(!entry.is_fresh());
+                        let value = entry.into_value();
+                        self.assets_last_good.insert(id.clone(), value.clone());
+                        value
+                    }
+                    Err(e) => match (&*e, self.assets_last_good.get(id)) {
+                        (StoreError::Unavailable(why), Some(old)) => {
+                            tracing::warn!(asset = %id, reason = %why, "store unavailable; playing from the last asset record read");
+                            // The next viewers within `asset_ttl` need not
+                            // wait for the store to fail again.
+                            self.assets.insert(id.clone(), old.clone()).await;
+                            old
+                        }
+                        _ => return Err(PlayError::Store(Arc::unwrap_or_clone(e))),
+                    },
+                }
             }
         };
         let asset = cached.ok_or(PlayError::UnknownAsset)?;
@@ -453,15 +476,22 @@ impl Play {
                 };
                 // Read every rendition's media playlist now; the pure code
                 // below asks for their URIs synchronously.
-                let mut media: HashMap<String, Vec<Url>> = HashMap::new();
+                // All at once: an origin that hangs costs one timeout, not
+                // one per rendition.
+                let mut wanted: Vec<&Url> = Vec::new();
                 for u in filtered.kept.iter().chain(&filtered.removed) {
-                    let Some(purl) = u.url.as_ref().filter(|_| u.kind.is_rendition()) else {
-                        continue;
-                    };
-                    if media.contains_key(purl.as_str()) {
-                        continue;
+                    if let Some(purl) = u.url.as_ref().filter(|_| u.kind.is_rendition())
+                        && !wanted.contains(&purl)
+                    {
+                        wanted.push(purl);
                     }
-                    let uris = match self.read_cdn_url(purl).await {
+                }
+                let reads =
+                    futures_util::future::join_all(wanted.iter().map(|u| self.read_cdn_url(u)))
+                        .await;
+                let mut media: HashMap<String, Vec<Url>> = HashMap::new();
+                for (purl, read) in wanted.into_iter().zip(reads) {
+                    let uris = match read {
                         Some(Ok(f)) => {
                             stale |= f.stale;
                             crate::hls::scope::media_uris(purl, &f.bytes)

@@ -131,6 +131,7 @@ impl AppState {
         let tiers = Arc::new(crate::store::TierCache::new(
             store.clone(),
             config.server.tier_cache_ttl,
+            config.cache.stale_if_error,
         ));
         let origin: Arc<dyn crate::origin::Origin> = match &config.origin.http_base {
             Some(base) => Arc::new(crate::origin::HttpOrigin::new(

@@ -320,19 +320,30 @@ pub trait StoreExt: Store {
 impl<S: Store + ?Sized> StoreExt for S {}
 
 /// Tier rules as the request path sees them: read through a short-lived
-/// cache so every replica picks up an admin change within `ttl`.
+/// cache so every replica picks up an admin change within `ttl`. When the
+/// store is unavailable, the last rules read are used for `stale` more
+/// (playback keeps going through a store outage; writes fail).
 pub struct TierCache {
     store: std::sync::Arc<dyn Store>,
     cache: moka::sync::Cache<TierName, Option<std::sync::Arc<TierRules>>>,
+    last_good: moka::sync::Cache<TierName, Option<std::sync::Arc<TierRules>>>,
 }
 
 impl TierCache {
-    pub fn new(store: std::sync::Arc<dyn Store>, ttl: std::time::Duration) -> Self {
+    pub fn new(
+        store: std::sync::Arc<dyn Store>,
+        ttl: std::time::Duration,
+        stale: std::time::Duration,
+    ) -> Self {
         TierCache {
             store,
             cache: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(ttl)
+                .build(),
+            last_good: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl + stale)
                 .build(),
         }
     }
@@ -341,17 +352,28 @@ impl TierCache {
         if let Some(hit) = self.cache.get(name) {
             return Ok(hit);
         }
-        let rules = self
-            .store
-            .get_tier(name)
-            .await?
-            .map(|v| std::sync::Arc::new(v.value));
+        let rules = match self.store.get_tier(name).await {
+            Ok(v) => v.map(|v| std::sync::Arc::new(v.value)),
+            Err(e @ StoreError::Unavailable(_)) => {
+                return match self.last_good.get(name) {
+                    Some(old) => {
+                        tracing::warn!(tier = %name, reason = %e, "store unavailable; using the last tier rules read");
+                        self.cache.insert(name.clone(), old.clone());
+                        Ok(old)
+                    }
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         self.cache.insert(name.clone(), rules.clone());
+        self.last_good.insert(name.clone(), rules.clone());
         Ok(rules)
     }
 
     /// Drops a name so this replica sees its own writes at once.
     pub fn invalidate(&self, name: &TierName) {
         self.cache.invalidate(name);
+        self.last_good.invalidate(name);
     }
 }

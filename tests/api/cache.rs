@@ -7,41 +7,92 @@ use crate::helpers::{TestApp, problem, spawn_app_edited};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// How the origin misbehaves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Fault {
+    None = 0,
+    /// 500 Internal Server Error.
+    Error = 1,
+    /// No answer for 10 s (longer than `origin.timeout`).
+    Hang = 2,
+    /// Headers with the full Content-Length, half the body, then the
+    /// connection closes.
+    Truncate = 3,
+}
 
 #[derive(Clone, Default)]
 struct Origin {
     reads: Arc<Mutex<HashMap<String, usize>>>,
-    down: Arc<AtomicBool>,
+    fault: Arc<AtomicU8>,
+}
+
+/// Half of `data`, then an error: hyper closes the connection mid-body.
+struct Truncated(Option<bytes::Bytes>);
+
+impl http_body::Body for Truncated {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(match self.0.take() {
+            Some(half) => Ok(http_body::Frame::data(half)),
+            None => Err(std::io::Error::other("origin closed mid-body")),
+        }))
+    }
 }
 
 impl Origin {
+    fn set(&self, f: Fault) {
+        self.fault.store(f as u8, Ordering::SeqCst);
+    }
+
     fn reads_of(&self, path: &str) -> usize {
         self.reads.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 }
 
 /// `GET /assets/clip/v1/{rest}` → the clip's `{rest}`, after 100 ms (so
-/// concurrent requests really overlap); 500 while `down`.
-async fn serve(State(o): State<Origin>, uri: Uri) -> Result<Vec<u8>, StatusCode> {
+/// concurrent requests really overlap), or the fault set.
+async fn serve(State(o): State<Origin>, uri: Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
     *o.reads
         .lock()
         .unwrap()
         .entry(uri.path().to_owned())
         .or_default() += 1;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    if o.down.load(Ordering::SeqCst) {
-        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    let fault = o.fault.load(Ordering::SeqCst);
+    if fault == Fault::Error as u8 {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    let rest = uri
-        .path()
-        .strip_prefix("/assets/clip/v1/")
-        .ok_or(StatusCode::NOT_FOUND)?;
+    if fault == Fault::Hang as u8 {
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
+    let Some(rest) = uri.path().strip_prefix("/assets/clip/v1/") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     if rest.split('/').any(|s| s == "..") {
-        return Err(StatusCode::NOT_FOUND);
+        return StatusCode::NOT_FOUND.into_response();
     }
-    std::fs::read(clip::clip().join(rest)).map_err(|_| StatusCode::NOT_FOUND)
+    let Ok(bytes) = std::fs::read(clip::clip().join(rest)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if fault == Fault::Truncate as u8 {
+        let len = bytes.len();
+        let half = bytes::Bytes::from(bytes).slice(..len / 2);
+        return (
+            [(axum::http::header::CONTENT_LENGTH, len.to_string())],
+            axum::body::Body::new(Truncated(Some(half))),
+        )
+            .into_response();
+    }
+    bytes.into_response()
 }
 
 async fn origin_and_app(cache: &str) -> (Origin, TestApp) {
@@ -57,7 +108,7 @@ async fn origin_and_app(cache: &str) -> (Origin, TestApp) {
         "",
         move |t| {
             format!(
-                "{t}\n[origin]\nhttp_base = \"http://{addr}\"\ntimeout = \"2s\"\n[cache]\n{cache}\n"
+                "{t}\n[origin]\nhttp_base = \"http://{addr}\"\ntimeout = \"500ms\"\n[cache]\n{cache}\n"
             )
         },
         axum::Router::new(),
@@ -103,21 +154,27 @@ async fn a_thousand_concurrent_first_requests_read_the_origin_once() {
     );
 }
 
-#[tokio::test]
-async fn origin_down_serves_the_last_good_copy_marked_stale_then_503() {
+/// The origin fails as `fault` says: the last good copy is served marked
+/// stale within `stale_if_error`, then a 503 problem, then fresh again
+/// once the origin is back.
+async fn stale_then_503_then_fresh(fault: Fault) {
     let (origin, app) = origin_and_app("origin_fresh = \"1s\"\nstale_if_error = \"2s\"").await;
     let token = app.viewer_token("free");
     let first = app.get_bearer("/v1/play/clip/master.m3u8", &token).await;
     assert_eq!(first.status(), 200);
     assert!(first.headers().get("x-playgate-stale").is_none());
     let good = first.text().await.unwrap();
-    origin.down.store(true, Ordering::SeqCst);
+    origin.set(fault);
 
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     let stale = app.get_bearer("/v1/play/clip/master.m3u8", &token).await;
-    assert_eq!(stale.status(), 200);
-    assert_eq!(stale.headers()["x-playgate-stale"], "1");
-    assert_eq!(stale.text().await.unwrap(), good);
+    assert_eq!(stale.status(), 200, "{fault:?}");
+    assert_eq!(stale.headers()["x-playgate-stale"], "1", "{fault:?}");
+    assert_eq!(
+        stale.text().await.unwrap(),
+        good,
+        "{fault:?}: never a partial body"
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics
@@ -128,14 +185,29 @@ async fn origin_down_serves_the_last_good_copy_marked_stale_then_503() {
 
     tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
     let (status, body) = problem(app.get_bearer("/v1/play/clip/master.m3u8", &token).await).await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 503, "{fault:?}: {body}");
     assert!(
         !body["detail"].as_str().unwrap().contains("127.0.0.1"),
         "no internals in the body: {body}"
     );
 
-    origin.down.store(false, Ordering::SeqCst);
+    origin.set(Fault::None);
     let back = app.get_bearer("/v1/play/clip/master.m3u8", &token).await;
     assert_eq!(back.status(), 200);
     assert!(back.headers().get("x-playgate-stale").is_none());
+}
+
+#[tokio::test]
+async fn origin_500s_serve_the_last_good_copy_marked_stale_then_503() {
+    stale_then_503_then_fresh(Fault::Error).await;
+}
+
+#[tokio::test]
+async fn an_origin_that_hangs_is_cut_at_the_timeout_and_treated_as_down() {
+    stale_then_503_then_fresh(Fault::Hang).await;
+}
+
+#[tokio::test]
+async fn an_origin_closing_mid_body_never_yields_a_partial_playlist() {
+    stale_then_503_then_fresh(Fault::Truncate).await;
 }

@@ -6,6 +6,8 @@
 #[path = "../common/cloudfront_policies.rs"]
 mod cloudfront_policies;
 mod deploy;
+mod faults;
+mod gateway;
 mod jobs;
 #[path = "../common/mediaconvert.rs"]
 mod mediaconvert;
@@ -156,115 +158,30 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     let hook_secret = dir.path().join("hook-secret");
     std::fs::write(&hook_secret, "mediaconvert-hook-secret-123").unwrap();
 
-    let keys = dir.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let (cf_priv, cf_pub) = playgate::cloudfront::keys::generate(false).unwrap();
-    let (jwt_priv, jwt_pub) = playgate::cloudfront::keys::generate(false).unwrap();
-    std::fs::write(keys.join("cf.pem"), cf_priv).unwrap();
-    std::fs::write(keys.join("cf_pub.pem"), cf_pub).unwrap();
-    std::fs::write(keys.join("jwt.pem"), &jwt_priv).unwrap();
-    std::fs::write(keys.join("jwt_pub.pem"), jwt_pub).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let k = keys.display();
-    let config = format!(
-        r#"mode = "aws"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "https://play.example.com"
-[cdn]
-base_url = "https://cdn.example.com"
-cookie_domain = "example.com"
-[[signing.keys]]
-id = "KAWSTEST"
-private_key_file = "{k}/cf.pem"
-public_key_file = "{k}/cf_pub.pem"
-[[auth.issuers]]
-name = "idp"
-issuer = "https://idp.example.com"
-audience = "playgate"
-public_key_file = "{k}/jwt_pub.pem"
-[[auth.api_keys]]
-name = "ingest"
-sha256 = "{ingest_hash}"
-scopes = ["playgate:ingest"]
-[[auth.api_keys]]
-name = "ops"
-sha256 = "{admin_hash}"
-scopes = ["playgate:admin"]
-[tiers.free]
-max_height = 480
-[notify]
+    let gateway = gateway::Gateway::start(
+        dir.path(),
+        &m.url,
+        &format!(
+            r#"[notify]
 mediaconvert_hook_secret_file = "{hook_secret}"
 [pipeline]
 multipart_threshold = "6MiB"
 part_size = "5MiB"
 reconcile_after = "1s"
 reconcile_every = "1s"
-[aws]
-region = "us-east-1"
-endpoint_url = "{url}"
-source_bucket = "pgtest-src"
-output_bucket = "pgtest-out"
-dynamodb_table_prefix = "pgtest"
-mediaconvert_endpoint = "{mediaconvert}"
-mediaconvert_role_arn = "arn:aws:iam::123456789012:role/mc"
-cloudfront_distribution_id = "{distribution}"
-sns_topic_arn = "{topic}"
 "#,
-        url = m.url,
-        mediaconvert = stand_in.url,
-        distribution = distribution,
-        topic = sns.topic,
-        hook_secret = hook_secret.display(),
-        admin_hash = openssl::sha::sha256(b"admin-key")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-        ingest_hash = openssl::sha::sha256(b"ingest-key")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    );
-    let config_path = dir.path().join("aws.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_playgate"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let log = || std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    if !up {
-        let _ = server.kill();
-        let _ = server.wait();
-        panic!("serve did not start: {}", log());
-    }
-    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-        &serde_json::json!({"iss": "https://idp.example.com", "aud": "playgate", "sub": "v",
-            "exp": playgate::clock::Clock::now_epoch(&playgate::clock::SystemClock) + 600, "tier": "free"}),
-        &jsonwebtoken::EncodingKey::from_rsa_pem(&jwt_priv).unwrap(),
+            hook_secret = hook_secret.display()
+        ),
+        &format!(
+            "mediaconvert_endpoint = \"{}\"\ncloudfront_distribution_id = \"{distribution}\"\nsns_topic_arn = \"{}\"",
+            stand_in.url, sns.topic
+        ),
     )
-    .unwrap();
+    .await;
+    let base = gateway.base.clone();
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    let token = gateway.viewer_token("free");
     let master = client
         .get(format!("{base}/v1/play/clip/master.m3u8"))
         .bearer_auth(&token)
@@ -291,8 +208,6 @@ sns_topic_arn = "{topic}"
         .send()
         .await
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
 
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
     assert_eq!(master.status(), 200);
@@ -316,7 +231,7 @@ sns_topic_arn = "{topic}"
     uploads.unwrap_or_else(|e| panic!("{e}"));
     assert!(hooked, "the COMPLETE event applied");
     if let Err(e) = jobs {
-        panic!("{e}\n--- gateway log ---\n{}", log());
+        panic!("{e}\n--- gateway log ---\n{}", gateway.log());
     }
     assert_eq!(note["status"], "COMPLETE", "{note}");
     assert_eq!(note["asset_id"], "clip2");
