@@ -6,6 +6,10 @@ use playgate::hls::master::{MasterError, UriKind, filter, rewrite};
 use playgate::hls::scope::{ScopeError, scopes};
 use playgate::tiers::{Rendition, TierRules};
 use proptest::prelude::*;
+
+#[path = "common/fuzz.rs"]
+mod fuzz;
+use fuzz::cases;
 use url::Url;
 
 #[derive(Debug, Clone)]
@@ -99,7 +103,7 @@ fn allowed(r: &TierRules, v: &Variant, iframe: bool) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(3000)))]
 
     #[test]
     fn filter_keeps_exactly_the_allowed_renditions(vs in prop::collection::vec(variant(), 1..8), r in rules()) {
@@ -185,7 +189,7 @@ fn uris_of(name: &str, flat: bool, key: bool) -> Vec<Url> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(4000)))]
 
     /// The security property of scopes: whatever the layout, a scope
     /// covers every URI of its rendition and no URI that only a forbidden
@@ -323,7 +327,7 @@ fn soup(tokens: Vec<&'static str>) -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(3000)))]
 
     /// Whatever the bytes, the manifest engine answers with a value or an
     /// error, never a panic.

@@ -4,6 +4,10 @@
 use playgate::hls::media::{sign, sign_at};
 use proptest::prelude::*;
 
+#[path = "common/fuzz.rs"]
+mod fuzz;
+use fuzz::cases;
+
 const Q: &str = "Policy=eyJQ&Signature=c2ln~_-&Key-Pair-Id=KTEST";
 
 #[derive(Debug, Clone)]
@@ -56,7 +60,7 @@ fn render(items: &[Item], crlf: bool) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(2000)))]
 
     #[test]
     fn every_http_uri_is_signed_exactly_once_and_nothing_else_changes(items in prop::collection::vec(item(), 0..40), crlf in any::<bool>()) {
