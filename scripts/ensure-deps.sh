@@ -15,6 +15,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# nginx: the round-robin in front of two replicas (tests/contract/replicas.rs).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

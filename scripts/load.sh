@@ -1,70 +1,26 @@
 #!/usr/bin/env bash
-# Authorised master requests/s: playgate (release build, local mode, a real
-# ffmpeg clip, viewer JWT on every request, cookies set on every response)
-# next to nginx serving the same filtered master as a static file, both on
-# loopback, measured in this run with the same wrk settings. Prints
-# requests/s, p50/p99 and the ratio. Target (issue 7): ratio >= 0.7.
+# Load on loopback, bounded in time, everything stopped on exit.
 #
-# Bounded: ROUNDS (3) alternating wrk runs per server of DURATION (5s)
-# each; everything started here is stopped on exit. Env: ROUNDS,
-# DURATION, CONNECTIONS (64), THREADS (1),
-# PROFILE=FILE (a perf profile of playgate during its run).
+# 1. Authorised master requests/s: playgate (release build, local mode, a
+#    real ffmpeg clip, viewer JWT on every request, cookies set on every
+#    response) next to nginx serving the same filtered master as a static
+#    file, with the same wrk settings in this run: ROUNDS (3) alternating
+#    runs of DURATION (5s) each, medians, the ratio (target >= 0.7).
+# 2. The launch mix (scripts/load/mix.lua): 80% masters over TOKENS (1000)
+#    viewer tokens and 3 tiers, 15% URL-mode media playlists, 5% cookie
+#    signing, for MIX_DURATION (10s) flat out: requests/s, p50/p99/p999,
+#    errors. Then the same mix at half that rate: p99 at half load.
+# Env: ROUNDS, DURATION, MIX_DURATION, CONNECTIONS (64), THREADS (1),
+# TOKENS, PROFILE=FILE (a perf profile of playgate during its run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-5s}"
+MIX_DURATION="${MIX_DURATION:-10s}"
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-1}"
-TARGET="${CARGO_TARGET_DIR:-target}"
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v ffmpeg >/dev/null || need+=(ffmpeg)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-
-echo "building playgate (release)…" >&2
-cargo build --quiet --release --bin playgate
-BIN="$TARGET/release/playgate"
-
-work="$(mktemp -d /tmp/playgate-load.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PG_PORT="$(free_port)"
-NGINX_PORT="$(free_port)"
-
-"$BIN" keygen --out "$work/keys" >/dev/null
-sed -e "s|^listen = .*|listen = \"127.0.0.1:$PG_PORT\"|" \
-    -e "s|^public_url = .*|public_url = \"http://127.0.0.1:$PG_PORT\"|" \
-    -e "s|^base_url = .*|base_url = \"http://127.0.0.1:$PG_PORT/cdn\"|" \
-    -e "s|^root = .*|root = \"$work/data\"|" \
-    -e "s|^sqlite_path = .*|sqlite_path = \"$work/data/playgate.db\"|" \
-    -e "s|keys/dev/|$work/keys/|g" \
-    config/local.toml > "$work/playgate.toml"
-"$BIN" check-config --config "$work/playgate.toml" >/dev/null
-bash scripts/make-clip.sh "$work/clip" 4
-"$BIN" publish --config "$work/playgate.toml" --asset load "$work/clip" >/dev/null
-
-"$BIN" serve --config "$work/playgate.toml" >"$work/playgate.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PG_PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-token="$("$BIN" token --config "$work/playgate.toml" --sub load --tier free --ttl 1h)"
-master="http://127.0.0.1:$PG_PORT/v1/play/load/master.m3u8"
+source scripts/load/env.sh
 
 mkdir -p "$work/www"
 chmod 755 "$work" "$work/www"  # nginx workers run unprivileged
@@ -136,4 +92,31 @@ print(f"{'server':<34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   runs req/s")
 print(f"{'playgate (JWT + filter + cookies)':<34} {pg[0]:>10.0f} {pg[1]:>8.2f} {pg[2]:>8.2f}   {' '.join(f'{r:.0f}' for r in pg_runs)}")
 print(f"{'nginx (static file)':<34} {ng[0]:>10.0f} {ng[1]:>8.2f} {ng[2]:>8.2f}   {' '.join(f'{r:.0f}' for r in ng_runs)}")
 print(f"ratio playgate/nginx: {pg[0] / ng[0]:.2f} (target >= 0.7)")
+PY
+
+# 2. The mix, flat out, then at half the rate it reached.
+mix() { # name [delay ms per connection]
+  CONN_DELAY_MS="${2:-}" timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$MIX_DURATION" \
+    -s scripts/load/mix.lua "http://127.0.0.1:$PG_PORT" > "$work/mix-$1.txt"
+  grep '^requests=' "$work/mix-$1.txt"
+}
+DURATION=2s mix warm >/dev/null
+full="$(mix full)"
+rps="$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$full")"
+delay=$(( CONNECTIONS * 1000 * 2 / rps ))
+half="$(mix half "$delay")"
+python3 - "$full" "$half" "$CONNECTIONS" "$THREADS" "$MIX_DURATION" "$TOKENS" <<'PY'
+import sys
+full, half, conns, threads, duration, tokens = sys.argv[1:]
+def kv(line):
+    return {k: float(v) for k, v in (p.split("=") for p in line.split())}
+f, h = kv(full), kv(half)
+print()
+print(f"launch mix: 80% masters ({tokens} tokens, free/standard/premium), 15% URL-mode media playlists, 5% cookie signing; wrk -t{threads} -c{conns} -d{duration}")
+print(f"{'run':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p999 ms':>8} {'errors':>7}")
+for name, r in (("flat out", f), ("half rate (fixed delay)", h)):
+    errors = sum(v for k, v in r.items() if k.startswith("errors_"))
+    print(f"{name:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['p999_ms']:>8.2f} {errors:>7.0f}")
+if any(v for k, v in {**f, **h}.items() if k.startswith("errors_")):
+    sys.exit("some requests failed")
 PY

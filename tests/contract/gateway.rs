@@ -43,13 +43,30 @@ impl Gateway {
         aws: &str,
         env: &[(&str, &str)],
     ) -> Gateway {
-        let keys = dir.join("keys");
-        std::fs::create_dir_all(&keys).unwrap();
-        let (cf_priv, cf_pub) = playgate::cloudfront::keys::generate(false).unwrap();
-        let (jwt_priv, jwt_pub) = playgate::cloudfront::keys::generate(false).unwrap();
-        std::fs::write(keys.join("cf.pem"), cf_priv).unwrap();
-        std::fs::write(keys.join("cf_pub.pem"), cf_pub).unwrap();
-        std::fs::write(keys.join("jwt_pub.pem"), jwt_pub).unwrap();
+        Self::start_in(dir, &dir.join("keys"), moto, sections, aws, env).await
+    }
+
+    /// The full form: `keys` holds the key pairs, made there when absent
+    /// (replicas share one directory of keys).
+    pub async fn start_in(
+        dir: &Path,
+        keys: &Path,
+        moto: &str,
+        sections: &str,
+        aws: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::create_dir_all(keys).unwrap();
+        if !keys.join("cf.pem").exists() {
+            let (cf_priv, cf_pub) = playgate::cloudfront::keys::generate(false).unwrap();
+            let (jwt_priv, jwt_pub) = playgate::cloudfront::keys::generate(false).unwrap();
+            std::fs::write(keys.join("cf.pem"), cf_priv).unwrap();
+            std::fs::write(keys.join("cf_pub.pem"), cf_pub).unwrap();
+            std::fs::write(keys.join("jwt.pem"), jwt_priv).unwrap();
+            std::fs::write(keys.join("jwt_pub.pem"), jwt_pub).unwrap();
+        }
+        let jwt_priv = std::fs::read(keys.join("jwt.pem")).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -141,6 +158,10 @@ mediaconvert_role_arn = "arn:aws:iam::123456789012:role/mc"
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         panic!("serve did not start: {}", g.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

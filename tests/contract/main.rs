@@ -14,6 +14,7 @@ mod mediaconvert;
 #[path = "../common/moto.rs"]
 mod moto;
 mod objects;
+mod replicas;
 mod store;
 #[path = "../common/tree.rs"]
 mod tree;
