@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps demo stop test fmt lint cfn-lint unit bench-sign bench-manifest
+.PHONY: help deps demo stop test fmt lint cfn-lint supply-chain unit bench-sign bench-manifest
 
 help:
 	@echo "make demo   build, create dev keys, start playgate locally, print its URLs"
@@ -28,10 +28,15 @@ lint:
 cfn-lint:
 	cfn-lint deploy/cloudformation/playgate.yaml
 
+# Advisories need the RustSec database from GitHub, out of reach here: see README.
+supply-chain:
+	cargo deny --log-level error check bans licenses sources
+	cargo machete
+
 unit:
 	cargo test --lib --bins --tests
 
-test: deps fmt cfn-lint lint unit
+test: deps fmt cfn-lint supply-chain lint unit
 
 bench-sign: deps
 	@bash scripts/bench-sign.sh

@@ -55,6 +55,17 @@ if [ "$(cfn-lint --version 2>/dev/null)" != "cfn-lint 1.58.0" ]; then
   python3 -m pip install --quiet 'cfn-lint==1.58.0'
 fi
 
+# Supply chain: cargo-deny (bans, licences, sources; deny.toml) and
+# cargo-machete (unused dependencies), pinned, built from crates.io.
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny 0.20.2" ]; then
+  echo "installing: cargo-deny (a minute or two)"
+  cargo install --quiet --locked cargo-deny@0.20.2
+fi
+if [ "$(cargo machete --version 2>/dev/null)" != "0.9.2" ]; then
+  echo "installing: cargo-machete"
+  cargo install --quiet --locked cargo-machete@0.9.2
+fi
+
 # hls.js (served by the demo page) and playwright-core (the browser test's
 # driver), pinned by web/package-lock.json.
 if [ ! -f web/node_modules/hls.js/dist/hls.min.js ] || [ ! -d web/node_modules/playwright-core ] \

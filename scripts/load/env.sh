@@ -93,7 +93,7 @@ export MIX_FILE="$work/mix.tsv"
 
 # One of each, to fail early with a clear message.
 for kind in master media sign; do
-  line="$(grep "^$kind" "$work/mix.tsv" | head -1)"
+  line="$(grep -m1 "^$kind" "$work/mix.tsv")"
   IFS=$'\t' read -r _ method path auth body <<<"$line"
   args=(-fsS -o /dev/null -X "$method")
   [ -n "$auth" ] && args+=(-H "Authorization: $auth")

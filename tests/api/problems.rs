@@ -127,3 +127,72 @@ async fn slow_requests_time_out_as_problems() {
     assert_eq!(status, 503);
     assert_eq!(body["type"], "urn:playgate:problem:timeout");
 }
+
+/// CR/LF in path parameters and queries never reaches a response header;
+/// path tricks on every path parameter are refused; oversized tokens and
+/// query strings are refused with a 4xx and leave the server answering.
+#[tokio::test]
+async fn hostile_paths_headers_and_sizes_are_refused_cleanly() {
+    let app = spawn_app().await;
+    let token = app.viewer_token("free");
+    for path in [
+        "/v1/play/a%0d%0aSet-Cookie:%20evil=1/master.m3u8",
+        "/v1/play/a%0aLocation:%20https:%2f%2fevil/master.m3u8",
+        "/v1/play/..%2f..%2fetc/master.m3u8",
+        "/v1/play/%2e%2e/master.m3u8",
+        "/v1/play/a%00b/master.m3u8",
+        "/v1/play/%c0%ae%c0%ae/master.m3u8",
+        "/v1/play/a/hls/..%2f..%2f..%2fplaygate.db",
+        "/v1/play/a/hls/360p/index.m3u8%0d%0aSet-Cookie:x=1",
+        "/v1/assets/..%5c..%5cx",
+        "/v1/jobs/a%0d%0ab",
+        "/v1/tiers/free%0d%0aX:1",
+        "/v1/uploads/a%0d%0ab/complete",
+    ] {
+        let r = app.get_bearer(path, &token).await;
+        let status = r.status().as_u16();
+        let injected = r.headers().iter().any(|(k, v)| {
+            k.as_str().eq_ignore_ascii_case("location")
+                || k.as_str() == "x"
+                || v.to_str().unwrap_or("").contains("evil")
+        });
+        assert!((400..500).contains(&status), "{path}: {status}");
+        assert!(!injected, "{path}: {:?}", r.headers());
+    }
+    let query = format!(
+        "/v1/play/a/master.m3u8?token={}",
+        "%0d%0aSet-Cookie:%20x=1".repeat(10)
+    );
+    let r = app.get(&query).await;
+    assert!(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("x=1"))
+    );
+
+    // A 1 MB token, a 60 KB query string (URIs stop at 64 KB), a 1 MB
+    // cookie: each refused (or the connection closed), never served.
+    let big = "A".repeat(1 << 20);
+    let send = |req: reqwest::RequestBuilder| async move {
+        req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    let statuses = [
+        send(app.client.get(app.url("/v1/me")).bearer_auth(&big)).await,
+        send(
+            app.client
+                .get(app.url(&format!("/v1/me?token={}", &big[..60_000]))),
+        )
+        .await,
+        send(
+            app.client
+                .get(app.url("/cdn/assets/a/v1/hls/master.m3u8"))
+                .header("cookie", format!("CloudFront-Policy={big}")),
+        )
+        .await,
+    ];
+    for s in statuses {
+        assert!(s == 0 || (400..500).contains(&s), "{statuses:?}");
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200, "still serving");
+}
