@@ -81,36 +81,67 @@ pub async fn run(
     serve(state, http::router, listener, shutdown).await
 }
 
-/// Serves an already built state with the router `make` builds.
+/// Serves an already built state with the router `make` builds: HTTP/1.1
+/// connections with a limit on how long a client may take to send a
+/// request's headers (`server.header_timeout`: a client trickling bytes
+/// cannot hold a connection), each request carrying the peer's address.
+/// When `shutdown` resolves, the listener closes, in-flight requests
+/// finish (idle connections close), and after `server.shutdown_grace`
+/// whatever is left is dropped.
 pub async fn serve(
     state: state::AppState,
     make: impl FnOnce(state::AppState) -> axum::Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let grace = state.config.server.shutdown_grace;
+    let header_timeout = state.config.server.header_timeout;
     let app = make(state);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutdown requested; draining in-flight requests");
-        let _ = tx.send(());
-    };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
-    let deadline = async move {
-        if rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(reason = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo::<SocketAddr>(peer));
+                req
+            },
+        );
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(svc),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(reason = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutdown requested; draining in-flight requests");
     tokio::select! {
-        r = server => r?,
-        () = deadline => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
         }
     }

@@ -239,6 +239,8 @@ pub struct ServerConfig {
     /// How clients reach this gateway (used in URLs it hands out).
     pub public_url: String,
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_body: u64,
     pub max_concurrency: usize,
@@ -459,6 +461,9 @@ impl Config {
             && !is_http_url(u)
         {
             bad("origin.http_base", "must be an absolute http(s) URL".into());
+        }
+        if self.server.header_timeout.is_zero() {
+            bad("server.header_timeout", "must be more than zero".into());
         }
         if self.cache.origin_fresh.is_zero() {
             bad("cache.origin_fresh", "must be more than zero".into());
@@ -694,6 +699,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             listen,
             public_url: s.or("public_url", format!("http://{listen}")),
             request_timeout: dur(s, "request_timeout", "30s"),
+            header_timeout: dur(s, "header_timeout", "10s"),
             shutdown_grace: dur(s, "shutdown_grace", "20s"),
             max_body: s.or("max_body", Size(1 << 20)).0,
             max_concurrency: s.or("max_concurrency", 1024usize),

@@ -196,3 +196,45 @@ async fn hostile_paths_headers_and_sizes_are_refused_cleanly() {
     }
     assert_eq!(app.get("/healthz").await.status(), 200, "still serving");
 }
+
+/// Slowloris: a client that trickles a request's headers a byte at a
+/// time is cut off after `server.header_timeout`; a whole request on
+/// another connection meanwhile is served.
+#[tokio::test]
+async fn a_client_trickling_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with("header_timeout = \"1s\"", axum::Router::new()).await;
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut closed_after = None;
+    let mut buf = [0u8; 256];
+    for _ in 0..100 {
+        if slow.write_all(b"X").await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        match tokio::time::timeout(std::time::Duration::from_millis(100), slow.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(Ok(_)) => {
+                // A 408 or the like, then the close.
+            }
+            Err(_) => {}
+        }
+        if started.elapsed() > std::time::Duration::from_millis(300)
+            && started.elapsed() < std::time::Duration::from_millis(500)
+        {
+            assert_eq!(app.get("/healthz").await.status(), 200, "others are served");
+        }
+    }
+    let closed_after = closed_after.expect("the trickling connection was never closed");
+    assert!(
+        closed_after >= std::time::Duration::from_millis(900)
+            && closed_after < std::time::Duration::from_secs(5),
+        "closed after {closed_after:?}"
+    );
+}
