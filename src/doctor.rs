@@ -107,55 +107,44 @@ struct Behaviour {
     methods: Vec<String>,
 }
 
-// Legacy cache settings are deprecated in the API, and still what older
-// distributions (and the moto server) have: read them when there is no policy.
-#[allow(deprecated)]
-impl From<&CacheBehavior> for Behaviour {
-    fn from(b: &CacheBehavior) -> Self {
-        Behaviour {
-            pattern: b.path_pattern.clone(),
-            origin: b.target_origin_id.clone(),
-            key_groups: b.trusted_key_groups.clone(),
-            cache_policy: b.cache_policy_id.clone().filter(|s| !s.is_empty()),
-            origin_request_policy: b.origin_request_policy_id.clone().filter(|s| !s.is_empty()),
-            forwarded: b.forwarded_values.clone(),
-            ttl: (
-                b.min_ttl.unwrap_or(0),
-                b.default_ttl.unwrap_or(0),
-                b.max_ttl.unwrap_or(0),
-            ),
-            methods: b
-                .allowed_methods
-                .as_ref()
-                .map(|m| m.items.iter().map(|x| x.as_str().to_owned()).collect())
-                .unwrap_or_default(),
+/// Both kinds of behaviour have the same fields but no shared type. Legacy
+/// cache settings are deprecated in the API, and still what older
+/// distributions (and the moto server) have: read them when there is no
+/// policy.
+macro_rules! behaviour_from {
+    ($ty:ty, $pattern:expr) => {
+        #[allow(deprecated)]
+        impl From<&$ty> for Behaviour {
+            fn from(b: &$ty) -> Self {
+                let pattern: fn(&$ty) -> String = $pattern;
+                Behaviour {
+                    pattern: pattern(b),
+                    origin: b.target_origin_id.clone(),
+                    key_groups: b.trusted_key_groups.clone(),
+                    cache_policy: b.cache_policy_id.clone().filter(|s| !s.is_empty()),
+                    origin_request_policy: b
+                        .origin_request_policy_id
+                        .clone()
+                        .filter(|s| !s.is_empty()),
+                    forwarded: b.forwarded_values.clone(),
+                    ttl: (
+                        b.min_ttl.unwrap_or(0),
+                        b.default_ttl.unwrap_or(0),
+                        b.max_ttl.unwrap_or(0),
+                    ),
+                    methods: b
+                        .allowed_methods
+                        .as_ref()
+                        .map(|m| m.items.iter().map(|x| x.as_str().to_owned()).collect())
+                        .unwrap_or_default(),
+                }
+            }
         }
-    }
+    };
 }
 
-#[allow(deprecated)]
-impl From<&DefaultCacheBehavior> for Behaviour {
-    fn from(b: &DefaultCacheBehavior) -> Self {
-        Behaviour {
-            pattern: "default (*)".into(),
-            origin: b.target_origin_id.clone(),
-            key_groups: b.trusted_key_groups.clone(),
-            cache_policy: b.cache_policy_id.clone().filter(|s| !s.is_empty()),
-            origin_request_policy: b.origin_request_policy_id.clone().filter(|s| !s.is_empty()),
-            forwarded: b.forwarded_values.clone(),
-            ttl: (
-                b.min_ttl.unwrap_or(0),
-                b.default_ttl.unwrap_or(0),
-                b.max_ttl.unwrap_or(0),
-            ),
-            methods: b
-                .allowed_methods
-                .as_ref()
-                .map(|m| m.items.iter().map(|x| x.as_str().to_owned()).collect())
-                .unwrap_or_default(),
-        }
-    }
-}
+behaviour_from!(CacheBehavior, |b| b.path_pattern.clone());
+behaviour_from!(DefaultCacheBehavior, |_| "default (*)".to_owned());
 
 /// The behaviour CloudFront uses for `path`.
 fn route(d: &DistributionConfig, path: &str) -> Option<Behaviour> {

@@ -1,6 +1,9 @@
 //! The `playgate` binary as a user runs it: exit codes, output, logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/media.rs"]
+mod media;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -834,29 +837,7 @@ delivery = "urls"
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let source = d.join("source.mp4");
-    let made = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30:duration=2",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ])
-        .arg(&source)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let source = media::small_source(d, 2);
 
     let seen = rt.block_on(async {
         let c = reqwest::Client::new();

@@ -141,8 +141,21 @@ impl Pipeline {
     /// stopped (local), or that never reached MediaConvert (the others are
     /// MediaConvert's; the reconciler follows them).
     pub async fn resume(&self) -> Result<usize, StoreError> {
-        let mut after: Option<String> = None;
         let mut n = 0;
+        for v in self.unfinished_jobs().await? {
+            if v.value.backend_job_id.is_none() {
+                tracing::info!(job = %v.value.id, "resuming an interrupted job from scratch");
+                self.enqueue(v.value.id.clone());
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Every job record not in a final state, read page by page.
+    async fn unfinished_jobs(&self) -> Result<Vec<crate::store::Versioned<Job>>, StoreError> {
+        let mut after: Option<String> = None;
+        let mut out = Vec::new();
         loop {
             let page = self
                 .store
@@ -150,18 +163,13 @@ impl Pipeline {
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.value.id.to_string());
-            for v in &page {
-                if !is_terminal(v.value.state) && v.value.backend_job_id.is_none() {
-                    tracing::info!(job = %v.value.id, "resuming an interrupted job from scratch");
-                    self.enqueue(v.value.id.clone());
-                    n += 1;
-                }
-            }
-            if page.len() < 200 {
+            let full = page.len() == 200;
+            out.extend(page.into_iter().filter(|v| !is_terminal(v.value.state)));
+            if !full {
                 break;
             }
         }
-        Ok(n)
+        Ok(out)
     }
 
     fn enqueue(&self, id: JobId) {
@@ -419,15 +427,7 @@ impl Pipeline {
         sources: &crate::storage::s3::S3Uploads,
     ) -> Result<String, String> {
         {
-            let asset = self
-                .store
-                .get_asset(&job.asset_id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the asset is gone")?
-                .value;
-            let source = asset.source.as_ref().ok_or("the asset has no source")?;
-            let key = ObjectKey::parse(&source.key).map_err(|e| e.to_string())?;
+            let key = self.source_key(job).await?;
             let url = sources
                 .presign_get(&key, std::time::Duration::from_secs(900))
                 .await
@@ -440,7 +440,7 @@ impl Pipeline {
             let mut wait = std::time::Duration::from_millis(500);
             let mut tries = 0;
             loop {
-                match mc.submit(job, &source.key, &plan).await {
+                match mc.submit(job, key.as_str(), &plan).await {
                     Ok(backend) => return Ok(backend),
                     Err(why) if tries < 4 => {
                         tracing::warn!(job = %job.id, reason = %why, "CreateJob failed; trying again");
@@ -464,45 +464,33 @@ impl Pipeline {
         };
         let now = self.clock.now_epoch();
         let quiet = self.config.pipeline.reconcile_after.as_secs();
-        let mut after: Option<String> = None;
         let mut changed = 0;
-        loop {
-            let page = self
-                .store
-                .list_typed::<Job>(Kind::Job, after.as_deref(), 200)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.value.id.to_string());
-            for v in &page {
-                let job = &v.value;
-                if is_terminal(job.state) || now.saturating_sub(v.updated_at) < quiet {
-                    continue;
-                }
-                let Some(backend) = &job.backend_job_id else {
-                    let queued = self.cancels.lock().is_ok_and(|c| c.contains_key(&job.id));
-                    if !queued {
-                        tracing::info!(job = %job.id, "reconciler: the job never reached MediaConvert; submitting again");
-                        self.enqueue(job.id.clone());
-                    }
-                    continue;
-                };
-                let event = match mc.status(backend).await {
-                    Ok(e) => e,
-                    Err(why) => {
-                        tracing::warn!(job = %job.id, reason = %why, "reconciler: GetJob failed");
-                        continue;
-                    }
-                };
-                match self.on_backend_event(&event).await {
-                    Ok(true) => changed += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(job = %job.id, reason = %e, "reconciler: could not apply GetJob's answer")
-                    }
-                }
+        for v in self.unfinished_jobs().await? {
+            let job = &v.value;
+            if now.saturating_sub(v.updated_at) < quiet {
+                continue;
             }
-            if page.len() < 200 {
-                break;
+            let Some(backend) = &job.backend_job_id else {
+                let queued = self.cancels.lock().is_ok_and(|c| c.contains_key(&job.id));
+                if !queued {
+                    tracing::info!(job = %job.id, "reconciler: the job never reached MediaConvert; submitting again");
+                    self.enqueue(job.id.clone());
+                }
+                continue;
+            };
+            let event = match mc.status(backend).await {
+                Ok(e) => e,
+                Err(why) => {
+                    tracing::warn!(job = %job.id, reason = %why, "reconciler: GetJob failed");
+                    continue;
+                }
+            };
+            match self.on_backend_event(&event).await {
+                Ok(true) => changed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(job = %job.id, reason = %e, "reconciler: could not apply GetJob's answer")
+                }
             }
         }
         Ok(changed)
@@ -633,6 +621,19 @@ impl Pipeline {
         );
     }
 
+    /// Where the job's asset keeps its uploaded source.
+    async fn source_key(&self, job: &Job) -> Result<ObjectKey, String> {
+        let asset = self
+            .store
+            .get_asset(&job.asset_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the asset is gone")?
+            .value;
+        let source = asset.source.as_ref().ok_or("the asset has no source")?;
+        ObjectKey::parse(&source.key).map_err(|e| e.to_string())
+    }
+
     /// Probe, plan, encode, publish; the published version.
     async fn encode(self: &Arc<Self>, id: &JobId) -> Result<u32, String> {
         let job = self.job(id).await.map_err(|e| e.to_string())?;
@@ -642,15 +643,7 @@ impl Pipeline {
         self.record(id, JobEvent::Progressing { progress: Some(0) })
             .await
             .map_err(|e| e.to_string())?;
-        let asset = self
-            .store
-            .get_asset(&job.asset_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the asset is gone")?
-            .value;
-        let source = asset.source.as_ref().ok_or("the asset has no source")?;
-        let key = ObjectKey::parse(&source.key).map_err(|e| e.to_string())?;
+        let key = self.source_key(&job).await?;
         let path = self
             .objects
             .local_path(&key)

@@ -8,6 +8,8 @@ mod clip;
 mod helpers;
 mod hooks;
 mod jwks;
+#[path = "../common/media.rs"]
+mod media;
 mod ops;
 mod pipeline;
 mod play;

@@ -26,35 +26,7 @@ async fn app() -> TestApp {
     .await
 }
 
-/// `dir/name` made by ffmpeg from lavfi inputs (H.264, AAC when there is audio).
-fn ffmpeg_source(dir: &Path, name: &str, inputs: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
-    for i in inputs {
-        cmd.args(["-f", "lavfi", "-i", i]);
-    }
-    let run = cmd
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-y",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
+use crate::media::ffmpeg_source;
 
 /// A 3 s 640×360 30 fps H.264 + AAC MP4.
 fn source(dir: &Path) -> PathBuf {

@@ -206,11 +206,22 @@ async fn create(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
     (StatusCode::CREATED, axum::Json(json!({ "job": job }))).into_response()
 }
 
+/// Edits a running job; a finished one (canceled meanwhile, say) stays
+/// as it is, as MediaConvert's would.
 fn set(ctx: &Ctx, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
     let mut inner = ctx.inner.lock().unwrap();
     let job = inner.jobs.get_mut(id).unwrap();
-    edit(job);
+    if !finished(job) {
+        edit(job);
+    }
     job.clone()
+}
+
+fn finished(job: &Value) -> bool {
+    matches!(
+        job["status"].as_str(),
+        Some("COMPLETE" | "ERROR" | "CANCELED")
+    )
 }
 
 /// The job's "encode": copy the tree, then tell (or not).
@@ -218,6 +229,9 @@ async fn run(ctx: Ctx, job: Value, body: Value, behaviour: Behaviour) {
     let id = job["id"].as_str().unwrap_or("").to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let progressing = set(&ctx, &id, |j| j["status"] = json!("PROGRESSING"));
+    if finished(&progressing) {
+        return; // canceled before it started
+    }
     if behaviour == Behaviour::Events {
         event(&ctx, &progressing, "PROGRESSING", json!({})).await;
     }

@@ -12,23 +12,9 @@ use serde_json::Value;
 async fn a_store_outage_keeps_cached_playback_and_refuses_writes_cleanly() {
     let Some(m) = crate::moto::moto() else { return };
     let sdk = crate::moto::moto_sdk(&m.url).await;
-    let dynamo = playgate::store::dynamodb::DynamoStore::new(&sdk, "pgtest-records");
-    dynamo.create_table().await.unwrap();
-    let s3 = playgate::storage::s3::S3Store::new(&sdk, "pgtest-out", true);
-    s3.create_bucket().await.unwrap();
+    let (dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
     let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip");
-    let made = std::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-clip.sh"))
-        .arg(&clip)
-        .arg("2")
-        .output()
-        .unwrap();
-    assert!(made.status.success());
-    let id = playgate::domain::AssetId::parse("clip").unwrap();
-    playgate::publish::publish_dir(&dynamo, &s3, &id, None, &clip, 0)
-        .await
-        .unwrap();
+    crate::gateway::publish_clip(&dynamo, &s3, dir.path()).await;
     let g = Gateway::start_with_env(
         dir.path(),
         &m.url,

@@ -179,3 +179,34 @@ mediaconvert_role_arn = "arn:aws:iam::123456789012:role/mc"
         .unwrap()
     }
 }
+
+/// The moto server's table `pgtest-records` and output bucket
+/// `pgtest-out`, made.
+pub async fn store_and_bucket(
+    sdk: &aws_config::SdkConfig,
+) -> (
+    playgate::store::dynamodb::DynamoStore,
+    playgate::storage::s3::S3Store,
+) {
+    let dynamo = playgate::store::dynamodb::DynamoStore::new(sdk, "pgtest-records");
+    dynamo.create_table().await.unwrap();
+    let s3 = playgate::storage::s3::S3Store::new(sdk, "pgtest-out", true);
+    s3.create_bucket().await.unwrap();
+    (dynamo, s3)
+}
+
+/// A 2 s ladder (scripts/make-clip.sh) in `dir/clip`, published as asset
+/// `clip` v1; the clip's directory.
+pub async fn publish_clip(
+    dynamo: &playgate::store::dynamodb::DynamoStore,
+    s3: &playgate::storage::s3::S3Store,
+    dir: &Path,
+) -> PathBuf {
+    let clip = dir.join("clip");
+    crate::media::make_clip(&clip, 2);
+    let id = playgate::domain::AssetId::parse("clip").unwrap();
+    playgate::publish::publish_dir(dynamo, s3, &id, None, &clip, 0)
+        .await
+        .unwrap();
+    clip
+}

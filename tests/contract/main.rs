@@ -9,6 +9,8 @@ mod deploy;
 mod faults;
 mod gateway;
 mod jobs;
+#[path = "../common/media.rs"]
+mod media;
 #[path = "../common/mediaconvert.rs"]
 mod mediaconvert;
 #[path = "../common/moto.rs"]
@@ -96,10 +98,7 @@ async fn aws_backends_meet_the_contract_against_moto() {
 async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     let Some(m) = moto() else { return };
     let sdk = moto_sdk(&m.url).await;
-    let dynamo = playgate::store::dynamodb::DynamoStore::new(&sdk, "pgtest-records");
-    dynamo.create_table().await.unwrap();
-    let s3 = playgate::storage::s3::S3Store::new(&sdk, "pgtest-out", true);
-    s3.create_bucket().await.unwrap();
+    let (dynamo, s3) = gateway::store_and_bucket(&sdk).await;
     let sources = playgate::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true);
     sources.create_bucket().await.unwrap();
     let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
@@ -107,22 +106,7 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     let sns = SnsInbox::start(&sdk).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip");
-    let made = std::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-clip.sh"))
-        .arg(&clip)
-        .arg("2")
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let id = playgate::domain::AssetId::parse("clip").unwrap();
-    playgate::publish::publish_dir(&dynamo, &s3, &id, None, &clip, 0)
-        .await
-        .unwrap();
+    let clip = gateway::publish_clip(&dynamo, &s3, dir.path()).await;
     let job = job_awaiting_mediaconvert(&dynamo, &s3, &clip).await;
     let stand_in = mediaconvert::StandIn::start(
         Arc::new(playgate::storage::s3::S3Store::new(
@@ -133,29 +117,7 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
         &clip,
     )
     .await;
-    let source = dir.path().join("source.mp4");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30:duration=2",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ])
-        .arg(&source)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let source = media::small_source(dir.path(), 2);
     let hook_secret = dir.path().join("hook-secret");
     std::fs::write(&hook_secret, "mediaconvert-hook-secret-123").unwrap();
 

@@ -98,23 +98,9 @@ http {{
 async fn two_replicas_over_one_dynamodb_behind_round_robin() {
     let Some(m) = crate::moto::moto() else { return };
     let sdk = crate::moto::moto_sdk(&m.url).await;
-    let dynamo = playgate::store::dynamodb::DynamoStore::new(&sdk, "pgtest-records");
-    dynamo.create_table().await.unwrap();
-    let s3 = playgate::storage::s3::S3Store::new(&sdk, "pgtest-out", true);
-    s3.create_bucket().await.unwrap();
+    let (dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
     let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip");
-    let made = std::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-clip.sh"))
-        .arg(&clip)
-        .arg("2")
-        .output()
-        .unwrap();
-    assert!(made.status.success());
-    let id = playgate::domain::AssetId::parse("clip").unwrap();
-    playgate::publish::publish_dir(&dynamo, &s3, &id, None, &clip, 0)
-        .await
-        .unwrap();
+    crate::gateway::publish_clip(&dynamo, &s3, dir.path()).await;
 
     let keys = dir.path().join("keys");
     let sections = "[tiers.mobile]\nrank = 5\nmax_height = 480\ndelivery = \"urls\"\n";
