@@ -298,6 +298,24 @@ pub fn request_token(job: &Job) -> String {
     format!("pg-{}", &hex[..40])
 }
 
+/// Why a job could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// MediaConvert (or the way to it) is unavailable, throttling or
+    /// failing: the job stays SUBMITTED and is submitted again later.
+    Retry(String),
+    /// The request itself is wrong, or the source is: the job fails.
+    Fail(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::Retry(why) | SubmitError::Fail(why) => f.write_str(why),
+        }
+    }
+}
+
 /// A MediaConvert client on the regional endpoint, with the role and
 /// queue jobs run under.
 pub struct MediaConvert {
@@ -325,7 +343,12 @@ impl MediaConvert {
     /// Creates the job that encodes `source_key` for `job`; MediaConvert's
     /// job id. The same job submitted again (a retry, a restart) carries
     /// the same `ClientRequestToken`.
-    pub async fn submit(&self, job: &Job, source_key: &str, plan: &Plan) -> Result<String, String> {
+    pub async fn submit(
+        &self,
+        job: &Job,
+        source_key: &str,
+        plan: &Plan,
+    ) -> Result<String, SubmitError> {
         let input = format!("s3://{}/{}", self.source_bucket, source_key);
         let output = format!(
             "s3://{}/assets/{}/v{}/",
@@ -344,10 +367,29 @@ impl MediaConvert {
             .settings(job_settings(plan, &input, &output))
             .send()
             .await
-            .map_err(|e| format!("MediaConvert CreateJob: {}", said(&e)))?;
-        out.job
-            .and_then(|j| j.id)
-            .ok_or_else(|| "MediaConvert CreateJob answered without a job id".to_owned())
+            .map_err(|e| {
+                use aws_sdk_mediaconvert::error::SdkError;
+                let why = format!("MediaConvert CreateJob: {}", said(&e));
+                // The SDK has already retried these with backoff.
+                let transient = match &e {
+                    SdkError::ServiceError(se) => {
+                        let status = se.raw().status().as_u16();
+                        status >= 500 || status == 429
+                    }
+                    SdkError::TimeoutError(_)
+                    | SdkError::DispatchFailure(_)
+                    | SdkError::ResponseError(_) => true,
+                    _ => false,
+                };
+                if transient {
+                    SubmitError::Retry(why)
+                } else {
+                    SubmitError::Fail(why)
+                }
+            })?;
+        out.job.and_then(|j| j.id).ok_or_else(|| {
+            SubmitError::Retry("MediaConvert CreateJob answered without a job id".into())
+        })
     }
 
     /// The job's state as the EventBridge event MediaConvert would have

@@ -14,6 +14,7 @@
 //! `pipeline.reconcile_after`.
 
 use super::jobs::{JobEvent, apply, is_terminal};
+use super::mediaconvert::SubmitError;
 use crate::config::Config;
 use crate::domain::{AssetId, JobId};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -396,7 +397,10 @@ impl Pipeline {
                     let _ = mc.cancel(&backend).await;
                 }
             }
-            Err(why) => {
+            Err(SubmitError::Retry(why)) => {
+                tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "MediaConvert unavailable; the reconciler submits the job again (same token)");
+            }
+            Err(SubmitError::Fail(why)) => {
                 tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "transcode not started");
                 let _ = self.mark_failed(&job.asset_id, &why).await;
                 if let Ok(Some(_)) = self.record(id, JobEvent::Error { message: why }).await {
@@ -411,7 +415,7 @@ impl Pipeline {
         id: &JobId,
         mc: &super::mediaconvert::MediaConvert,
         sources: &crate::storage::s3::S3Uploads,
-    ) -> Option<(Job, Result<String, String>)> {
+    ) -> Option<(Job, Result<String, SubmitError>)> {
         let job = self.job(id).await.ok()?;
         if is_terminal(job.state) || job.backend_job_id.is_some() {
             return None;
@@ -425,33 +429,18 @@ impl Pipeline {
         job: &Job,
         mc: &super::mediaconvert::MediaConvert,
         sources: &crate::storage::s3::S3Uploads,
-    ) -> Result<String, String> {
-        {
-            let key = self.source_key(job).await?;
-            let url = sources
-                .presign_get(&key, std::time::Duration::from_secs(900))
-                .await
-                .map_err(|e| e.to_string())?;
-            let probed = super::probe::probe(&url.url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
-                .map_err(|e| e.to_string())?;
-            let mut wait = std::time::Duration::from_millis(500);
-            let mut tries = 0;
-            loop {
-                match mc.submit(job, key.as_str(), &plan).await {
-                    Ok(backend) => return Ok(backend),
-                    Err(why) if tries < 4 => {
-                        tracing::warn!(job = %job.id, reason = %why, "CreateJob failed; trying again");
-                        tokio::time::sleep(wait).await;
-                        wait *= 2;
-                        tries += 1;
-                    }
-                    Err(why) => return Err(why),
-                }
-            }
-        }
+    ) -> Result<String, SubmitError> {
+        let key = self.source_key(job).await?;
+        let url = sources
+            .presign_get(&key, std::time::Duration::from_secs(900))
+            .await
+            .map_err(|e| SubmitError::Fail(e.to_string()))?;
+        let probed = super::probe::probe(&url.url)
+            .await
+            .map_err(|e| SubmitError::Fail(e.to_string()))?;
+        let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
+            .map_err(|e| SubmitError::Fail(e.to_string()))?;
+        mc.submit(job, key.as_str(), &plan).await
     }
 
     /// Asks MediaConvert about every unfinished job that has been silent
@@ -621,17 +610,21 @@ impl Pipeline {
         );
     }
 
-    /// Where the job's asset keeps its uploaded source.
-    async fn source_key(&self, job: &Job) -> Result<ObjectKey, String> {
+    /// Where the job's asset keeps its uploaded source (a store that cannot
+    /// answer is worth trying again; a missing source is not).
+    async fn source_key(&self, job: &Job) -> Result<ObjectKey, SubmitError> {
         let asset = self
             .store
             .get_asset(&job.asset_id)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the asset is gone")?
+            .map_err(|e| SubmitError::Retry(e.to_string()))?
+            .ok_or_else(|| SubmitError::Fail("the asset is gone".into()))?
             .value;
-        let source = asset.source.as_ref().ok_or("the asset has no source")?;
-        ObjectKey::parse(&source.key).map_err(|e| e.to_string())
+        let source = asset
+            .source
+            .as_ref()
+            .ok_or_else(|| SubmitError::Fail("the asset has no source".into()))?;
+        ObjectKey::parse(&source.key).map_err(|e| SubmitError::Fail(e.to_string()))
     }
 
     /// Probe, plan, encode, publish; the published version.
@@ -643,7 +636,7 @@ impl Pipeline {
         self.record(id, JobEvent::Progressing { progress: Some(0) })
             .await
             .map_err(|e| e.to_string())?;
-        let key = self.source_key(&job).await?;
+        let key = self.source_key(&job).await.map_err(|e| e.to_string())?;
         let path = self
             .objects
             .local_path(&key)

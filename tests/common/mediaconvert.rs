@@ -37,6 +37,8 @@ pub enum Behaviour {
 
 struct Inner {
     behaviour: Behaviour,
+    /// CreateJob answers 500 InternalServerErrorException while set.
+    unavailable: bool,
     jobs: HashMap<String, Value>,
     tokens: HashMap<String, String>,
     /// Every accepted CreateJob body, in order.
@@ -68,6 +70,7 @@ impl StandIn {
         let ctx = Ctx {
             inner: Arc::new(Mutex::new(Inner {
                 behaviour: Behaviour::Events,
+                unavailable: false,
                 jobs: HashMap::new(),
                 tokens: HashMap::new(),
                 created: Vec::new(),
@@ -93,6 +96,11 @@ impl StandIn {
     /// Where events go: playgate's hook and its shared secret.
     pub fn send_events_to(&self, hook_url: &str, secret: &str) {
         *self.ctx.hook.lock().unwrap() = Some((hook_url.to_owned(), secret.to_owned()));
+    }
+
+    /// While `down`, CreateJob fails as an overloaded MediaConvert does.
+    pub fn unavailable(&self, down: bool) {
+        self.ctx.inner.lock().unwrap().unavailable = down;
     }
 
     pub fn behave(&self, b: Behaviour) {
@@ -184,6 +192,13 @@ async fn create(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
     let (job, behaviour) = {
         let mut inner = ctx.inner.lock().unwrap();
         inner.create_calls += 1;
+        if inner.unavailable {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+                "The service is unavailable; try again.",
+            );
+        }
         if let Some(id) = inner.tokens.get(&token) {
             let job = inner.jobs[id].clone();
             return (StatusCode::CREATED, axum::Json(json!({ "job": job }))).into_response();

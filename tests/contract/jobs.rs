@@ -346,5 +346,40 @@ pub async fn run_jobs(
     check(
         a["status"] == "ready" && a["current_version"] == 2,
         format!("back to ready: {a}"),
-    )
+    )?;
+
+    // MediaConvert unavailable when the job is created: the job waits,
+    // SUBMITTED, and completes once MediaConvert is back (the reconciler
+    // submits it again with the same token).
+    stand_in.behave(Behaviour::Events);
+    stand_in.unavailable(true);
+    let calls = stand_in.create_calls();
+    let job = transcode(client, base, &id).await;
+    let jid = job["id"].as_str().unwrap_or_default().to_owned();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let waiting: Value = client
+        .get(format!("{base}/v1/jobs/{jid}"))
+        .bearer_auth("ingest-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    check(
+        waiting["job"]["state"] == "SUBMITTED" && waiting["job"]["backend_job_id"].is_null(),
+        format!("waiting for MediaConvert: {waiting}"),
+    )?;
+    check(
+        stand_in.create_calls() > calls,
+        "CreateJob was tried".into(),
+    )?;
+    stand_in.unavailable(false);
+    let job = wait_for_job(client, base, &jid).await;
+    check(
+        job["state"] == "COMPLETE",
+        format!("completed once back: {job}"),
+    )?;
+    let a = asset(client, base, &id).await;
+    check(a["current_version"] == 3, format!("the next version, v3: {a}"))
 }
