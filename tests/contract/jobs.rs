@@ -102,17 +102,25 @@ async fn mediaconvert_client_speaks_the_wire_protocol() {
     assert!(unknown.contains("NotFoundException"), "{unknown}");
 }
 
+/// `GET /v1/jobs/{id}`: the job.
+async fn get_job(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/v1/jobs/{id}"))
+        .bearer_auth("ingest-key")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["job"]
+        .clone()
+}
+
 /// Polls `GET /v1/jobs/{id}` until the job ends (or 30 s pass).
 pub async fn wait_for_job(client: &reqwest::Client, base: &str, id: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
-        let r = client
-            .get(format!("{base}/v1/jobs/{id}"))
-            .bearer_auth("ingest-key")
-            .send()
-            .await
-            .unwrap();
-        last = r.json::<Value>().await.unwrap()["job"].clone();
+        last = get_job(client, base, id).await;
         if matches!(
             last["state"].as_str(),
             Some("COMPLETE" | "ERROR" | "CANCELED")
@@ -309,16 +317,7 @@ pub async fn run_jobs(
     let jid = job["id"].as_str().unwrap().to_owned();
     let mut backend = Value::Null;
     for _ in 0..100 {
-        let r: Value = client
-            .get(format!("{base}/v1/jobs/{jid}"))
-            .bearer_auth("ingest-key")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        backend = r["job"]["backend_job_id"].clone();
+        backend = get_job(client, base, &jid).await["backend_job_id"].clone();
         if backend.is_string() {
             break;
         }
@@ -357,17 +356,9 @@ pub async fn run_jobs(
     let job = transcode(client, base, &id).await;
     let jid = job["id"].as_str().unwrap_or_default().to_owned();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let waiting: Value = client
-        .get(format!("{base}/v1/jobs/{jid}"))
-        .bearer_auth("ingest-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let waiting = get_job(client, base, &jid).await;
     check(
-        waiting["job"]["state"] == "SUBMITTED" && waiting["job"]["backend_job_id"].is_null(),
+        waiting["state"] == "SUBMITTED" && waiting["backend_job_id"].is_null(),
         format!("waiting for MediaConvert: {waiting}"),
     )?;
     check(
@@ -381,5 +372,8 @@ pub async fn run_jobs(
         format!("completed once back: {job}"),
     )?;
     let a = asset(client, base, &id).await;
-    check(a["current_version"] == 3, format!("the next version, v3: {a}"))
+    check(
+        a["current_version"] == 3,
+        format!("the next version, v3: {a}"),
+    )
 }
