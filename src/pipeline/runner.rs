@@ -536,7 +536,18 @@ impl Pipeline {
         }
         let key = format!("assets/{}/v{}/hls/master.m3u8", job.asset_id, job.version);
         let master = match ObjectKey::parse(&key) {
-            Ok(k) => self.objects.get(&k).await.ok(),
+            Ok(k) => match self.objects.get(&k).await {
+                Ok(bytes) => Some(bytes),
+                Err(crate::storage::StorageError::NotFound(_)) => None,
+                // S3 not answering is no verdict on the job: the hook
+                // answers 503 (EventBridge delivers again) and the
+                // reconciler asks again.
+                Err(e @ crate::storage::StorageError::Unavailable(_)) => {
+                    return Err(PipelineError::Backend(format!(
+                        "cannot read the job's output yet: {e}"
+                    )));
+                }
+            },
             Err(_) => None,
         };
         let renditions = master.as_deref().and_then(|m| {

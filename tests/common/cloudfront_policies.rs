@@ -3,6 +3,7 @@
 //! answers those two APIs itself, in CloudFront's REST XML (create with
 //! the SDK's own request body, get by id), and passes every other request
 //! to the moto server unchanged. Tests point the SDK's endpoint at it.
+//! It can also make requests under a path fail with S3's 503 SlowDown.
 #![allow(dead_code)]
 
 use axum::body::Bytes;
@@ -18,10 +19,14 @@ struct Ctx {
     /// (kind, id) → the stored `…Config` element.
     policies: Arc<Mutex<HashMap<(String, String), String>>>,
     client: reqwest::Client,
+    /// Requests under this path answer 503 SlowDown, as S3 does when
+    /// overloaded.
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 pub struct PolicyProxy {
     pub url: String,
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl PolicyProxy {
@@ -30,12 +35,20 @@ impl PolicyProxy {
             moto: moto.trim_end_matches('/').to_owned(),
             policies: Arc::new(Mutex::new(HashMap::new())),
             client: reqwest::Client::new(),
+            failing: Arc::new(Mutex::new(None)),
         };
+        let failing = ctx.failing.clone();
         let router = axum::Router::new().fallback(handle).with_state(ctx);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        PolicyProxy { url }
+        PolicyProxy { url, failing }
+    }
+
+    /// Makes every request under `prefix` (e.g. `/bucket/`) fail with 503
+    /// SlowDown until called again with `None`.
+    pub fn fail_under(&self, prefix: Option<&str>) {
+        *self.failing.lock().unwrap() = prefix.map(str::to_owned);
     }
 }
 
@@ -64,6 +77,15 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    let failing = ctx.failing.lock().unwrap().clone();
+    if failing.is_some_and(|p| path.starts_with(&p)) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "application/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        )
+            .into_response();
+    }
     for kind in ["cache-policy", "origin-request-policy"] {
         let Some(rest) = path.strip_prefix(&format!("/2020-05-31/{kind}")) else {
             continue;

@@ -109,3 +109,68 @@ async fn a_store_outage_keeps_cached_playback_and_refuses_writes_cleanly() {
     assert_eq!(status, 503);
     assert_eq!(ready["checks"]["store"], "failed", "{ready}");
 }
+
+/// S3 fails (503 SlowDown) just when MediaConvert's COMPLETE arrives: the
+/// hook answers 503 so EventBridge delivers again, and the job is not
+/// failed; the next delivery, with S3 back, publishes the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_bucket_failing_at_complete_loses_no_job() {
+    let Some(m) = crate::moto::moto() else { return };
+    let proxy = crate::cloudfront_policies::PolicyProxy::start(&m.url).await;
+    let sdk = crate::moto::moto_sdk(&m.url).await;
+    let (dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip");
+    crate::media::make_clip(&clip, 2);
+    let job = crate::job_awaiting_mediaconvert(&dynamo, &s3, &clip).await;
+    let secret = dir.path().join("hook-secret");
+    std::fs::write(&secret, "mediaconvert-hook-secret-123").unwrap();
+    let g = Gateway::start(
+        dir.path(),
+        &proxy.url,
+        &format!(
+            "[notify]\nmediaconvert_hook_secret_file = \"{}\"\n",
+            secret.display()
+        ),
+        "",
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let state = |c: reqwest::Client, base: String| async move {
+        c.get(format!("{base}/v1/jobs/clip2-a1"))
+            .bearer_auth("ingest-key")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["job"]["state"]
+            .clone()
+    };
+
+    proxy.fail_under(Some("/pgtest-out/"));
+    let first = crate::complete_by_hook(&c, &g.base, &job).await;
+    assert_eq!(
+        first,
+        (503, false),
+        "EventBridge must deliver again\n{}",
+        g.log()
+    );
+    assert_eq!(
+        state(c.clone(), g.base.clone()).await,
+        "SUBMITTED",
+        "not failed"
+    );
+
+    proxy.fail_under(None);
+    let again = crate::complete_by_hook(&c, &g.base, &job).await;
+    assert_eq!(again, (200, true), "{}", g.log());
+    assert_eq!(state(c.clone(), g.base.clone()).await, "COMPLETE");
+    let master = c
+        .get(format!("{}/v1/play/clip2/master.m3u8", g.base))
+        .bearer_auth(g.viewer_token("free"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(master.status(), 200);
+}

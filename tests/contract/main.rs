@@ -192,7 +192,7 @@ reconcile_every = "1s"
     );
     assert!(!body.contains("720p"), "{body}");
     uploads.unwrap_or_else(|e| panic!("{e}"));
-    assert!(hooked, "the COMPLETE event applied");
+    assert_eq!(hooked, (200, true), "the COMPLETE event applied");
     if let Err(e) = jobs {
         panic!("{e}\n--- gateway log ---\n{}", gateway.log());
     }
@@ -452,7 +452,7 @@ impl SnsInbox {
 
 /// Asset `clip2` encoding as job `clip2-a1` (v1), its output already in
 /// the bucket as MediaConvert would leave it.
-async fn job_awaiting_mediaconvert(
+pub(crate) async fn job_awaiting_mediaconvert(
     dynamo: &playgate::store::dynamodb::DynamoStore,
     s3: &playgate::storage::s3::S3Store,
     clip: &std::path::Path,
@@ -486,12 +486,13 @@ async fn job_awaiting_mediaconvert(
     job
 }
 
-/// MediaConvert's COMPLETE event for `job` through the hook; applied?
-async fn complete_by_hook(
+/// MediaConvert's COMPLETE event for `job` through the hook: the status
+/// and whether it was applied.
+pub(crate) async fn complete_by_hook(
     client: &reqwest::Client,
     base: &str,
     job: &playgate::store::Job,
-) -> bool {
+) -> (u16, bool) {
     let event = serde_json::json!({
         "version": "0", "id": "ev-1", "detail-type": "MediaConvert Job State Change",
         "source": "aws.mediaconvert", "account": "111122223333", "region": "us-east-1",
@@ -511,5 +512,7 @@ async fn complete_by_hook(
         .send()
         .await
         .unwrap();
-    r.status() == 200 && r.json::<serde_json::Value>().await.unwrap()["applied"] == true
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    (status, body["applied"] == true)
 }
