@@ -693,6 +693,16 @@ fn manifest_sign_signs_every_uri_against_the_playlist_url() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("#EXTM3U"));
 }
 
+/// A server child process stopped even when the test fails early.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Base64 body lines of the PEM files under `dir` (each a run of private
 /// or public key material that must never be logged).
 fn pem_lines(dir: &Path) -> Vec<String> {
@@ -828,14 +838,16 @@ delivery = "urls"
     let (free, mobile) = (token("free"), token("mobile"));
     let log_path = d.join("trace.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = playgate()
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "trace")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        playgate()
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "trace")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let source = media::small_source(d, 2);
 
@@ -970,10 +982,10 @@ delivery = "urls"
         std::thread::sleep(Duration::from_millis(100));
     }
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     let logged = std::fs::read_to_string(&log_path).unwrap();
     // Trace level was on: the HTTP client's trace events (the webhook)
     // came through along with playgate's own lines.
