@@ -860,55 +860,29 @@ delivery = "urls"
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut seen = String::new();
-        let bytes = std::fs::read(&source).unwrap();
-        let up: serde_json::Value = c
-            .post(format!("{base}/v1/uploads"))
-            .bearer_auth(api_key)
-            .json(&serde_json::json!({"filename": "s.mp4", "content_type": "video/mp4", "size": bytes.len()}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = up["asset_id"].as_str().unwrap().to_owned();
-        let put = c
-            .put(format!("{base}/v1/uploads/{id}/source"))
-            .bearer_auth(api_key)
-            .header("content-type", "video/mp4")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 200);
-        let job: serde_json::Value = c
-            .post(format!("{base}/v1/assets/{id}/transcode"))
-            .bearer_auth(api_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let job_id = job["job"]["id"].as_str().unwrap().to_owned();
-        let mut state = String::new();
-        for _ in 0..600 {
-            let j: serde_json::Value = c
-                .get(format!("{base}/v1/jobs/{job_id}"))
-                .bearer_auth(api_key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            state = j["job"]["state"].as_str().unwrap_or("").to_owned();
-            if state == "COMPLETE" || state == "ERROR" {
-                break;
+        // Upload, transcode and wait, as an operator does.
+        let ingest = tokio::task::spawn_blocking({
+            let (cfg, source, base) = (cfg.clone(), source.clone(), base.clone());
+            move || {
+                playgate()
+                    .args(["ingest", "--server", &base, "--token-env", "PG_TRACE_KEY", "--config"])
+                    .arg(&cfg)
+                    .arg(&source)
+                    .env("PG_TRACE_KEY", api_key)
+                    .output()
+                    .unwrap()
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(state, "COMPLETE");
+        })
+        .await
+        .unwrap();
+        assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+        let printed = String::from_utf8(ingest.stdout).unwrap();
+        let id = printed
+            .split("/v1/play/")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .to_owned();
 
         // Cookie delivery: the master, then a segment through the edge.
         let master = c

@@ -373,10 +373,17 @@ impl Pipeline {
         mc: &super::mediaconvert::MediaConvert,
         sources: &crate::storage::s3::S3Uploads,
     ) {
-        let created = self.create(id, mc, sources).await;
+        let job = match self.job(id).await {
+            Ok(j) if !is_terminal(j.state) && j.backend_job_id.is_none() => Some(j),
+            _ => None,
+        };
+        let created = match &job {
+            Some(j) => Some(self.probe_and_create(j, mc, sources).await),
+            None => None,
+        };
         // Out of the queue only now, so the reconciler does not submit it twice.
         let cancel = self.cancels.lock().ok().and_then(|mut c| c.remove(id));
-        let Some((job, created)) = created else {
+        let (Some(job), Some(created)) = (job, created) else {
             return;
         };
         match created {
@@ -408,20 +415,6 @@ impl Pipeline {
                 }
             }
         }
-    }
-
-    async fn create(
-        &self,
-        id: &JobId,
-        mc: &super::mediaconvert::MediaConvert,
-        sources: &crate::storage::s3::S3Uploads,
-    ) -> Option<(Job, Result<String, SubmitError>)> {
-        let job = self.job(id).await.ok()?;
-        if is_terminal(job.state) || job.backend_job_id.is_some() {
-            return None;
-        }
-        let created = self.probe_and_create(&job, mc, sources).await;
-        Some((job, created))
     }
 
     async fn probe_and_create(

@@ -18,6 +18,8 @@ mod moto;
 mod objects;
 mod replicas;
 mod store;
+#[path = "../common/tools.rs"]
+mod tools;
 #[path = "../common/tree.rs"]
 mod tree;
 
