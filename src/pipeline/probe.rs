@@ -13,6 +13,10 @@ pub enum ProbeError {
     Tool(String),
     #[error("the file is not a playable media file ({0})")]
     Unreadable(String),
+    /// The file could not be fetched (refused, reset, timed out, a 5xx):
+    /// no verdict on the file itself.
+    #[error("the file could not be fetched ({0})")]
+    Unreachable(String),
     #[error("the file has no video stream")]
     NoVideo,
     #[error("the video stream has no usable size or frame rate")]
@@ -137,6 +141,25 @@ pub fn parse(json: &[u8]) -> Result<Probed, ProbeError> {
     })
 }
 
+/// Whether ffprobe's reason is about getting the bytes (the network, the
+/// server), as ffmpeg 5's HTTP and TCP protocols word it, rather than about
+/// the bytes themselves.
+fn is_transport_failure(reason: &str) -> bool {
+    [
+        "Connection refused",
+        "Connection reset",
+        "Connection timed out",
+        "timed out",
+        "Network is unreachable",
+        "Server returned 5XX",
+        // 429 (throttled) and other unnamed 4xx: S3 uses only 429 of them.
+        "Server returned 4XX Client Error, but not one of",
+        "Input/output error",
+    ]
+    .iter()
+    .any(|p| reason.contains(p))
+}
+
 /// Runs ffprobe on `input`: a path, or a URL (a presigned S3 GET: ffprobe
 /// reads only the headers it needs). Its messages never carry `input`.
 pub async fn probe(input: impl AsRef<std::ffi::OsStr>) -> Result<Probed, ProbeError> {
@@ -162,8 +185,18 @@ pub async fn probe(input: impl AsRef<std::ffi::OsStr>) -> Result<Probed, ProbeEr
         let why = String::from_utf8_lossy(&out.stderr);
         let line = why.lines().last().unwrap_or("ffprobe failed").trim();
         // ffprobe names the file in its message; keep only the reason.
-        let reason = line.rsplit(": ").next().unwrap_or(line);
-        return Err(ProbeError::Unreadable(reason.chars().take(200).collect()));
+        let reason: String = line
+            .rsplit(": ")
+            .next()
+            .unwrap_or(line)
+            .chars()
+            .take(200)
+            .collect();
+        return Err(if is_transport_failure(&reason) {
+            ProbeError::Unreachable(reason)
+        } else {
+            ProbeError::Unreadable(reason)
+        });
     }
     parse(&out.stdout)
 }
@@ -185,6 +218,47 @@ mod tests {
         assert!(p.source.has_audio);
         assert_eq!(p.source.duration, 12.5);
         assert_eq!(p.audio_codec.as_deref(), Some("aac"));
+    }
+
+    #[test]
+    fn transport_failures_are_told_from_bad_files() {
+        for fetch in [
+            "Connection refused",
+            "Server returned 5XX Server Error reply",
+            "Server returned 4XX Client Error, but not one of 40{0,1,3,4}",
+            "Connection timed out",
+        ] {
+            assert!(is_transport_failure(fetch), "{fetch}");
+        }
+        for file in [
+            "Invalid data found when processing input",
+            "moov atom not found",
+            "Server returned 403 Forbidden (access denied)",
+            "Server returned 404 Not Found",
+        ] {
+            assert!(!is_transport_failure(file), "{file}");
+        }
+    }
+
+    /// A server that refuses the connection is Unreachable, not a bad file.
+    #[tokio::test]
+    async fn a_dead_url_is_unreachable() {
+        if std::process::Command::new("ffprobe")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = probe(format!("http://127.0.0.1:{port}/source.mp4"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ProbeError::Unreachable(_)), "{e:?}");
     }
 
     #[test]

@@ -428,12 +428,38 @@ impl Pipeline {
             .presign_get(&key, std::time::Duration::from_secs(900))
             .await
             .map_err(|e| SubmitError::Fail(e.to_string()))?;
-        let probed = super::probe::probe(&url.url)
-            .await
-            .map_err(|e| SubmitError::Fail(e.to_string()))?;
+        let probed = match super::probe::probe(&url.url).await {
+            Ok(p) => p,
+            Err(e) => return Err(Self::probe_failure(e, &key, sources).await),
+        };
         let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
             .map_err(|e| SubmitError::Fail(e.to_string()))?;
         mc.submit(job, key.as_str(), &plan).await
+    }
+
+    /// A probe of the source failed: fatal for the job only when S3 served
+    /// the source and ffprobe still could not read it. While S3 is away,
+    /// the job waits (SUBMITTED) and the reconciler submits it again.
+    async fn probe_failure(
+        e: super::probe::ProbeError,
+        key: &ObjectKey,
+        sources: &crate::storage::s3::S3Uploads,
+    ) -> SubmitError {
+        use super::probe::ProbeError;
+        use crate::storage::StorageError;
+        if matches!(e, ProbeError::Unreachable(_) | ProbeError::Tool(_)) {
+            return SubmitError::Retry(e.to_string());
+        }
+        // ffprobe words some fetch failures like bad files; S3 knows.
+        match sources.head(key).await {
+            Ok(_) => SubmitError::Fail(e.to_string()),
+            Err(StorageError::NotFound(_)) => {
+                SubmitError::Fail("the uploaded source is gone from the source bucket".into())
+            }
+            Err(StorageError::Unavailable(why)) => {
+                SubmitError::Retry(format!("the source bucket did not answer: {why}"))
+            }
+        }
     }
 
     /// Asks MediaConvert about every unfinished job that has been silent

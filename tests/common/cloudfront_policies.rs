@@ -127,6 +127,7 @@ async fn handle(
         ctx.moto,
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
     );
+    let head = method == Method::HEAD;
     let mut req = ctx.client.request(method, target).body(body);
     for (k, v) in &headers {
         if k != "host" && k != "content-length" {
@@ -137,7 +138,9 @@ async fn handle(
     let status = r.status();
     let mut out = HeaderMap::new();
     for (k, v) in r.headers() {
-        if k != "transfer-encoding" && k != "content-length" && k != "connection" {
+        // A HEAD's length is the object's, not the (empty) body's.
+        let length_of_body = k == "content-length" && !head;
+        if k != "transfer-encoding" && k != "connection" && !length_of_body {
             out.insert(k, v.clone());
         }
     }

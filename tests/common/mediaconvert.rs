@@ -11,7 +11,9 @@
 //!
 //! A created job "runs": it copies a prepared HLS tree (one directory per
 //! rendition, as `scripts/make-clip.sh` writes) to the HLS destination in
-//! the moto server's S3, then reports as the `Behaviour` says.
+//! the moto server's S3, then reports as the `Behaviour` says. Events are
+//! delivered as EventBridge's API destinations do: a 5xx, a 429 or no
+//! answer is tried again with exponential backoff; other answers are final.
 #![allow(dead_code)]
 
 use axum::extract::{Path, State};
@@ -44,6 +46,8 @@ struct Inner {
     /// Every accepted CreateJob body, in order.
     created: Vec<Value>,
     create_calls: usize,
+    /// Event deliveries the hook did not take (to be tried again).
+    refused: usize,
 }
 
 #[derive(Clone)]
@@ -52,6 +56,9 @@ struct Ctx {
     outputs: Arc<dyn playgate::storage::ObjectStore>,
     tree: std::path::PathBuf,
     hook: Arc<Mutex<Option<(String, String)>>>,
+    /// While true, a job that has written its output waits before it
+    /// reports COMPLETE (GetJob already says COMPLETE).
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct StandIn {
@@ -75,10 +82,12 @@ impl StandIn {
                 tokens: HashMap::new(),
                 created: Vec::new(),
                 create_calls: 0,
+                refused: 0,
             })),
             outputs,
             tree: tree.to_owned(),
             hook: Arc::new(Mutex::new(None)),
+            hold: tokio::sync::watch::Sender::new(false),
         };
         let router = axum::Router::new()
             .route("/2017-08-29/jobs", axum::routing::post(create))
@@ -101,6 +110,17 @@ impl StandIn {
     /// While `down`, CreateJob fails as an overloaded MediaConvert does.
     pub fn unavailable(&self, down: bool) {
         self.ctx.inner.lock().unwrap().unavailable = down;
+    }
+
+    /// While `held`, finished jobs keep their COMPLETE event to themselves.
+    pub fn hold_reports(&self, held: bool) {
+        self.ctx.hold.send_replace(held);
+    }
+
+    /// Event deliveries the hook refused or did not answer, each tried
+    /// again later.
+    pub fn refused_deliveries(&self) -> usize {
+        self.ctx.inner.lock().unwrap().refused
     }
 
     pub fn behave(&self, b: Behaviour) {
@@ -291,6 +311,7 @@ async fn run(ctx: Ctx, job: Value, body: Value, behaviour: Behaviour) {
         j["status"] = json!("COMPLETE");
         j["jobPercentComplete"] = json!(100);
     });
+    let _ = ctx.hold.subscribe().wait_for(|held| !held).await;
     if behaviour == Behaviour::Events {
         let details = json!({"outputGroupDetails": [{
             "type": "HLS_GROUP",
@@ -331,14 +352,28 @@ async fn event(ctx: &Ctx, job: &Value, status: &str, extra: Value) {
         "resources": [job["arn"]],
         "detail": detail,
     });
-    let r = reqwest::Client::new()
-        .post(&url)
-        .header("x-playgate-hook-secret", secret)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "the hook took the {status} event");
+    let client = reqwest::Client::new();
+    let mut wait = std::time::Duration::from_millis(100);
+    for _ in 0..60 {
+        let answer = client
+            .post(&url)
+            .header("x-playgate-hook-secret", &secret)
+            .timeout(std::time::Duration::from_secs(10))
+            .json(&body)
+            .send()
+            .await
+            .map(|r| r.status());
+        match answer {
+            Ok(s) if !s.is_server_error() && s != StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(s, 200, "the hook took the {status} event");
+                return;
+            }
+            _ => ctx.inner.lock().unwrap().refused += 1,
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(2));
+    }
+    panic!("the hook never took the {status} event");
 }
 
 async fn get_job(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {

@@ -174,3 +174,208 @@ async fn an_output_bucket_failing_at_complete_loses_no_job() {
         .unwrap();
     assert_eq!(master.status(), 200);
 }
+
+/// What a pipeline test in mode aws needs: the moto server's table and
+/// buckets through `endpoint`, a MediaConvert stand-in whose jobs leave a
+/// 2 s ladder in the output bucket and report to the gateway's hook, a
+/// 640×360 source, and the gateway (reconciling after `reconcile_after`).
+struct Pipeline {
+    /// Keeps the keys, clip and config until the test ends.
+    _dir: tempfile::TempDir,
+    stand_in: crate::mediaconvert::StandIn,
+    source: std::path::PathBuf,
+    g: Gateway,
+}
+
+impl Pipeline {
+    async fn start(dir: tempfile::TempDir, endpoint: &str, reconcile_after: &str) -> Pipeline {
+        let sdk = crate::moto::moto_sdk(endpoint).await;
+        crate::gateway::store_and_bucket(&sdk).await;
+        playgate::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true)
+            .create_bucket()
+            .await
+            .unwrap();
+        let clip = dir.path().join("clip");
+        crate::media::make_clip(&clip, 2);
+        let outputs = playgate::storage::s3::S3Store::new(&sdk, "pgtest-out", true);
+        let stand_in =
+            crate::mediaconvert::StandIn::start(std::sync::Arc::new(outputs), &clip).await;
+        let source = crate::media::small_source(dir.path(), 2);
+        let secret = dir.path().join("hook-secret");
+        std::fs::write(&secret, "mediaconvert-hook-secret-123").unwrap();
+        let g = Gateway::start(
+            dir.path(),
+            endpoint,
+            &format!(
+                "[notify]\nmediaconvert_hook_secret_file = \"{}\"\n[pipeline]\nreconcile_after = \"{reconcile_after}\"\nreconcile_every = \"1s\"\n",
+                secret.display()
+            ),
+            &format!("mediaconvert_endpoint = \"{}\"", stand_in.url),
+        )
+        .await;
+        stand_in.send_events_to(
+            &format!("{}/hooks/mediaconvert", g.base),
+            "mediaconvert-hook-secret-123",
+        );
+        Pipeline {
+            _dir: dir,
+            stand_in,
+            source,
+            g,
+        }
+    }
+
+    /// The job's MediaConvert id, once it has one.
+    async fn backend_id(&self, c: &reqwest::Client, job: &str) -> String {
+        for _ in 0..100 {
+            let j = crate::jobs::get_job(c, &self.g.base, job).await;
+            if let Some(id) = j["backend_job_id"].as_str() {
+                return id.to_owned();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{job} never reached MediaConvert\n{}", self.g.log());
+    }
+}
+
+/// Polls `what` every 50 ms for up to `secs` seconds.
+async fn eventually(secs: u64, what: impl Fn() -> bool) -> bool {
+    for _ in 0..secs * 20 {
+        if what() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The moto server (S3 and DynamoDB) is killed twice while jobs are in
+/// flight, and comes back as a new process with the same state (it re-runs
+/// its recording; the gateway reaches it at the same address).
+///
+/// 1. MediaConvert finishes while the store is away: the hook answers 503
+///    to every COMPLETE delivery, MediaConvert's events are delivered again
+///    with backoff, and the job completes and plays once the store is back.
+/// 2. A job waits for MediaConvert (CreateJob failed) when the store goes:
+///    the reconciler cannot list jobs, keeps going, and submits the job
+///    once the store is back; it completes as the next version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_killed_mid_pipeline_jobs_complete_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("moto-recording.jsonl");
+    let Some(m) = crate::moto::moto_recording(&recording) else {
+        return;
+    };
+    let front = crate::front::Front::start(&m.url).await;
+    let p = Pipeline::start(dir, &front.url, "5s").await;
+    let (g, stand_in) = (&p.g, &p.stand_in);
+    let c = reqwest::Client::new();
+
+    // 1. The output is written and MediaConvert says COMPLETE to GetJob;
+    //    then moto dies before the event is delivered.
+    stand_in.hold_reports(true);
+    let id = crate::jobs::upload(&c, &g.base, &p.source).await;
+    let job = crate::jobs::transcode(&c, &g.base, &id).await;
+    let jid = job["id"].as_str().unwrap().to_owned();
+    let backend = p.backend_id(&c, &jid).await;
+    assert!(
+        eventually(20, || stand_in
+            .job(&backend)
+            .is_some_and(|j| j["status"] == "COMPLETE"))
+        .await,
+        "MediaConvert finished"
+    );
+    drop(m);
+    front.cut();
+    stand_in.hold_reports(false);
+    assert!(
+        eventually(20, || stand_in.refused_deliveries() >= 3).await,
+        "the hook refuses COMPLETE while the store is away, and it is delivered again\n{}",
+        g.log()
+    );
+    let during = c
+        .get(format!("{}/v1/jobs/{jid}", g.base))
+        .bearer_auth("ingest-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(during.status(), 503);
+    let m = crate::moto::moto_replaying(&recording).await;
+    front.restore(&m.url).await;
+    let done = crate::jobs::wait_for_job(&c, &g.base, &jid).await;
+    assert_eq!(done["state"], "COMPLETE", "{done}\n{}", g.log());
+    let a = crate::jobs::asset(&c, &g.base, &id).await;
+    assert_eq!(a["status"], "ready", "{a}");
+    assert_eq!(a["current_version"], 1, "{a}");
+    let master = c
+        .get(format!("{}/v1/play/{id}/master.m3u8", g.base))
+        .bearer_auth(g.viewer_token("free"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(master.status(), 200);
+    let body = master.text().await.unwrap();
+    assert!(body.contains("/v1/hls/480p/index.m3u8"), "{body}");
+
+    // 2. CreateJob fails, so the job waits SUBMITTED; then moto dies.
+    stand_in.unavailable(true);
+    let calls = stand_in.create_calls();
+    let job = crate::jobs::transcode(&c, &g.base, &id).await;
+    let jid = job["id"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(10, || stand_in.create_calls() > calls).await,
+        "CreateJob was tried"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    drop(m);
+    front.cut();
+    stand_in.unavailable(false);
+    let log_before = g.log().matches("reconciler: could not list jobs").count();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let log_during = g.log().matches("reconciler: could not list jobs").count();
+    assert!(
+        log_during > log_before,
+        "the reconciler met the outage and carried on\n{}",
+        g.log()
+    );
+    let m = crate::moto::moto_replaying(&recording).await;
+    front.restore(&m.url).await;
+    let done = crate::jobs::wait_for_job(&c, &g.base, &jid).await;
+    assert_eq!(done["state"], "COMPLETE", "{done}\n{}", g.log());
+    assert!(done["backend_job_id"].is_string(), "{done}");
+    let a = crate::jobs::asset(&c, &g.base, &id).await;
+    assert_eq!(a["current_version"], 2, "the next version: {a}");
+    drop(m);
+}
+
+/// S3 answers 503 to the source bucket just when the job probes its
+/// source: that is no verdict on the file, so the job waits SUBMITTED
+/// (MediaConvert not asked) and the reconciler submits it again once S3
+/// answers; it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_bucket_failing_at_probe_time_fails_no_job() {
+    let Some(m) = crate::moto::moto() else { return };
+    let proxy = crate::cloudfront_policies::PolicyProxy::start(&m.url).await;
+    let p = Pipeline::start(tempfile::tempdir().unwrap(), &proxy.url, "1s").await;
+    let (g, stand_in) = (&p.g, &p.stand_in);
+    let c = reqwest::Client::new();
+    let id = crate::jobs::upload(&c, &g.base, &p.source).await;
+
+    proxy.fail_under(Some("/pgtest-src/"));
+    let job = crate::jobs::transcode(&c, &g.base, &id).await;
+    let jid = job["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let waiting = crate::jobs::get_job(&c, &g.base, &jid).await;
+    assert_eq!(waiting["state"], "SUBMITTED", "not failed: {waiting}");
+    assert!(waiting["error"].is_null(), "{waiting}");
+    assert!(stand_in.created().is_empty(), "MediaConvert not asked");
+    assert!(
+        g.log().contains("the file could not be fetched"),
+        "the probe met S3's 503\n{}",
+        g.log()
+    );
+
+    proxy.fail_under(None);
+    let done = crate::jobs::wait_for_job(&c, &g.base, &jid).await;
+    assert_eq!(done["state"], "COMPLETE", "{done}\n{}", g.log());
+}

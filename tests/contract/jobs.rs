@@ -103,7 +103,7 @@ async fn mediaconvert_client_speaks_the_wire_protocol() {
 }
 
 /// `GET /v1/jobs/{id}`: the job.
-async fn get_job(client: &reqwest::Client, base: &str, id: &str) -> Value {
+pub(crate) async fn get_job(client: &reqwest::Client, base: &str, id: &str) -> Value {
     client
         .get(format!("{base}/v1/jobs/{id}"))
         .bearer_auth("ingest-key")
@@ -132,7 +132,7 @@ pub async fn wait_for_job(client: &reqwest::Client, base: &str, id: &str) -> Val
     panic!("job {id} did not end: {last}");
 }
 
-async fn asset(client: &reqwest::Client, base: &str, id: &str) -> Value {
+pub(crate) async fn asset(client: &reqwest::Client, base: &str, id: &str) -> Value {
     client
         .get(format!("{base}/v1/assets/{id}"))
         .bearer_auth("admin-key")
@@ -145,7 +145,7 @@ async fn asset(client: &reqwest::Client, base: &str, id: &str) -> Value {
         .clone()
 }
 
-async fn transcode(client: &reqwest::Client, base: &str, id: &str) -> Value {
+pub(crate) async fn transcode(client: &reqwest::Client, base: &str, id: &str) -> Value {
     let r = client
         .post(format!("{base}/v1/assets/{id}/transcode"))
         .bearer_auth("ingest-key")
@@ -157,7 +157,7 @@ async fn transcode(client: &reqwest::Client, base: &str, id: &str) -> Value {
 }
 
 /// Uploads `file` through a presigned PUT and completes it; the asset id.
-async fn upload(client: &reqwest::Client, base: &str, file: &std::path::Path) -> String {
+pub(crate) async fn upload(client: &reqwest::Client, base: &str, file: &std::path::Path) -> String {
     let bytes = std::fs::read(file).unwrap();
     let plan: Value = client
         .post(format!("{base}/v1/uploads"))

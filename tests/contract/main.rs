@@ -7,6 +7,8 @@
 mod cloudfront_policies;
 mod deploy;
 mod faults;
+#[path = "../common/front.rs"]
+mod front;
 mod gateway;
 mod jobs;
 #[path = "../common/media.rs"]
