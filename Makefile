@@ -31,6 +31,7 @@ cfn-lint:
 # Advisories need the RustSec database from GitHub, out of reach here: see README.
 supply-chain:
 	cargo deny --log-level error check bans licenses sources
+	@bash scripts/advisories.sh
 	cargo machete
 
 unit:
