@@ -51,6 +51,7 @@ pub mod pipeline;
 pub mod play;
 pub mod playback;
 pub mod publish;
+pub mod readthrough;
 pub mod secret;
 pub mod state;
 pub mod storage;

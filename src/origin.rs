@@ -12,11 +12,12 @@
 //! a failure.
 
 use crate::metrics::{CacheLabels, Metrics};
+use crate::readthrough::{ReadThrough, Source, Timing};
 use crate::storage::{ObjectKey, ObjectStore, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OriginError {
@@ -32,6 +33,12 @@ impl From<StorageError> for OriginError {
             StorageError::NotFound(k) => OriginError::NotFound(k),
             StorageError::Unavailable(why) => OriginError::Unavailable(why),
         }
+    }
+}
+
+impl crate::readthrough::Outage for OriginError {
+    fn is_outage(&self) -> bool {
+        matches!(self, OriginError::Unavailable(_))
     }
 }
 
@@ -125,20 +132,13 @@ pub struct Fetched {
 
 pub struct OriginCache {
     origin: Arc<dyn Origin>,
-    fresh: moka::future::Cache<ObjectKey, Bytes>,
-    /// The last good copy of each object and when it was read.
-    last_good: moka::sync::Cache<ObjectKey, (Bytes, Instant)>,
-    /// Objects whose origin read just failed: for `RETRY_AFTER` they are
-    /// served stale without asking the origin again, so a failing origin
-    /// costs one viewer its timeout, not every viewer.
-    failing: moka::sync::Cache<ObjectKey, ()>,
-    fresh_for: Duration,
-    stale_for: Duration,
+    objects: ReadThrough<ObjectKey, Bytes>,
     metrics: Arc<Metrics>,
 }
 
-/// How long a failed origin read is not retried while a stale copy can
-/// be served (at most `cache.origin_fresh`).
+/// How long a failing origin is left alone while a stale copy is served
+/// (at most `cache.origin_fresh`); one background read per period checks
+/// whether it is back.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 fn weight(key: &ObjectKey, bytes: &Bytes) -> u32 {
@@ -151,26 +151,10 @@ impl OriginCache {
         config: &crate::config::CacheConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let fresh = moka::future::Cache::builder()
-            .max_capacity(config.origin_max_bytes)
-            .weigher(weight)
-            .time_to_live(config.origin_fresh)
-            .build();
-        let last_good = moka::sync::Cache::builder()
-            .max_capacity(config.origin_max_bytes)
-            .weigher(|k: &ObjectKey, v: &(Bytes, Instant)| weight(k, &v.0))
-            .time_to_live(config.origin_fresh + config.stale_if_error)
-            .build();
+        let timing = Timing::new(config.origin_fresh, config.stale_if_error, RETRY_AFTER);
         OriginCache {
             origin,
-            fresh,
-            last_good,
-            failing: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(RETRY_AFTER.min(config.origin_fresh))
-                .build(),
-            fresh_for: config.origin_fresh,
-            stale_for: config.stale_if_error,
+            objects: ReadThrough::new("origin", config.origin_max_bytes, Some(weight), timing),
             metrics,
         }
     }
@@ -179,56 +163,29 @@ impl OriginCache {
     /// read however many ask at once), else the last good copy while the
     /// stale window lasts.
     pub async fn get(&self, key: &ObjectKey) -> Result<Fetched, OriginError> {
-        if self.failing.contains_key(key)
-            && let Some(stale) = self.stale_copy(key)
-        {
-            return Ok(stale);
-        }
-        let origin = self.origin.clone();
-        let last_good = self.last_good.clone();
-        let load = async move {
-            let bytes = origin.fetch(key).await?;
-            last_good.insert(key.clone(), (bytes.clone(), Instant::now()));
-            Ok::<_, OriginError>(bytes)
-        };
+        let (origin, k) = (self.origin.clone(), key.clone());
+        let got = self
+            .objects
+            .get(key, move || async move { origin.fetch(&k).await })
+            .await;
         let labels = CacheLabels {
             cache: "origin".into(),
         };
-        match self.fresh.entry_by_ref(key).or_try_insert_with(load).await {
-            Ok(entry) => {
-                if entry.is_fresh() {
-                    self.metrics.cache_misses.get_or_create(&labels).inc();
-                } else {
-                    self.metrics.cache_hits.get_or_create(&labels).inc();
-                }
-                Ok(Fetched {
-                    bytes: entry.into_value(),
-                    stale: false,
-                })
-            }
-            Err(e) => {
-                self.metrics.cache_misses.get_or_create(&labels).inc();
-                let e = Arc::unwrap_or_clone(e);
-                if let OriginError::Unavailable(why) = &e {
-                    tracing::warn!(key = %key, reason = %why, "origin read failed");
-                    self.failing.insert(key.clone(), ());
-                    if let Some(stale) = self.stale_copy(key) {
-                        return Ok(stale);
-                    }
-                }
-                Err(e)
-            }
+        let hit = matches!(&got, Ok(g) if g.source == Source::Hit);
+        if hit {
+            self.metrics.cache_hits.get_or_create(&labels).inc();
+        } else {
+            self.metrics.cache_misses.get_or_create(&labels).inc();
         }
-    }
-
-    /// The last good copy while the stale window lasts (counted).
-    fn stale_copy(&self, key: &ObjectKey) -> Option<Fetched> {
-        let (bytes, at) = self.last_good.get(key)?;
-        if at.elapsed() > self.fresh_for + self.stale_for {
-            return None;
+        let got = got.map_err(Arc::unwrap_or_clone)?;
+        let stale = got.source == Source::Stale;
+        if stale {
+            self.metrics.origin_stale_served.inc();
         }
-        self.metrics.origin_stale_served.inc();
-        Some(Fetched { bytes, stale: true })
+        Ok(Fetched {
+            bytes: got.value,
+            stale,
+        })
     }
 }
 
@@ -329,9 +286,15 @@ mod tests {
         );
         *origin.answer.lock().unwrap() = Ok("#EXTM3U\n# v2\n");
         tokio::time::sleep(Duration::from_millis(220)).await;
+        assert!(
+            c.get(&key).await.unwrap().stale,
+            "after the pause the origin is asked in the background; no viewer waits"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
         let back = c.get(&key).await.unwrap();
         assert!(!back.stale, "asked again after the pause");
         assert_eq!(&back.bytes[..], b"#EXTM3U\n# v2\n");
+        assert_eq!(origin.reads.load(Ordering::SeqCst), reads + 1);
     }
 
     #[tokio::test]

@@ -5,11 +5,13 @@
 //! all through `playback` and `dash`, which stay pure. No HTTP types here.
 //!
 //! Caches, each bounded and counted in `playgate_cache_{hits,misses}`:
-//! - `assets`: asset records for `cache.asset_ttl`;
+//! - `assets`: asset records for `cache.asset_ttl` (`readthrough`: while
+//!   the store is unavailable, the last record read, without waiting);
 //! - `masters`: one authorised master/MPD per (asset, version, tier and its
 //!   rules, delivery, expiry, bound IP), built once however many viewers
 //!   ask at once; its expiry is rounded to `signing.expiry_bucket`, so
-//!   viewers share it for the whole bucket;
+//!   viewers share it for the whole bucket. One built from stale playlists
+//!   is kept for 1 s only;
 //! - `signatures`: per (pattern, expiry, key, IP), so a rendition shared
 //!   by several tiers is signed once per bucket.
 
@@ -170,6 +172,31 @@ impl Hash for RulesRef {
     }
 }
 
+/// A master built from fresh playlists is kept for `cache.origin_fresh`;
+/// one built from a stale copy (the origin failing) for `STALE_MASTER`,
+/// so viewers share it and the next one soon picks up the origin's return.
+struct MasterExpiry {
+    fresh: Duration,
+}
+
+/// How long a master built from stale playlists is shared.
+const STALE_MASTER: Duration = Duration::from_secs(1);
+
+impl moka::Expiry<MasterKey, Arc<Entitlement>> for MasterExpiry {
+    fn expire_after_create(
+        &self,
+        _: &MasterKey,
+        master: &Arc<Entitlement>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(if master.stale {
+            STALE_MASTER.min(self.fresh)
+        } else {
+            self.fresh
+        })
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct MasterKey {
     asset: AssetId,
@@ -235,10 +262,9 @@ pub struct Play {
     counted_masters: Counters,
     counted_signatures: Counters,
     pub origin: OriginCache,
-    assets: moka::future::Cache<AssetId, Option<Arc<Asset>>>,
-    /// The last record read of each asset, for `cache.stale_if_error`
-    /// after `asset_ttl`: served when the store is unavailable.
-    assets_last_good: moka::sync::Cache<AssetId, Option<Arc<Asset>>>,
+    /// Asset records: fresh for `asset_ttl`; while the store is
+    /// unavailable, the last record read for `cache.stale_if_error`.
+    assets: crate::readthrough::ReadThrough<AssetId, Option<Arc<Asset>>>,
     masters: moka::future::Cache<MasterKey, Arc<Entitlement>>,
     signatures: moka::sync::Cache<SignatureKey, Signature>,
 }
@@ -263,17 +289,21 @@ impl Play {
     ) -> Self {
         let c = &config.cache;
         Play {
-            assets: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(c.asset_ttl)
-                .build(),
-            assets_last_good: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(c.asset_ttl + c.stale_if_error)
-                .build(),
+            assets: crate::readthrough::ReadThrough::new(
+                "asset records",
+                100_000,
+                None,
+                crate::readthrough::Timing::new(
+                    c.asset_ttl,
+                    c.stale_if_error,
+                    crate::store::RETRY_AFTER,
+                ),
+            ),
             masters: moka::future::Cache::builder()
                 .max_capacity(c.masters_max_entries)
-                .time_to_live(c.origin_fresh)
+                .expire_after(MasterExpiry {
+                    fresh: c.origin_fresh,
+                })
                 .build(),
             signatures: moka::sync::Cache::builder()
                 .max_capacity(c.signatures_max_entries)
@@ -298,46 +328,21 @@ impl Play {
     /// Drops this replica's cached record of an asset (after a delete).
     pub async fn forget(&self, id: &AssetId) {
         self.assets.invalidate(id).await;
-        self.assets_last_good.invalidate(id);
     }
 
     /// The asset if it may be played at all.
     pub async fn playable_asset(&self, id: &AssetId) -> Result<(Arc<Asset>, u32), PlayError> {
-        let cached = match self.assets.get(id).await {
-            Some(hit) => {
-                self.counted_assets.count(true);
-                hit
-            }
-            None => {
-                let store = self.store.clone();
-                let read = self
-                    .assets
-                    .entry_by_ref(id)
-                    .or_try_insert_with(async move {
-                        let v = store.get_asset(id).await?;
-                        Ok::<_, StoreError>(v.map(|v| Arc::new(v.value)))
-                    })
-                    .await;
-                match read {
-                    Ok(entry) => {
-                        self.counted_assets.count(!entry.is_fresh());
-                        let value = entry.into_value();
-                        self.assets_last_good.insert(id.clone(), value.clone());
-                        value
-                    }
-                    Err(e) => match (&*e, self.assets_last_good.get(id)) {
-                        (StoreError::Unavailable(why), Some(old)) => {
-                            tracing::warn!(asset = %id, reason = %why, "store unavailable; playing from the last asset record read");
-                            // The next viewers within `asset_ttl` need not
-                            // wait for the store to fail again.
-                            self.assets.insert(id.clone(), old.clone()).await;
-                            old
-                        }
-                        _ => return Err(PlayError::Store(Arc::unwrap_or_clone(e))),
-                    },
-                }
-            }
-        };
+        let (store, key) = (self.store.clone(), id.clone());
+        let got = self
+            .assets
+            .get(id, move || async move {
+                Ok(store.get_asset(&key).await?.map(|v| Arc::new(v.value)))
+            })
+            .await
+            .map_err(|e| PlayError::Store(Arc::unwrap_or_clone(e)))?;
+        self.counted_assets
+            .count(got.source == crate::readthrough::Source::Hit);
+        let cached = got.value;
         let asset = cached.ok_or(PlayError::UnknownAsset)?;
         match (asset.status, asset.current_version) {
             (AssetStatus::Deleted, _) => Err(PlayError::UnknownAsset),
@@ -418,12 +423,7 @@ impl Play {
             .await
             .map_err(Arc::unwrap_or_clone)?;
         self.counted_masters.count(!entry.is_fresh());
-        let ent = entry.into_value();
-        if ent.stale {
-            // Served once from the stale copy; the next viewer retries the origin.
-            self.masters.invalidate(&key).await;
-        }
-        Ok(ent)
+        Ok(entry.into_value())
     }
 
     /// Reads `url` (a CDN URL of this deployment) from the origin.

@@ -78,7 +78,7 @@ pub async fn put(
     let old = state.store.get_tier(&name).await?;
     let expect = put_expectation(&headers, old.is_some(), "tier")?;
     let revision = state.store.put_tier(&name, &rules, expect).await?;
-    state.tiers.invalidate(&name);
+    state.tiers.invalidate(&name).await;
     tracing::info!(
         target: "playgate::audit",
         who = %who.who(),
@@ -108,7 +108,7 @@ pub async fn delete(
         .store
         .delete(crate::store::Kind::Tier, name.as_str(), expect)
         .await?;
-    state.tiers.invalidate(&name);
+    state.tiers.invalidate(&name).await;
     tracing::info!(
         target: "playgate::audit",
         who = %who.who(),

@@ -64,6 +64,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl crate::readthrough::Outage for StoreError {
+    fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
 impl From<StoreError> for crate::error::Error {
     fn from(e: StoreError) -> Self {
         match e {
@@ -325,8 +331,7 @@ impl<S: Store + ?Sized> StoreExt for S {}
 /// (playback keeps going through a store outage; writes fail).
 pub struct TierCache {
     store: std::sync::Arc<dyn Store>,
-    cache: moka::sync::Cache<TierName, Option<std::sync::Arc<TierRules>>>,
-    last_good: moka::sync::Cache<TierName, Option<std::sync::Arc<TierRules>>>,
+    rules: crate::readthrough::ReadThrough<TierName, Option<std::sync::Arc<TierRules>>>,
 }
 
 impl TierCache {
@@ -335,45 +340,34 @@ impl TierCache {
         ttl: std::time::Duration,
         stale: std::time::Duration,
     ) -> Self {
+        let timing = crate::readthrough::Timing::new(ttl, stale, RETRY_AFTER);
         TierCache {
             store,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build(),
-            last_good: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl + stale)
-                .build(),
+            rules: crate::readthrough::ReadThrough::new("tier rules", 10_000, None, timing),
         }
     }
 
+    /// A tier's rules (`None`: no such tier); while the store is
+    /// unavailable, the last rules read for `stale_if_error`.
     pub async fn get(&self, name: &TierName) -> StoreResult<Option<std::sync::Arc<TierRules>>> {
-        if let Some(hit) = self.cache.get(name) {
-            return Ok(hit);
-        }
-        let rules = match self.store.get_tier(name).await {
-            Ok(v) => v.map(|v| std::sync::Arc::new(v.value)),
-            Err(e @ StoreError::Unavailable(_)) => {
-                return match self.last_good.get(name) {
-                    Some(old) => {
-                        tracing::warn!(tier = %name, reason = %e, "store unavailable; using the last tier rules read");
-                        self.cache.insert(name.clone(), old.clone());
-                        Ok(old)
-                    }
-                    None => Err(e),
-                };
-            }
-            Err(e) => return Err(e),
-        };
-        self.cache.insert(name.clone(), rules.clone());
-        self.last_good.insert(name.clone(), rules.clone());
-        Ok(rules)
+        let (store, n) = (self.store.clone(), name.clone());
+        self.rules
+            .get(name, move || async move {
+                Ok(store
+                    .get_tier(&n)
+                    .await?
+                    .map(|v| std::sync::Arc::new(v.value)))
+            })
+            .await
+            .map(|got| got.value)
+            .map_err(std::sync::Arc::unwrap_or_clone)
     }
 
     /// Drops a name so this replica sees its own writes at once.
-    pub fn invalidate(&self, name: &TierName) {
-        self.cache.invalidate(name);
-        self.last_good.invalidate(name);
+    pub async fn invalidate(&self, name: &TierName) {
+        self.rules.invalidate(name).await;
     }
 }
+
+/// How often a failing store is asked again for a record served stale.
+pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);

@@ -24,6 +24,7 @@ mod store;
 mod tools;
 #[path = "../common/tree.rs"]
 mod tree;
+mod under_load;
 
 use moto::{moto, moto_sdk};
 
