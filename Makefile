@@ -28,7 +28,8 @@ lint:
 cfn-lint:
 	cfn-lint deploy/cloudformation/playgate.yaml
 
-# Advisories need the RustSec database from GitHub, out of reach here: see README.
+# Advisories are checked where the RustSec database (GitHub) can be fetched:
+# scripts/advisories.sh and the README's "Supply chain".
 supply-chain:
 	cargo deny --log-level error check bans licenses sources
 	@bash scripts/advisories.sh

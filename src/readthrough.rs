@@ -204,7 +204,9 @@ where
             }
             Err(e) => {
                 if e.is_outage() {
-                    // At most once per key and `retry_after`.
+                    // Once per failed read: concurrent readers of a key share
+                    // one, and a key with a stale value is read once per
+                    // `retry_after`.
                     tracing::warn!(cache = self.what, reason = %e, "read failed; the last good value is served while there is one");
                     self.failing
                         .insert(key.clone(), Instant::now() + self.timing.retry_after);
