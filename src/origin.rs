@@ -6,7 +6,9 @@
 //! - keeps objects fresh for `cache.origin_fresh`, bounded by bytes;
 //! - when the origin fails, serves the last good copy for
 //!   `cache.stale_if_error` more, marked `stale` (the HTTP layer says so in
-//!   a header; a metric counts it), and only then fails.
+//!   a header; a metric counts it), and only then fails. Meanwhile no
+//!   viewer waits for the failing origin: it is read again in the
+//!   background (`crate::readthrough`).
 //!
 //! A missing object is never served stale: "not found" is an answer, not
 //! a failure.
@@ -136,11 +138,6 @@ pub struct OriginCache {
     metrics: Arc<Metrics>,
 }
 
-/// How long a failing origin is left alone while a stale copy is served
-/// (at most `cache.origin_fresh`); one background read per period checks
-/// whether it is back.
-const RETRY_AFTER: Duration = Duration::from_secs(5);
-
 fn weight(key: &ObjectKey, bytes: &Bytes) -> u32 {
     u32::try_from(key.as_str().len() + bytes.len()).unwrap_or(u32::MAX)
 }
@@ -151,7 +148,7 @@ impl OriginCache {
         config: &crate::config::CacheConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let timing = Timing::new(config.origin_fresh, config.stale_if_error, RETRY_AFTER);
+        let timing = Timing::new(config.origin_fresh, config.stale_if_error);
         OriginCache {
             origin,
             objects: ReadThrough::new("origin", config.origin_max_bytes, Some(weight), timing),

@@ -293,11 +293,7 @@ impl Play {
                 "asset records",
                 100_000,
                 None,
-                crate::readthrough::Timing::new(
-                    c.asset_ttl,
-                    c.stale_if_error,
-                    crate::store::RETRY_AFTER,
-                ),
+                crate::readthrough::Timing::new(c.asset_ttl, c.stale_if_error),
             ),
             masters: moka::future::Cache::builder()
                 .max_capacity(c.masters_max_entries)

@@ -53,14 +53,17 @@ pub struct Timing {
     pub retry_after: Duration,
 }
 
+/// How long a failing source is left alone while a stale value is served.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 impl Timing {
-    /// `retry_after` is `most` or `fresh_for`, whichever is shorter: a
-    /// failing source is never left alone longer than a value stays fresh.
-    pub fn new(fresh_for: Duration, stale_for: Duration, most: Duration) -> Self {
+    /// `retry_after` is `RETRY_AFTER` or `fresh_for`, whichever is shorter:
+    /// a failing source is never left alone longer than a value stays fresh.
+    pub fn new(fresh_for: Duration, stale_for: Duration) -> Self {
         Timing {
             fresh_for,
             stale_for,
-            retry_after: most.min(fresh_for),
+            retry_after: RETRY_AFTER.min(fresh_for),
         }
     }
 }

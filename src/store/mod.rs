@@ -340,7 +340,7 @@ impl TierCache {
         ttl: std::time::Duration,
         stale: std::time::Duration,
     ) -> Self {
-        let timing = crate::readthrough::Timing::new(ttl, stale, RETRY_AFTER);
+        let timing = crate::readthrough::Timing::new(ttl, stale);
         TierCache {
             store,
             rules: crate::readthrough::ReadThrough::new("tier rules", 10_000, None, timing),
@@ -368,6 +368,3 @@ impl TierCache {
         self.rules.invalidate(name).await;
     }
 }
-
-/// How often a failing store is asked again for a record served stale.
-pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
