@@ -24,11 +24,7 @@ pub fn moto() -> Option<Moto> {
     {
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::tools::free_port();
     let child = std::process::Command::new("python3")
         .args([
             "-m",

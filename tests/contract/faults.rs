@@ -136,17 +136,6 @@ async fn an_output_bucket_failing_at_complete_loses_no_job() {
     )
     .await;
     let c = reqwest::Client::new();
-    let state = |c: reqwest::Client, base: String| async move {
-        c.get(format!("{base}/v1/jobs/clip2-a1"))
-            .bearer_auth("ingest-key")
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["job"]["state"]
-            .clone()
-    };
 
     proxy.fail_under(Some("/pgtest-out/"));
     let first = crate::complete_by_hook(&c, &g.base, &job).await;
@@ -157,7 +146,7 @@ async fn an_output_bucket_failing_at_complete_loses_no_job() {
         g.log()
     );
     assert_eq!(
-        state(c.clone(), g.base.clone()).await,
+        crate::jobs::get_job(&c, &g.base, "clip2-a1").await["state"],
         "SUBMITTED",
         "not failed"
     );
@@ -165,7 +154,10 @@ async fn an_output_bucket_failing_at_complete_loses_no_job() {
     proxy.fail_under(None);
     let again = crate::complete_by_hook(&c, &g.base, &job).await;
     assert_eq!(again, (200, true), "{}", g.log());
-    assert_eq!(state(c.clone(), g.base.clone()).await, "COMPLETE");
+    assert_eq!(
+        crate::jobs::get_job(&c, &g.base, "clip2-a1").await["state"],
+        "COMPLETE"
+    );
     let master = c
         .get(format!("{}/v1/play/clip2/master.m3u8", g.base))
         .bearer_auth(g.viewer_token("free"))

@@ -67,11 +67,7 @@ impl Gateway {
             std::fs::write(keys.join("jwt_pub.pem"), jwt_pub).unwrap();
         }
         let jwt_priv = std::fs::read(keys.join("jwt.pem")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::tools::free_port();
         let k = keys.display();
         let mut aws = aws.to_owned();
         for (key, default) in [

@@ -29,11 +29,7 @@ fn nginx(dir: &std::path::Path, upstreams: &[&str]) -> Option<Nginx> {
     if !crate::tools::installed_or_skip(installed, "nginx") {
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::tools::free_port();
     let servers: String = upstreams
         .iter()
         .map(|u| format!("server {};", u.trim_start_matches("http://")))
