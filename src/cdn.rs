@@ -23,6 +23,61 @@ pub fn cache_control(path: &str, playlist_max_age: u64) -> String {
     }
 }
 
+/// What a backend may have signed: one asset's published output,
+/// `{cdn}/assets/{id}/v{n}/…`. `text` is a URL (`pattern = false`: a query
+/// may follow `?`) or a CloudFront resource pattern (`pattern = true`:
+/// `*` and `?` are wildcards, allowed only after `v{n}/`). Refused: other
+/// prefixes, the uploaded originals (`source/`), dot and empty segments,
+/// encoded dots and separators (`%2e`, `%2f`, `%5c`), backslashes and
+/// control characters. The asset and version, for the caller to check
+/// they are published.
+pub fn grant_target(cdn_base: &str, text: &str, pattern: bool) -> Result<(AssetId, u32), String> {
+    let prefix = format!("{}/assets/", cdn_base.trim_end_matches('/'));
+    let outside =
+        || format!("only one asset's published output is signed: {prefix}{{asset}}/v{{n}}/…");
+    let rest = text.strip_prefix(&prefix).ok_or_else(outside)?;
+    if rest
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\' || b == b'#')
+    {
+        return Err("URLs carry no spaces, backslashes, fragments or control characters".into());
+    }
+    let lower = rest.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return Err("encoded dots and separators (%2e, %2f, %5c) are not signed".into());
+    }
+    let path = if pattern {
+        rest
+    } else {
+        rest.split('?').next().unwrap_or_default()
+    };
+    let mut segments = path.split('/');
+    let (id, version) = (segments.next(), segments.next());
+    let wild = |s: &str| s.contains(['*', '?']);
+    let id = id
+        .filter(|s| !wild(s))
+        .and_then(|s| AssetId::parse(s).ok())
+        .ok_or_else(outside)?;
+    let version = version
+        .filter(|v| !wild(v))
+        .and_then(|v| v.strip_prefix('v'))
+        .filter(|n| !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(outside)?;
+    let inside: Vec<&str> = segments.collect();
+    if inside.is_empty() || inside.iter().any(|s| s.is_empty()) {
+        return Err(outside());
+    }
+    if inside.iter().any(|s| matches!(*s, "." | "..")) {
+        return Err("dot segments are not signed".into());
+    }
+    Ok((id, version))
+}
+
 #[async_trait]
 pub trait Invalidator: Send + Sync + 'static {
     /// Invalidates `/assets/{id}/*`; `reference` makes retries of one
@@ -90,5 +145,41 @@ impl Invalidator for CloudFrontInvalidator {
             .await
             .map_err(|e| crate::aws::said(&e))?;
         Ok(out.invalidation.map(|i| i.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CDN: &str = "https://cdn.example.com";
+
+    #[test]
+    fn grants_name_one_asset_and_version() {
+        let ok = |t: &str, p: bool| grant_target(CDN, &format!("{CDN}{t}"), p);
+        assert_eq!(
+            ok("/assets/clip/v3/hls/720p/*", true),
+            Ok(("clip".parse().unwrap(), 3))
+        );
+        assert!(ok("/assets/clip/v1/hls/master.m3u8?x=1", false).is_ok());
+        for bad in [
+            "/assets/*",
+            "/assets/c*/v1/x",
+            "/assets/clip/v*/x",
+            "/assets/clip/v01/x",
+            "/assets/clip/v0/x",
+            "/assets/clip/source/x",
+            "/assets/clip/v1",
+            "/assets/clip/v1/",
+            "/assets/clip/v1//x",
+            "/assets/clip/v1/../x",
+            "/assets/clip/v1/%2E%2E/x",
+            "/assets/clip/v1/a%2Fb",
+            "/assets/clip/v1/a\\b",
+            "/other/clip/v1/x",
+        ] {
+            assert!(ok(bad, true).is_err(), "{bad}");
+        }
+        assert!(grant_target(CDN, "https://cdn.example.com.evil/assets/clip/v1/x", true).is_err());
     }
 }

@@ -425,6 +425,9 @@ fn serve(path: &Path, log_format: Option<LogFormatArg>) -> Result<ExitCode, Fail
             .await
             .map_err(|e| Fail(format!("cannot listen on {}: {e}", config.server.listen)))?;
         let addr = listener.local_addr()?;
+        for w in config.warnings() {
+            tracing::warn!(key = %w.path, "config: {}", w.reason);
+        }
         tracing::info!(%addr, public_url = %config.server.public_url, "playgate listening");
         crate::run(config, listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
@@ -507,6 +510,9 @@ fn check_config(path: &Path) -> Result<ExitCode, Fail> {
             tiers.join(", ")
         }
     );
+    for w in config.warnings() {
+        println!("warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -804,7 +810,8 @@ fn manifest_filter(
     let ring = KeyRing::from_config(&config.signing)?;
     let ttl = rules
         .signature_ttl
-        .map_or(config.signing.default_ttl, |d| d.0);
+        .map_or(config.signing.default_ttl, |d| d.0)
+        .min(config.signing.max_ttl);
     let expires = expiry(SystemClock.now_epoch(), ttl, config.signing.expiry_bucket);
     let layout = Layout {
         cdn_base: &config.cdn.base_url,

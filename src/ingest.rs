@@ -26,7 +26,9 @@ fn content_type(file: &Path) -> &'static str {
     }
 }
 
-/// The name the server stores: the file's name, reduced to what it accepts.
+/// The name the server stores: the file's name, reduced to what it
+/// accepts (plain characters, a container's extension: `.mp4` is added to
+/// a name without one; the server reads the container from the bytes).
 fn upload_name(file: &Path) -> String {
     let raw = file
         .file_name()
@@ -43,11 +45,16 @@ fn upload_name(file: &Path) -> String {
         })
         .collect();
     let clean = clean.trim_start_matches('.');
-    let clean: String = clean.chars().take(128).collect();
-    if clean.is_empty() {
+    let clean: String = clean.chars().take(120).collect();
+    let clean = if clean.is_empty() {
         "source".into()
     } else {
         clean
+    };
+    if crate::pipeline::source::has_media_extension(&clean) {
+        clean
+    } else {
+        format!("{clean}.mp4")
     }
 }
 
@@ -231,6 +238,8 @@ mod tests {
             "My_Movie__1_.mov"
         );
         assert_eq!(upload_name(Path::new(".hidden.mp4")), "hidden.mp4");
+        assert_eq!(upload_name(Path::new("/x/take-3")), "take-3.mp4");
+        assert_eq!(upload_name(Path::new("/x/notes.txt")), "notes.txt.mp4");
         assert_eq!(content_type(Path::new("a.MOV")), "video/quicktime");
     }
 }

@@ -371,11 +371,15 @@ impl Play {
         }
     }
 
+    /// A grant's lifetime: the request's, else the tier's, else the
+    /// default — never past `signing.max_ttl` (rules stored before that
+    /// check existed may say more).
     fn ttl_of(&self, viewer: &Viewer<'_>) -> Duration {
         viewer
             .ttl
             .or(viewer.rules.signature_ttl.map(|d| d.0))
             .unwrap_or(self.config.signing.default_ttl)
+            .min(self.config.signing.max_ttl)
     }
 
     /// The authorised master (or MPD) for this viewer; shared by every

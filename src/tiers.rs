@@ -144,6 +144,30 @@ impl TierRules {
     }
 }
 
+impl TierRules {
+    /// Lifetimes longer than `max` (`signing.max_ttl`): every grant of a
+    /// tier is capped by the signing limit, so a longer one is a mistake.
+    pub fn lifetime_problems(&self, max: std::time::Duration) -> Vec<(&'static str, String)> {
+        [
+            ("signature_ttl", &self.signature_ttl),
+            ("playlist_ttl", &self.playlist_ttl),
+        ]
+        .into_iter()
+        .filter_map(|(name, d)| {
+            d.as_ref().filter(|d| d.0 > max).map(|_| {
+                (
+                    name,
+                    format!(
+                        "must be at most signing.max_ttl ({})",
+                        humantime::format_duration(max)
+                    ),
+                )
+            })
+        })
+        .collect()
+    }
+}
+
 /// Reads one `[tiers.NAME]` table field by field, recording every problem.
 pub(crate) fn read_rules(s: &mut crate::config::ConfigSection<'_>) -> TierRules {
     let rules = TierRules {

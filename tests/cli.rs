@@ -131,6 +131,42 @@ fn check_config_reports_a_missing_key_file_with_a_hint() {
     assert!(stdout.contains("playgate keygen"), "{stdout}");
 }
 
+/// `*` lends no credentials: with a cookie tier, check-config says so (and
+/// still passes); a listed origin is quiet; `*` beside origins is an error.
+#[test]
+fn check_config_warns_that_star_cors_cannot_carry_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let cfg = config(dir.path(), "127.0.0.1:0");
+    let run = |origins: &str| {
+        playgate()
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .env("PLAYGATE__SERVER__CORS_ALLOWED_ORIGINS", origins)
+            .output()
+            .unwrap()
+    };
+    let star = run(r#"["*"]"#);
+    assert_eq!(star.status.code(), Some(0));
+    let stdout = String::from_utf8(star.stdout).unwrap();
+    assert!(
+        stdout.contains("warning: server.cors_allowed_origins: \"*\" lends no credentials")
+            && stdout.contains("(tiers free)"),
+        "{stdout}"
+    );
+    let listed = run(r#"["https://player.example.com"]"#);
+    assert_eq!(listed.status.code(), Some(0));
+    assert!(
+        !String::from_utf8(listed.stdout)
+            .unwrap()
+            .contains("warning")
+    );
+    let mixed = run(r#"["*", "https://player.example.com"]"#);
+    assert_eq!(mixed.status.code(), Some(2));
+    let path = run(r#"["https://player.example.com/app"]"#);
+    assert_eq!(path.status.code(), Some(2), "an origin has no path");
+}
+
 #[test]
 fn env_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -909,10 +945,11 @@ delivery = "urls"
         let edge = c.get(&media).header("cookie", jar.join("; ")).send().await.unwrap();
         assert_eq!(edge.status(), 200, "{media}");
 
-        // URL delivery: the master (token in the query), a media playlist,
-        // a segment through the edge.
+        // URL delivery: the master (token in the query, its name
+        // percent-encoded, as the extractor still reads it), a media
+        // playlist, a segment through the edge.
         let master = c
-            .get(format!("{base}/v1/play/{id}/master.m3u8?token={mobile}"))
+            .get(format!("{base}/v1/play/{id}/master.m3u8?%74oken={mobile}"))
             .send()
             .await
             .unwrap()

@@ -4,7 +4,8 @@
 //! that issuer alone: the header's `alg` must be in the issuer's list and
 //! must fit the key (so an HS256 token "signed" with an RSA public key is
 //! refused), `exp` is required, `nbf` and `exp` are checked against our
-//! `Clock` with the issuer's leeway.
+//! `Clock` with the issuer's leeway, and with an audience configured `aud`
+//! is required and must be a string or an array of strings naming it.
 //!
 //! Verified claims are cached by the SHA-256 of the token (bounded) and
 //! re-checked for expiry on every hit. Tokens never reach logs or errors.
@@ -328,6 +329,10 @@ impl Issuers {
             }
         })?;
         let claims = data.claims;
+        if !issuer.cfg.audience.is_empty() && !audience_ok(claims.get("aud"), &issuer.cfg.audience)
+        {
+            return Err(TokenError::WrongAudience);
+        }
         let leeway = issuer.cfg.leeway.as_secs();
         let exp = claims
             .get("exp")
@@ -373,6 +378,22 @@ impl Issuers {
             scopes,
             exp: exp.saturating_add(leeway),
         })
+    }
+}
+
+/// RFC 7519 §4.1.3: `aud` is a string or an array of strings, and with an
+/// audience configured it must be present and name one of `accepted`.
+/// Anything else (absent, a number, an object, a mixed array) is refused,
+/// whatever the JWT library lets through.
+fn audience_ok(aud: Option<&serde_json::Value>, accepted: &[String]) -> bool {
+    use serde_json::Value;
+    let ours = |s: &str| accepted.iter().any(|a| a == s);
+    match aud {
+        Some(Value::String(s)) => ours(s),
+        Some(Value::Array(list)) => {
+            list.iter().all(Value::is_string) && list.iter().filter_map(Value::as_str).any(ours)
+        }
+        _ => false,
     }
 }
 

@@ -16,7 +16,13 @@ pub struct CookieAttrs<'a> {
     pub max_age: Option<u64>,
 }
 
-fn http_date(epoch: u64) -> String {
+/// The last second an HTTP date can name (9999-12-31T23:59:59Z):
+/// `httpdate` panics past it.
+pub const LAST_HTTP_DATE: u64 = 253_402_300_799;
+
+/// An HTTP date, clamped to year 9999 (lifetimes are capped long before).
+pub fn http_date(epoch: u64) -> String {
+    let epoch = epoch.min(LAST_HTTP_DATE);
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
 }
 
@@ -106,6 +112,12 @@ mod tests {
             c,
             "CloudFront-Policy=abc; Domain=example.com; Path=/assets/a/v1/hls/720p/; Expires=Tue, 01 Jan 2036 00:00:00 GMT; Max-Age=7200; Secure; HttpOnly; SameSite=None"
         );
+    }
+
+    #[test]
+    fn dates_past_year_9999_do_not_panic() {
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(http_date(LAST_HTTP_DATE + 1), http_date(LAST_HTTP_DATE));
     }
 
     #[test]

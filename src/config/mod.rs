@@ -190,7 +190,22 @@ pub struct PipelineConfig {
     pub reconcile_after: Duration,
     /// MediaConvert: how often the reconciler looks for silent jobs.
     pub reconcile_every: Duration,
+    /// The longest one ffprobe of a source may run.
+    pub probe_timeout: Duration,
+    /// The fixed part of an encode's wall-clock limit…
+    pub encode_timeout: Duration,
+    /// …plus this many seconds per second of source.
+    pub encode_timeout_factor: f64,
     pub ladder: crate::pipeline::ladder::LadderConfig,
+}
+
+impl PipelineConfig {
+    /// The wall-clock limit of a local encode of `duration` seconds of
+    /// source: `encode_timeout + encode_timeout_factor × duration`.
+    pub fn encode_limit(&self, duration: f64) -> Duration {
+        let scaled = (self.encode_timeout_factor * duration.max(0.0)).min(1e9);
+        self.encode_timeout + Duration::from_secs_f64(scaled)
+    }
 }
 
 /// Where playback reads masters and media playlists from.
@@ -422,6 +437,23 @@ impl Config {
                 "must be a plain domain name such as example.com".into(),
             );
         }
+        let origins = &self.server.cors_allowed_origins;
+        if origins.iter().any(|o| o == "*") && origins.len() > 1 {
+            bad(
+                "server.cors_allowed_origins",
+                "\"*\" stands alone: it lets every origin read without credentials, while listed origins get credentials".into(),
+            );
+        }
+        for o in origins.iter().filter(|o| *o != "*") {
+            if !is_origin(o) {
+                bad(
+                    "server.cors_allowed_origins",
+                    format!(
+                        "{o:?} is not an origin such as \"https://player.example.com\" (scheme, host, optional port; no path)"
+                    ),
+                );
+            }
+        }
         if self.server.max_concurrency == 0 {
             bad("server.max_concurrency", "must be at least 1".into());
         }
@@ -483,6 +515,21 @@ impl Config {
                 "S3's single PUT stops at 5GiB; the threshold must not be above it".into(),
             );
         }
+        if self.pipeline.probe_timeout.is_zero() {
+            bad("pipeline.probe_timeout", "must be more than zero".into());
+        }
+        if self.pipeline.encode_timeout.is_zero() {
+            bad("pipeline.encode_timeout", "must be more than zero".into());
+        }
+        if !(self.pipeline.encode_timeout_factor.is_finite()
+            && self.pipeline.encode_timeout_factor >= 0.0)
+        {
+            bad(
+                "pipeline.encode_timeout_factor",
+                "must be zero or a positive number (seconds of encode allowed per second of source)"
+                    .into(),
+            );
+        }
         if self.pipeline.concurrency == 0 {
             bad("pipeline.concurrency", "must be at least 1".into());
         }
@@ -503,6 +550,20 @@ impl Config {
                 "cdn.cookie_secure",
                 "browsers drop SameSite=None cookies without Secure; set same_site = \"Lax\" for plain-http local use".into(),
             );
+        }
+        if self.signing.default_ttl > self.signing.max_ttl {
+            bad(
+                "signing.default_ttl",
+                format!(
+                    "must be at most signing.max_ttl ({})",
+                    humantime::format_duration(self.signing.max_ttl)
+                ),
+            );
+        }
+        for (name, rules) in &self.tiers {
+            for (field, reason) in rules.lifetime_problems(self.signing.max_ttl) {
+                bad(&format!("tiers.{name}.{field}"), reason);
+            }
         }
         if self.signing.expiry_bucket.is_zero() {
             bad("signing.expiry_bucket", "must be more than zero".into());
@@ -571,6 +632,28 @@ impl Config {
 }
 
 impl Config {
+    /// Settings that work but are probably not meant: `key.path: reason`
+    /// lines that `check-config` prints and `serve` logs at start.
+    pub fn warnings(&self) -> Vec<Issue> {
+        let mut out = Vec::new();
+        let cookie_tiers: Vec<&str> = self
+            .tiers
+            .iter()
+            .filter(|(_, t)| t.delivery == crate::tiers::Delivery::Cookies)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if self.server.cors_allowed_origins.iter().any(|o| o == "*") && !cookie_tiers.is_empty() {
+            out.push(Issue {
+                path: "server.cors_allowed_origins".into(),
+                reason: format!(
+                    "\"*\" lends no credentials, so a player on another origin cannot use cookie delivery (tiers {}); list the players' origins instead",
+                    cookie_tiers.join(", ")
+                ),
+            });
+        }
+        out
+    }
+
     /// Why cookie delivery cannot work with these hosts, if it cannot: the
     /// gateway sets cookies that the CDN must receive, so either both are
     /// one host, or `cdn.cookie_domain` is a domain both are under. No
@@ -607,6 +690,15 @@ impl Config {
 }
 
 const KEYGEN_HINT: &str = " (dev keys: run `playgate keygen --out keys/dev`)";
+
+/// A serialized origin (RFC 6454): `scheme://host[:port]`, nothing more.
+fn is_origin(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.origin().ascii_serialization() == s
+    })
+}
 
 fn is_http_url(s: &str) -> bool {
     url::Url::parse(s)
@@ -703,7 +795,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             shutdown_grace: dur(s, "shutdown_grace", "20s"),
             max_body: s.or("max_body", Size(1 << 20)).0,
             max_concurrency: s.or("max_concurrency", 1024usize),
-            cors_allowed_origins: s.or("cors_allowed_origins", vec!["*".to_owned()]),
+            cors_allowed_origins: s.or("cors_allowed_origins", Vec::new()),
             trusted_proxies: {
                 let raw: Vec<String> = s.or("trusted_proxies", Vec::new());
                 let mut out = Vec::new();
@@ -904,6 +996,9 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
             part_size: s.or("part_size", Size(100 << 20)).0,
             reconcile_after: dur(s, "reconcile_after", "10m"),
             reconcile_every: dur(s, "reconcile_every", "1m"),
+            probe_timeout: dur(s, "probe_timeout", "2m"),
+            encode_timeout: dur(s, "encode_timeout", "10m"),
+            encode_timeout_factor: s.or("encode_timeout_factor", 20.0),
             ladder: crate::pipeline::ladder::LadderConfig {
                 segment_seconds: s.or("segment_seconds", default.segment_seconds),
                 gop_seconds: s.or("gop_seconds", default.gop_seconds),

@@ -6,7 +6,9 @@
 //!   npm into `web/` (never fetched from a CDN at run time);
 //! - `GET /demo/assets`: ready assets; `GET /demo/token?tier=T`: a short
 //!   viewer token from the config's `dev = true` issuer. Both answer only
-//!   loopback clients: they hand out what the admin and viewer APIs guard.
+//!   loopback clients of a gateway listening on loopback, and never a
+//!   request a proxy forwarded (`Forwarded`, `X-Forwarded-For`, …): they
+//!   hand out what the admin and viewer APIs guard.
 
 use crate::domain::TierName;
 use crate::error::{Error, Result};
@@ -14,7 +16,7 @@ use crate::http::extract::Query;
 use crate::state::AppState;
 use crate::store::{Asset, AssetStatus, Kind, StoreExt};
 use axum::extract::{ConnectInfo, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,12 +34,23 @@ pub fn routes() -> Router<AppState> {
         .route("/demo/token", get(token))
 }
 
-fn loopback_only(peer: SocketAddr) -> Result<()> {
-    if peer.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(Error::NotFound)
-    }
+/// Headers a reverse proxy adds: a request carrying one came from
+/// somewhere else, whatever the peer address says.
+const PROXY_HEADERS: [&str; 4] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-forwarded-host",
+];
+
+/// The helpers answer only a loopback peer of a gateway that listens on
+/// loopback, and never through a proxy on the same host (which would make
+/// every request look local). Anything else: 404, as if absent.
+fn loopback_only(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<()> {
+    let local = peer.ip().is_loopback()
+        && state.config.server.listen.ip().is_loopback()
+        && !PROXY_HEADERS.iter().any(|h| headers.contains_key(*h));
+    if local { Ok(()) } else { Err(Error::NotFound) }
 }
 
 async fn page() -> Response {
@@ -65,8 +78,9 @@ async fn hlsjs(State(state): State<AppState>) -> Result<Response> {
 async fn assets(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Result<Response> {
-    loopback_only(peer)?;
+    loopback_only(&state, peer, &headers)?;
     let page = state
         .store
         .list_typed::<Asset>(Kind::Asset, None, 500)
@@ -88,9 +102,10 @@ pub struct TokenQuery {
 async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response> {
-    loopback_only(peer)?;
+    loopback_only(&state, peer, &headers)?;
     let issuer = state
         .config
         .auth

@@ -5,8 +5,10 @@
 //! with CloudFront's body, never saying which check failed. Then: Range
 //! (206/416), ETag and `If-None-Match` (304), content types and
 //! Cache-Control by file type as the design's cache policy says. Only
-//! keys under `assets/` are served, whatever a signature allows. CORS with
-//! credentials comes from the layer on this route.
+//! keys under `assets/` are served, never an uploaded original
+//! (`assets/{id}/source/…`), whatever a signature allows. Objects are
+//! streamed in bounded chunks, so a request's memory is a buffer, not the
+//! object. CORS comes from the layer on this route.
 
 use crate::cloudfront::cookies::CloudFrontCookies;
 use crate::cloudfront::verifier::{Credentials, verify_request};
@@ -135,7 +137,9 @@ pub async fn serve(
         return xml_error(StatusCode::FORBIDDEN, ACCESS_DENIED);
     }
     // Only the encoded outputs are the CDN's to serve (CloudFront's
-    // behaviours cover `/assets/*`); sources and the database are not.
+    // behaviours cover `/assets/*`); the database is not, and the uploaded
+    // originals are refused as the template's bucket policy refuses them
+    // (`Deny s3:GetObject assets/*/source/*`: S3 answers AccessDenied).
     let key = match percent_encoding::percent_decode_str(rest.trim_start_matches('/'))
         .decode_utf8()
         .ok()
@@ -145,6 +149,10 @@ pub async fn serve(
         Some(k) => k,
         None => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
     };
+    if is_source(&key) {
+        state.metrics.edge_denied.inc();
+        return xml_error(StatusCode::FORBIDDEN, ACCESS_DENIED);
+    }
     let meta = match state.objects.head(&key).await {
         Ok(m) => m,
         Err(StorageError::NotFound(_)) => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
@@ -171,9 +179,7 @@ pub async fn serve(
     put(
         &mut common,
         header::LAST_MODIFIED,
-        &httpdate::fmt_http_date(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.modified_epoch),
-        ),
+        &crate::cloudfront::cookies::http_date(meta.modified_epoch),
     );
     if etag_matches(&headers, &meta.etag) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
@@ -209,22 +215,18 @@ pub async fn serve(
     if method == Method::HEAD {
         return (status, common).into_response();
     }
-    let bytes = match state.objects.get(&key).await {
-        Ok(b) => b,
-        Err(StorageError::NotFound(_)) => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
-        Err(e) => return crate::error::Error::Unavailable(e.to_string()).into_response(),
-    };
-    let (s, e) = (
-        usize::try_from(start).unwrap_or(usize::MAX),
-        usize::try_from(end).unwrap_or(usize::MAX),
-    );
-    match bytes.get(s..e) {
-        Some(_) => (status, common, Body::from(bytes.slice(s..e))).into_response(),
-        // The object changed between head and get; the client retries.
-        None => {
-            crate::error::Error::Unavailable("object changed while read".into()).into_response()
-        }
+    // Streamed in bounded chunks: a request costs a buffer, not the object.
+    match state.objects.read(&key, Some(start..end)).await {
+        Ok(stream) => (status, common, Body::from_stream(stream)).into_response(),
+        Err(StorageError::NotFound(_)) => xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
+        Err(e) => crate::error::Error::Unavailable(e.to_string()).into_response(),
     }
+}
+
+/// `assets/{id}/source/…`: an uploaded original, not playback output.
+fn is_source(key: &ObjectKey) -> bool {
+    let mut parts = key.as_str().split('/');
+    parts.next() == Some("assets") && parts.nth(1) == Some("source")
 }
 
 #[cfg(test)]
@@ -248,6 +250,14 @@ mod tests {
         assert_eq!(range("bytes=9-3", 100), Err(()));
         assert_eq!(range("bytes=-0", 100), Err(()));
         assert_eq!(range("bytes=x-", 100), Err(()));
+    }
+
+    #[test]
+    fn sources_are_told_by_their_second_segment() {
+        let k = |s: &str| ObjectKey::parse(s).unwrap();
+        assert!(is_source(&k("assets/a/source/x.mp4")));
+        assert!(!is_source(&k("assets/a/v1/hls/source/x.ts")));
+        assert!(!is_source(&k("assets/source/v1/hls/master.m3u8")));
     }
 
     #[test]

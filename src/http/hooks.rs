@@ -1,7 +1,8 @@
 //! `POST /hooks/mediaconvert`: EventBridge "MediaConvert Job State Change"
 //! events through an API destination. The request must carry
 //! `x-playgate-hook-secret` equal to `notify.mediaconvert_hook_secret`
-//! (compared in constant time; 401 otherwise; without a configured secret
+//! (SHA-256 digests compared in constant time, so neither the secret's
+//! bytes nor its length leak; 401 otherwise; without a configured secret
 //! the route is 404). Events that are not MediaConvert's, or not for one of
 //! our jobs, are answered 200 `{"applied": false}` so EventBridge does not
 //! retry them; duplicates and stale events change nothing.
@@ -17,6 +18,17 @@ use subtle::ConstantTimeEq;
 
 pub const SECRET_HEADER: &str = "x-playgate-hook-secret";
 
+/// Compares fixed-size SHA-256 digests in constant time: comparing the
+/// raw values would return early on a length mismatch, telling an
+/// attacker the secret's length.
+fn secret_matches(presented: &[u8], secret: &[u8]) -> bool {
+    let (a, b) = (
+        openssl::sha::sha256(presented),
+        openssl::sha::sha256(secret),
+    );
+    bool::from(a.ct_eq(&b))
+}
+
 pub async fn mediaconvert(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -29,7 +41,7 @@ pub async fn mediaconvert(
         .get(SECRET_HEADER)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    if !bool::from(presented.ct_eq(secret.expose().as_bytes())) {
+    if !secret_matches(presented, secret.expose().as_bytes()) {
         return Err(Error::Unauthorized(
             "The hook secret is missing or wrong.".into(),
         ));
@@ -40,4 +52,39 @@ pub async fn mediaconvert(
     }
     let applied = state.pipeline.on_backend_event(&event).await?;
     Ok(Json(json!({"applied": applied})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fastest of many runs of `f`, in nanoseconds (the minimum is what
+    /// the code costs; noise only adds).
+    fn fastest(f: impl Fn() -> bool) -> u128 {
+        (0..3000)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_nanos()
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn comparison_time_does_not_depend_on_the_length() {
+        let secret = [b'k'; 48];
+        assert!(secret_matches(&secret, &secret));
+        assert!(!secret_matches(&secret[..47], &secret));
+        assert!(!secret_matches(b"", &secret));
+        // A wrong guess of the right length against one of another length:
+        // with a plain comparison the second returns at the length check,
+        // many times faster (seen: 976 ns against 37 ns, debug build).
+        let same_len = [b'x'; 48];
+        let short = [b'k'; 3];
+        let a = fastest(|| secret_matches(&same_len, &secret));
+        let b = fastest(|| secret_matches(&short, &secret));
+        let ratio = a.max(b) as f64 / a.min(b).max(1) as f64;
+        assert!(ratio < 3.0, "same length {a} ns, other length {b} ns");
+    }
 }

@@ -39,21 +39,46 @@ pub struct NewUpload {
     title: Option<String>,
 }
 
-/// A plain file name: no directories, no leading dot, at most 128 bytes.
+/// A plain file name with a media container's extension: no directories,
+/// no leading dot, at most 128 bytes. (The extension does not decide how
+/// the file is read — its first bytes do — but a playlist or a list by
+/// name is refused here, before anything is stored.)
 fn check_filename(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+    let plain = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+    if plain && crate::pipeline::source::has_media_extension(name) {
         Ok(())
     } else {
         Err(Error::bad_request(
             "body.filename",
-            "filename must be a plain name of letters, digits, '.', '_' or '-' (at most 128)",
+            format!(
+                "filename must be a plain name of letters, digits, '.', '_' or '-' (at most 128) ending in .{}",
+                crate::pipeline::source::EXTENSIONS.join(", .")
+            ),
         ))
+    }
+}
+
+/// A `Content-Type` that is one `video/…` media type (RFC 9110: a type,
+/// a subtype and `;`-separated parameters), nothing else.
+fn video_type(value: &str) -> Result<mime::Mime> {
+    let parsed = value
+        .parse::<mime::Mime>()
+        .ok()
+        .filter(|m| !value.contains(['\r', '\n', ',']) && !m.subtype().as_str().is_empty());
+    match parsed {
+        Some(m) if m.type_() == mime::VIDEO => Ok(m),
+        Some(_) => Err(Error::UnsupportedMediaType(
+            "content_type must be a video type (video/…)".into(),
+        )),
+        None => Err(Error::bad_request(
+            "body.content_type",
+            "content_type must be one media type such as video/mp4",
+        )),
     }
 }
 
@@ -74,11 +99,7 @@ pub async fn create_upload(
     Json(req): Json<NewUpload>,
 ) -> Result<Response> {
     check_filename(&req.filename)?;
-    if !req.content_type.starts_with("video/") {
-        return Err(Error::UnsupportedMediaType(
-            "content_type must be a video type (video/…)".into(),
-        ));
-    }
+    video_type(&req.content_type)?;
     let max = state.config.pipeline.max_upload;
     if req.size == 0 || req.size > max {
         return Err(Error::PayloadTooLarge(format!(
@@ -275,11 +296,12 @@ pub async fn put_source(
             "This asset's source was already uploaded; create a new upload.".into(),
         ));
     }
-    let ct = headers
+    let sent = headers
         .get(header::CONTENT_TYPE)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if ct != declared.content_type {
+        .and_then(|h| h.parse::<mime::Mime>().ok());
+    let expected = declared.content_type.parse::<mime::Mime>().ok();
+    if sent.is_none() || sent != expected {
         return Err(Error::UnsupportedMediaType(format!(
             "Content-Type must be {}, as declared",
             declared.content_type
@@ -299,20 +321,45 @@ pub async fn put_source(
             return Err(e);
         }
     };
-    if let Err(e) = state.objects.put_file(&key, &tmp).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e.into());
-    }
+    // The record is claimed first (compare-and-set), and only the upload
+    // that claimed it moves its bytes in: a racing upload that lost gets a
+    // 409 and its bytes are discarded, so the stored SHA-256 is always that
+    // of the bytes at the key.
     let mut asset = v.value;
+    let before = asset.clone();
     asset.status = AssetStatus::Uploaded;
     if let Some(s) = asset.source.as_mut() {
         s.sha256 = Some(sha256.clone());
     }
-    // Another upload that raced this one and won leaves this one a 409.
-    state
+    let claimed = match state
         .store
         .put_asset(&asset, Expect::Revision(v.revision))
-        .await?;
+        .await
+    {
+        Ok(revision) => revision,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(match e {
+                crate::store::StoreError::Conflict { .. } => Error::Conflict(
+                    "Another upload to this asset finished first; create a new upload.".into(),
+                ),
+                other => other.into(),
+            });
+        }
+    };
+    if let Err(e) = state.objects.put_file(&key, &tmp).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        // Give the claim back, so the record does not name bytes that are
+        // not there; the client may upload again.
+        if let Err(undo) = state
+            .store
+            .put_asset(&before, Expect::Revision(claimed))
+            .await
+        {
+            tracing::error!(asset = %id, reason = %undo, "could not release a failed upload's claim");
+        }
+        return Err(e.into());
+    }
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "upload.complete", asset = %id, bytes = declared.size, "source uploaded");
     Ok(
         axum::Json(json!({"asset_id": id, "size": declared.size, "sha256": sha256}))

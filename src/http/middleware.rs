@@ -2,6 +2,8 @@
 //!
 //! 1. `observe`: request id (accepted if sane, else generated; echoed),
 //!    one access-log line with secrets redacted, metrics by route;
+//!    inside it, a panic anywhere below becomes an opaque 500 problem with
+//!    the request id (the connection stays up);
 //! 2. overload and time limits: a concurrency limit that sheds load with
 //!    503 + `Retry-After`, and a request timeout (longer for source
 //!    uploads) — both as problem+json;
@@ -22,7 +24,7 @@ use std::time::Instant;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::Predicate;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -58,7 +60,20 @@ pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
             time_limit,
         ))
         .layer(limits)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+}
+
+/// A handler panicked: log what it said, answer an opaque 500 problem.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    axum::response::IntoResponse::into_response(Error::internal(format!(
+        "handler panicked: {what}"
+    )))
 }
 
 /// `server.request_timeout` for every request but a source upload, which
@@ -102,23 +117,16 @@ impl Predicate for TextualBody {
     }
 }
 
-/// CORS for the play endpoints: credentials allowed, origin mirrored when
-/// it is allowed by config (`"*"` allows any).
+/// CORS for the play endpoints and the local edge. Listed origins get
+/// their own origin back with credentials (cookies: cookie delivery), so
+/// only they can read a viewer's entitled responses; `*` (alone) gives
+/// `Access-Control-Allow-Origin: *` and never credentials (URL delivery,
+/// players that send no cookies). Preflights (`OPTIONS` with
+/// `Access-Control-Request-Method`) get 200 with the allowed method and
+/// headers; other origins get no CORS headers, which the browser reads as
+/// a refusal (Fetch standard, "CORS check").
 pub fn cors(origins: &[String]) -> CorsLayer {
-    let any = origins.iter().any(|o| o == "*");
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter(|o| *o != "*")
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    let allow = if any {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::list(list)
-    };
-    CorsLayer::new()
-        .allow_origin(allow)
-        .allow_credentials(true)
+    let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::RANGE])
         .expose_headers([
@@ -126,7 +134,21 @@ pub fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_RANGE,
             header::HeaderName::from_static(REQUEST_ID_HEADER),
         ])
-        .max_age(std::time::Duration::from_secs(600))
+        .max_age(std::time::Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(AllowOrigin::any());
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let listed = list.clone();
+    layer
+        .allow_origin(AllowOrigin::list(list))
+        // Only where the origin is allowed: no stray credentials header.
+        .allow_credentials(AllowCredentials::predicate(move |origin, _| {
+            listed.contains(origin)
+        }))
 }
 
 /// A client-sent id is kept if it is short and plain; otherwise replaced.
@@ -155,6 +177,8 @@ const SECRET_PARAMS: &[&str] = &[
 ];
 
 /// The request target with secret query values replaced by `[redacted]`.
+/// Names are compared as the extractors read them: percent- and
+/// `+`-decoded (`?%74oken=` is `token`), in any case.
 pub fn redact_uri(uri: &axum::http::Uri) -> String {
     let path = uri.path();
     let Some(q) = uri.query() else {
@@ -164,7 +188,14 @@ pub fn redact_uri(uri: &axum::http::Uri) -> String {
         .split('&')
         .map(|pair| {
             let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
-            if SECRET_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+            let name: String = form_urlencoded::parse(k.as_bytes())
+                .next()
+                .map(|(name, _)| name.into_owned())
+                .unwrap_or_default();
+            if SECRET_PARAMS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name.trim()))
+            {
                 format!("{k}=[redacted]")
             } else {
                 pair.to_owned()

@@ -32,7 +32,11 @@ fn play_routes(state: &AppState) -> Router<AppState> {
     if state.config.mode == crate::config::Mode::Local {
         r = r.route("/cdn/{*path}", get(edge::serve));
     }
-    r.layer(middleware::cors(&state.config.server.cors_allowed_origins))
+    // The 405 fallback is set here, before the CORS layer, so the layer
+    // wraps it too and answers preflights (`OPTIONS`) itself; the
+    // router-wide fallback in `app()` replaces only unset ones.
+    r.method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::cors(&state.config.server.cors_allowed_origins))
 }
 
 /// Every route playgate serves, without middleware.

@@ -6,8 +6,11 @@
 //!   URLs (canned policy unless an IP is bound), or one custom-policy
 //!   signature for a wildcard resource.
 //!
-//! Only URLs under `{cdn.base_url}/assets/` are signed: playgate's key is the CDN's
-//! key, and a signature for anything else is useless or a mistake.
+//! Only one asset's published output is signed,
+//! `{cdn.base_url}/assets/{id}/v{n}/…` with `v{n}` published: playgate's key
+//! is the CDN's key, so a grant across assets, of the uploaded originals
+//! (`source/`), or with dot segments or encoded separators is refused
+//! before anything is signed (`cdn::grant_target`).
 //! Lifetimes are capped by the tier's `signature_ttl` (cookies) and by
 //! `signing.max_ttl`; a batch by `signing.max_batch`.
 
@@ -129,6 +132,45 @@ pub struct UrlRequest {
     ip: Option<String>,
 }
 
+/// Checks grants against the store: each names a version that exists and
+/// was published (an asset read once per batch).
+#[derive(Default)]
+struct Published(std::collections::HashMap<AssetId, Option<u32>>);
+
+impl Published {
+    async fn check(
+        &mut self,
+        state: &AppState,
+        field: &str,
+        text: &str,
+        pattern: bool,
+    ) -> Result<()> {
+        let (id, version) = crate::cdn::grant_target(&state.config.cdn.base_url, text, pattern)
+            .map_err(|why| Error::bad_request(field, why))?;
+        let current = match self.0.get(&id) {
+            Some(c) => *c,
+            None => {
+                let asset = crate::store::StoreExt::get_asset(state.store.as_ref(), &id)
+                    .await?
+                    .map(|v| v.value);
+                let c = asset
+                    .filter(|a| a.status != crate::store::AssetStatus::Deleted)
+                    .and_then(|a| a.current_version);
+                self.0.insert(id.clone(), c);
+                c
+            }
+        };
+        if current.is_some_and(|c| version <= c) {
+            Ok(())
+        } else {
+            Err(Error::bad_request(
+                field,
+                format!("asset {id} has no published version v{version}"),
+            ))
+        }
+    }
+}
+
 pub async fn urls(
     State(state): State<AppState>,
     ServiceClaims(who): ServiceClaims,
@@ -167,20 +209,6 @@ pub async fn urls(
         hash: signing.hash,
         ..SignOptions::default()
     };
-    let cdn = format!(
-        "{}/assets/",
-        state.config.cdn.base_url.trim_end_matches('/')
-    );
-    let on_cdn = |field: &str, u: &str| {
-        if u.starts_with(&cdn) && !u.contains(['\r', '\n', ' ']) {
-            Ok(())
-        } else {
-            Err(Error::bad_request(
-                field,
-                format!("only URLs under {cdn} are signed"),
-            ))
-        }
-    };
     let key = state.keys.active();
     let body = match (&req.urls, &req.resource) {
         (Some(urls), None) => {
@@ -191,9 +219,10 @@ pub async fn urls(
                 ));
             }
             let mut signed = Vec::with_capacity(urls.len());
+            let mut published = Published::default();
             for (i, u) in urls.iter().enumerate() {
                 let field = format!("body.urls[{i}]");
-                on_cdn(&field, u)?;
+                published.check(&state, &field, u, false).await?;
                 signed.push(
                     sign_url(key, u, &opts)
                         .map_err(|e| Error::bad_request(field, e.to_string()))?,
@@ -202,7 +231,9 @@ pub async fn urls(
             json!({"expires_at": expires, "urls": signed})
         }
         (None, Some(pattern)) => {
-            on_cdn("body.resource", pattern)?;
+            Published::default()
+                .check(&state, "body.resource", pattern, true)
+                .await?;
             let sig = Signature::for_resource(key, pattern, &opts)
                 .map_err(|e| Error::bad_request("body.resource", e.to_string()))?;
             json!({

@@ -19,7 +19,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-fn rules_from_body(body: &[u8]) -> Result<TierRules> {
+/// Tier rules from a JSON body: every field checked as in the config, and
+/// every lifetime within `signing.max_ttl` (`max`).
+fn rules_from_body(body: &[u8], max: std::time::Duration) -> Result<TierRules> {
     let json: serde_json::Value = crate::http::extract::parse_json(body)?;
     let serde_json::Value::Object(_) = &json else {
         return Err(Error::bad_request(
@@ -29,13 +31,24 @@ fn rules_from_body(body: &[u8]) -> Result<TierRules> {
     };
     let table = toml::Table::try_from(&json)
         .map_err(|_| Error::bad_request("body", "Tier rules take no null values."))?;
-    crate::config::read_tier_rules(table).map_err(|list| {
+    let as_problem = |list: Vec<(String, String)>| {
         Error::Invalid(
             list.into_iter()
                 .map(|(f, r)| (format!("body.{f}"), r))
                 .collect(),
         )
-    })
+    };
+    let rules = crate::config::read_tier_rules(table).map_err(as_problem)?;
+    let too_long: Vec<(String, String)> = rules
+        .lifetime_problems(max)
+        .into_iter()
+        .map(|(f, r)| (f.to_owned(), r))
+        .collect();
+    if too_long.is_empty() {
+        Ok(rules)
+    } else {
+        Err(as_problem(too_long))
+    }
 }
 
 fn one(name: &TierName, rules: &TierRules, revision: u64) -> Response {
@@ -74,7 +87,7 @@ pub async fn put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let rules = rules_from_body(&body)?;
+    let rules = rules_from_body(&body, state.config.signing.max_ttl)?;
     let old = state.store.get_tier(&name).await?;
     let expect = put_expectation(&headers, old.is_some(), "tier")?;
     let revision = state.store.put_tier(&name, &rules, expect).await?;

@@ -10,8 +10,10 @@
 //! with `-progress` and stops it when cancelled.
 
 use super::ladder::{Codec, Plan, Rendition};
+use super::source::SourceInput;
 use std::ffi::OsString;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
@@ -21,6 +23,11 @@ pub enum EncodeError {
     Failed(String),
     #[error("cancelled")]
     Cancelled,
+    #[error(
+        "the encode passed its time limit of {} (pipeline.encode_timeout + encode_timeout_factor × the source's duration) and was stopped",
+        humantime::format_duration(*.0)
+    )]
+    TimedOut(Duration),
     #[error("output: {0}")]
     Output(String),
 }
@@ -62,7 +69,7 @@ fn level_arg(level: u8) -> String {
 }
 
 /// The ffmpeg command line (after the program name).
-pub fn args(source: &Path, plan: &Plan, out: &Path) -> Vec<OsString> {
+pub fn args(source: &SourceInput, plan: &Plan, out: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
     for s in ["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"] {
@@ -71,8 +78,7 @@ pub fn args(source: &Path, plan: &Plan, out: &Path) -> Vec<OsString> {
     push("-progress");
     push("pipe:1");
     push("-y");
-    push("-i");
-    a.push(source.into());
+    a.extend(source.args());
     let n = plan.renditions.len();
     let mut graph = format!("[0:v]split={}", n + 1);
     for i in 0..n {
@@ -258,16 +264,19 @@ pub fn master(
 }
 
 /// Runs the encode of `source` into `out` (emptied first), reporting
-/// progress in percent of `duration` seconds, until done or `cancel`
-/// turns true; then writes `out/hls/master.m3u8`.
+/// progress in percent of `duration` seconds, until done, `cancel` turns
+/// true or `limit` passes (then ffmpeg's process group is stopped); then
+/// writes `out/hls/master.m3u8`.
 pub async fn encode(
-    source: &Path,
+    source: &SourceInput,
     plan: &Plan,
     out: &Path,
     duration: f64,
+    limit: Duration,
     mut progress: impl FnMut(u8),
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), EncodeError> {
+    use super::process::{Group, KILL_GRACE};
     use tokio::io::AsyncBufReadExt;
     // A cancel sent before this receiver was made is already "seen": look.
     if *cancel.borrow() {
@@ -284,14 +293,16 @@ pub async fn encode(
     {
         std::fs::create_dir_all(hls.join(name)).map_err(|e| EncodeError::Output(e.to_string()))?;
     }
-    let mut child = tokio::process::Command::new("ffmpeg")
-        .args(args(source, plan, out))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| EncodeError::Tool(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut group = Group::spawn(
+        tokio::process::Command::new("ffmpeg")
+            .args(args(source, plan, out))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .map_err(|e| EncodeError::Tool(e.to_string()))?;
+    let child = group.child();
     let stdout = child
         .stdout
         .take()
@@ -309,7 +320,7 @@ pub async fn encode(
     let mut last = 0u8;
     loop {
         if *cancel.borrow() {
-            let _ = child.kill().await;
+            group.stop(KILL_GRACE).await;
             return Err(EncodeError::Cancelled);
         }
         tokio::select! {
@@ -329,16 +340,24 @@ pub async fn encode(
             },
             changed = cancel.changed() => {
                 if changed.is_err() || *cancel.borrow() {
-                    let _ = child.kill().await;
+                    group.stop(KILL_GRACE).await;
                     return Err(EncodeError::Cancelled);
                 }
             }
+            () = tokio::time::sleep_until(deadline) => {
+                group.stop(KILL_GRACE).await;
+                return Err(EncodeError::TimedOut(limit));
+            }
         }
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| EncodeError::Tool(e.to_string()))?;
+    let status = match tokio::time::timeout_at(deadline, group.child().wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            group.stop(KILL_GRACE).await;
+            return Err(EncodeError::TimedOut(limit));
+        }
+    };
+    let status = status.map_err(|e| EncodeError::Tool(e.to_string()))?;
     let stderr = errors.await.unwrap_or_default();
     if !status.success() {
         let text = String::from_utf8_lossy(&stderr);
@@ -434,7 +453,11 @@ mod tests {
 
     #[test]
     fn the_command_maps_every_rendition_and_the_audio() {
-        let a: Vec<String> = args(Path::new("/in/src.mov"), &hd(), Path::new("/out"))
+        let input = SourceInput::local(
+            Path::new("/in/src.mov"),
+            crate::pipeline::source::Container::IsoBmff,
+        );
+        let a: Vec<String> = args(&input, &hd(), Path::new("/out"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
@@ -449,6 +472,9 @@ mod tests {
         assert_eq!(at("-g:v:0"), Some("30"), "2 s at the 270p rung's 15 fps");
         assert_eq!(at("-g:v:3"), Some("60"));
         assert_eq!(at("-b:a"), Some("160000"));
+        assert_eq!(at("-f"), Some("mov"), "the demuxer is forced");
+        assert_eq!(at("-protocol_whitelist"), Some("file"));
+        assert_eq!(at("-i"), Some("file:/in/src.mov"));
         assert!(
             at("-filter_complex")
                 .unwrap()

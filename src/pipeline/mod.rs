@@ -3,6 +3,9 @@
 //! MediaConvert arrives behind the same shapes.
 //!
 //! - `ladder`: which renditions to encode (pure);
+//! - `source`: which container an upload is (its own first bytes) and how
+//!   ffprobe/ffmpeg may open it (forced demuxer, protocol allow-list);
+//! - `process`: child processes in their own group, under time limits;
 //! - `probe`: what a source is (ffprobe's JSON);
 //! - `jobs`: the job state machine (pure);
 //! - `ffmpeg`: one ffmpeg process writing every rendition in the layout.
@@ -15,4 +18,6 @@ pub mod ladder;
 pub mod mediaconvert;
 pub mod notify;
 pub mod probe;
+pub mod process;
 pub mod runner;
+pub mod source;

@@ -5,7 +5,10 @@
 //! as the asset's failure reason.
 
 use super::ladder::Source;
+use super::process::RunError;
+use super::source::SourceInput;
 use serde::Deserialize;
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
@@ -17,6 +20,9 @@ pub enum ProbeError {
     /// no verdict on the file itself.
     #[error("the file could not be fetched ({0})")]
     Unreachable(String),
+    /// ffprobe ran past `pipeline.probe_timeout` and was stopped.
+    #[error("the probe passed its time limit: ffprobe {0}")]
+    TimedOut(String),
     #[error("the file has no video stream")]
     NoVideo,
     #[error("the video stream has no usable size or frame rate")]
@@ -160,27 +166,28 @@ fn is_transport_failure(reason: &str) -> bool {
     .any(|p| reason.contains(p))
 }
 
-/// Runs ffprobe on `input`: a path, or a URL (a presigned S3 GET: ffprobe
-/// reads only the headers it needs). Its messages never carry `input`.
-pub async fn probe(input: impl AsRef<std::ffi::OsStr>) -> Result<Probed, ProbeError> {
-    let out = tokio::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-show_format",
-        ])
-        // Network reads (a presigned URL) give up after 30 s of silence.
-        .args(["-rw_timeout", "30000000"])
-        .arg(input.as_ref())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
+/// Runs ffprobe on `input` (a local file, or a presigned S3 GET: ffprobe
+/// reads only the headers it needs) as its forced container, for at most
+/// `limit`. Its messages never carry the input's location.
+pub async fn probe(input: &SourceInput, limit: Duration) -> Result<Probed, ProbeError> {
+    let mut cmd = tokio::process::Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_streams",
+        "-show_format",
+    ])
+    // Network reads (a presigned URL) give up after 30 s of silence.
+    .args(["-rw_timeout", "30000000"])
+    .args(input.args());
+    let out = super::process::output(&mut cmd, limit, super::process::KILL_GRACE)
         .await
-        .map_err(|_| ProbeError::Tool("ffprobe took longer than 120 s".into()))?
-        .map_err(|e| ProbeError::Tool(e.to_string()))?;
+        .map_err(|e| match e {
+            RunError::TimedOut(_) => ProbeError::TimedOut(e.to_string()),
+            RunError::Spawn(e) => ProbeError::Tool(e.to_string()),
+        })?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
         let line = why.lines().last().unwrap_or("ffprobe failed").trim();
@@ -255,9 +262,12 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let e = probe(format!("http://127.0.0.1:{port}/source.mp4"))
-            .await
-            .unwrap_err();
+        let input = SourceInput::remote(
+            &format!("http://127.0.0.1:{port}/source.mp4"),
+            crate::pipeline::source::Container::IsoBmff,
+        )
+        .unwrap();
+        let e = probe(&input, Duration::from_secs(30)).await.unwrap_err();
         assert!(matches!(e, ProbeError::Unreachable(_)), "{e:?}");
     }
 

@@ -15,6 +15,7 @@
 
 use super::jobs::{JobEvent, apply, is_terminal};
 use super::mediaconvert::SubmitError;
+use super::source::{Container, SNIFF_BYTES, SourceInput};
 use crate::config::Config;
 use crate::domain::{AssetId, JobId};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -423,12 +424,33 @@ impl Pipeline {
         mc: &super::mediaconvert::MediaConvert,
         sources: &crate::storage::s3::S3Uploads,
     ) -> Result<String, SubmitError> {
+        use crate::storage::StorageError;
         let key = self.source_key(job).await?;
+        // The container from the source's own first bytes, before ffprobe
+        // opens anything.
+        let head = match sources.read_head(&key, SNIFF_BYTES + 1).await {
+            Ok(h) => h,
+            Err(StorageError::NotFound(_)) => {
+                return Err(SubmitError::Fail(
+                    "the uploaded source is gone from the source bucket".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(SubmitError::Retry(format!(
+                    "the source bucket did not answer: {e}"
+                )));
+            }
+        };
+        let whole = head.len() <= SNIFF_BYTES;
+        let container = Container::sniff(&head[..head.len().min(SNIFF_BYTES)], whole)
+            .map_err(|e| SubmitError::Fail(e.to_string()))?;
         let url = sources
             .presign_get(&key, std::time::Duration::from_secs(900))
             .await
             .map_err(|e| SubmitError::Fail(e.to_string()))?;
-        let probed = match super::probe::probe(&url.url).await {
+        let input = SourceInput::remote(&url.url, container)
+            .map_err(|e| SubmitError::Fail(e.to_string()))?;
+        let probed = match super::probe::probe(&input, self.config.pipeline.probe_timeout).await {
             Ok(p) => p,
             Err(e) => return Err(Self::probe_failure(e, &key, sources).await),
         };
@@ -518,15 +540,21 @@ impl Pipeline {
         let Some(job) = self.store.get_job(&id).await?.map(|v| v.value) else {
             return Ok(false);
         };
+        // The event must name the job's asset, and the MediaConvert job once
+        // its id is recorded. Before that, only a MediaConvert pipeline has
+        // jobs an event may reach first; jobs ffmpeg runs here take none.
         let same_asset = meta
             .get("asset_id")
-            .is_none_or(|a| a == job.asset_id.as_str());
-        let same_backend_job = job
-            .backend_job_id
-            .as_deref()
-            .is_none_or(|b| b == event.detail.job_id);
+            .is_some_and(|a| a == job.asset_id.as_str());
+        let same_backend_job = match job.backend_job_id.as_deref() {
+            Some(b) => b == event.detail.job_id,
+            None => {
+                matches!(self.backend, Backend::MediaConvert { .. })
+                    && !event.detail.job_id.is_empty()
+            }
+        };
         if !same_asset || !same_backend_job {
-            tracing::warn!(job = %id, "an event names our job but not its asset or backend job; ignored");
+            tracing::warn!(job = %id, "an event names our job but not its asset, its MediaConvert job, or is for a local job; ignored");
             return Ok(false);
         }
         let changed = match event.action() {
@@ -671,7 +699,12 @@ impl Pipeline {
             .objects
             .local_path(&key)
             .ok_or("the local encoder needs the source on a local disk")?;
-        let probed = super::probe::probe(&path)
+        let (head, whole) = super::source::head_of(&path)
+            .await
+            .map_err(|e| format!("the uploaded source cannot be read: {e}"))?;
+        let container = Container::sniff(&head, whole).map_err(|e| e.to_string())?;
+        let input = SourceInput::local(&path, container);
+        let probed = super::probe::probe(&input, self.config.pipeline.probe_timeout)
             .await
             .map_err(|e| e.to_string())?;
         let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
@@ -706,10 +739,11 @@ impl Pipeline {
             })
         };
         let encoded = super::ffmpeg::encode(
-            &path,
+            &input,
             &plan,
             &work,
             probed.source.duration,
+            self.config.pipeline.encode_limit(probed.source.duration),
             |pct| progress.store(pct, Ordering::Relaxed),
             cancel,
         )

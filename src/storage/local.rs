@@ -143,6 +143,34 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    async fn read(
+        &self,
+        key: &ObjectKey,
+        range: Option<std::ops::Range<u64>>,
+    ) -> StorageResult<super::ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = tokio::fs::File::open(self.path_of(key))
+            .await
+            .map_err(|e| not_found_or(key, e))?;
+        let m = file.metadata().await.map_err(|e| not_found_or(key, e))?;
+        if !m.is_file() {
+            return Err(StorageError::NotFound(key.clone()));
+        }
+        let range = range.unwrap_or(0..m.len());
+        let start = range.start.min(m.len());
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| unavailable(format!("{key}: {e}")))?;
+        }
+        let len = range.end.min(m.len()).saturating_sub(start);
+        let reader = file.take(len);
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            super::READ_CHUNK,
+        )))
+    }
+
     async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta> {
         let m = tokio::fs::metadata(self.path_of(key))
             .await

@@ -99,11 +99,27 @@ impl From<StorageError> for crate::error::Error {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// An object's bytes as they are read, in chunks of at most
+/// `READ_CHUNK` (local) or as S3 sends them: what a request costs in
+/// memory is a buffer, not the object.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// The read buffer of a local object stream.
+pub const READ_CHUNK: usize = 64 * 1024;
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Proves the store can take a write and a read (readiness).
     async fn check(&self) -> StorageResult<()>;
     async fn get(&self, key: &ObjectKey) -> StorageResult<Bytes>;
+    /// Bytes `start..end` of `key` (the whole object without a range) as a
+    /// stream; a range past the end is cut at the end.
+    async fn read(
+        &self,
+        key: &ObjectKey,
+        range: Option<std::ops::Range<u64>>,
+    ) -> StorageResult<ByteStream>;
     async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta>;
     /// Writes the whole object atomically: readers see the old bytes or the
     /// new ones, never a part.
@@ -128,6 +144,27 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn local_path(&self, _key: &ObjectKey) -> Option<std::path::PathBuf> {
         None
     }
+}
+
+/// The first `n` bytes of `key` (fewer when the object is shorter), read
+/// as a stream so nothing beyond them is held.
+pub async fn read_head(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    n: usize,
+) -> StorageResult<Vec<u8>> {
+    use futures_util::StreamExt;
+    let mut s = store.read(key, Some(0..n as u64)).await?;
+    let mut out = Vec::with_capacity(n);
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.map_err(|e| StorageError::Unavailable(format!("{key}: {e}")))?;
+        out.extend_from_slice(&chunk);
+        if out.len() >= n {
+            break;
+        }
+    }
+    out.truncate(n);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -90,6 +90,41 @@ impl ObjectStore for S3Store {
         Ok(body.into_bytes())
     }
 
+    async fn read(
+        &self,
+        key: &ObjectKey,
+        range: Option<std::ops::Range<u64>>,
+    ) -> StorageResult<super::ByteStream> {
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str());
+        if let Some(r) = &range {
+            if r.end <= r.start {
+                return Ok(Box::pin(futures_util::stream::empty()));
+            }
+            // HTTP ranges are inclusive; S3 cuts one past the end.
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = match req.send().await {
+            Ok(o) => o,
+            // A range that starts past the end is S3's 416 InvalidRange
+            // (RFC 9110 §15.5.17): nothing of it exists.
+            Err(e) if matches!(&e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 416) =>
+            {
+                return Ok(Box::pin(futures_util::stream::empty()));
+            }
+            Err(e) if is_404(&e) => return Err(StorageError::NotFound(key.clone())),
+            Err(e) => return Err(unavailable(said(&e))),
+        };
+        let reader = out.body.into_async_read();
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            super::READ_CHUNK,
+        )))
+    }
+
     async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta> {
         let out = self
             .client
@@ -359,5 +394,10 @@ impl S3Uploads {
     /// Size and ETag of what arrived, if anything did.
     pub async fn head(&self, key: &ObjectKey) -> StorageResult<ObjectMeta> {
         self.store.head(key).await
+    }
+
+    /// The first `n` bytes of a source (a ranged GET), to tell its container.
+    pub async fn read_head(&self, key: &ObjectKey, n: usize) -> StorageResult<Vec<u8>> {
+        super::read_head(&self.store, key, n).await
     }
 }

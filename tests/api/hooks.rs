@@ -5,9 +5,10 @@
 use crate::helpers::{TestApp, problem, spawn_app_edited};
 use playgate::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
 
-const SECRET: &str = "hook-secret-0123456789";
+pub(crate) const SECRET: &str = "hook-secret-0123456789";
 
-async fn app() -> TestApp {
+/// A gateway with the hook on (`SECRET`).
+pub(crate) async fn app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hook");
     std::fs::write(&file, SECRET).unwrap();

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod assets;
+mod attacks;
 mod auth;
 mod cache;
 mod clip;

@@ -6,9 +6,9 @@ use crate::helpers::{TestApp, problem, spawn_app_edited, with_api_key};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const KEY: &str = "ingest-key";
+pub(crate) const KEY: &str = "ingest-key";
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_edited(
         "",
         |t| {
@@ -40,7 +40,7 @@ fn source(dir: &Path) -> PathBuf {
     )
 }
 
-async fn post(app: &TestApp, path: &str, body: serde_json::Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, path: &str, body: serde_json::Value) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .bearer_auth(KEY)
@@ -51,7 +51,7 @@ async fn post(app: &TestApp, path: &str, body: serde_json::Value) -> reqwest::Re
 }
 
 /// Declares and sends `bytes`; returns the asset id and the PUT response.
-async fn upload(app: &TestApp, bytes: Vec<u8>, ct: &str) -> (String, reqwest::Response) {
+pub(crate) async fn upload(app: &TestApp, bytes: Vec<u8>, ct: &str) -> (String, reqwest::Response) {
     let resp = post(
         app,
         "/v1/uploads",
@@ -76,7 +76,7 @@ async fn upload(app: &TestApp, bytes: Vec<u8>, ct: &str) -> (String, reqwest::Re
 }
 
 /// Starts a transcode, expecting `status`; the job id.
-async fn transcode(app: &TestApp, id: &str, status: u16) -> String {
+pub(crate) async fn transcode(app: &TestApp, id: &str, status: u16) -> String {
     let resp = post(
         app,
         &format!("/v1/assets/{id}/transcode"),
@@ -97,7 +97,7 @@ async fn upload_file(app: &TestApp, file: &Path) -> String {
     id
 }
 
-async fn wait_for_job(app: &TestApp, job: &str) -> serde_json::Value {
+pub(crate) async fn wait_for_job(app: &TestApp, job: &str) -> serde_json::Value {
     for _ in 0..600 {
         let j: serde_json::Value = app
             .client
@@ -266,7 +266,7 @@ async fn bad_uploads_and_sources_are_refused_clearly() {
     let app = app().await;
     for (body, status, field) in [
         (
-            serde_json::json!({"filename": "a.txt", "content_type": "text/plain", "size": 10}),
+            serde_json::json!({"filename": "a.mp4", "content_type": "text/plain", "size": 10}),
             415,
             None,
         ),
@@ -328,7 +328,7 @@ async fn bad_uploads_and_sources_are_refused_clearly() {
         409,
         "no source yet"
     );
-    // Five bytes that are not a video: the job fails and says why.
+    // Five bytes that are no media container: the job fails and says why.
     assert_eq!(put("video/mp4", b"hello").await.status(), 200);
     let job = transcode(&app, &id, 202).await;
     let done = wait_for_job(&app, &job).await;
@@ -337,7 +337,7 @@ async fn bad_uploads_and_sources_are_refused_clearly() {
         done["error"]
             .as_str()
             .unwrap()
-            .contains("not a playable media file"),
+            .contains("source is not a supported media container: a text file"),
         "{done}"
     );
     let asset = app
@@ -397,7 +397,7 @@ async fn the_ingest_command_uploads_transcodes_and_prints_a_playable_url() {
     let err = String::from_utf8(out.stderr).unwrap();
     let last = err.lines().last().unwrap();
     assert!(
-        last.starts_with("playgate: transcode failed: the file is not a playable media file"),
+        last.starts_with("playgate: transcode failed: source is not a supported media container"),
         "{err}"
     );
 }

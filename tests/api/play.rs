@@ -19,7 +19,7 @@ bind_ip = true
 
 pub async fn app_with_clip() -> TestApp {
     let app = spawn_app_edited(
-        "",
+        "cors_allowed_origins = [\"https://player.example\"]",
         |t| with_api_key(format!("{t}{EXTRA_TIERS}"), "signer-key", "playgate:sign"),
         axum::Router::new(),
     )

@@ -145,9 +145,9 @@ async fn ffmpeg_copies_exactly_the_tiers_streams_with_cookies_and_with_signed_ur
     );
 }
 
-/// `node web/tests/play.mjs`: hls.js in Debian's Chromium plays the clip
-/// from `/demo` for `tier`; returns what the page reports.
-async fn play_in_chromium(app: &TestApp, tier: &str, shot: &Path) -> serde_json::Value {
+/// `node web/tests/{script} ARGS…`: a browser run in Debian's Chromium;
+/// the JSON line it prints.
+pub(crate) async fn browser(script: &str, args: Vec<String>) -> serde_json::Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert!(
         root.join("web/node_modules/playwright-core").is_dir()
@@ -156,19 +156,11 @@ async fn play_in_chromium(app: &TestApp, tier: &str, shot: &Path) -> serde_json:
                 .is_file(),
         "web/node_modules is missing: run `npm ci --prefix web` (scripts/ensure-deps.sh does)"
     );
-    let args = (
-        root.join("web/tests/play.mjs"),
-        app.url(""),
-        tier.to_owned(),
-        shot.to_owned(),
-    );
+    let script = root.join("web/tests").join(script);
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg(&args.0)
-            .arg(&args.1)
-            .arg("clip")
-            .arg(&args.2)
-            .arg(&args.3)
+            .arg(&script)
+            .args(&args)
             .output()
             .expect("run node")
     })
@@ -180,6 +172,21 @@ async fn play_in_chromium(app: &TestApp, tier: &str, shot: &Path) -> serde_json:
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `node web/tests/play.mjs`: hls.js in Debian's Chromium plays the clip
+/// from `/demo` for `tier`; returns what the page reports.
+async fn play_in_chromium(app: &TestApp, tier: &str, shot: &Path) -> serde_json::Value {
+    browser(
+        "play.mjs",
+        vec![
+            app.url(""),
+            "clip".into(),
+            tier.to_owned(),
+            shot.display().to_string(),
+        ],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,6 +175,20 @@ fn the_template_matches_the_config_and_the_code() {
     let key =
         &r["HookConnection"]["Properties"]["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyName"];
     assert_eq!(key, playgate::http::hooks::SECRET_HEADER);
+    // Uploaded originals are refused at the edge, as the local edge does.
+    let statements = r["OutputBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("a Deny statement in the output bucket policy");
+    assert_eq!(deny["Action"], "s3:GetObject");
+    assert_eq!(deny["Principal"]["Service"], "cloudfront.amazonaws.com");
+    assert!(
+        sub(&t, &deny["Resource"]).ends_with("/assets/*/source/*"),
+        "{deny}"
+    );
     // The mounted files are where the example config reads them.
     let writer = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Command"][0]
         .as_str()

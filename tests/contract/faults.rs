@@ -342,8 +342,9 @@ async fn moto_killed_mid_pipeline_jobs_complete_when_it_returns() {
     drop(m);
 }
 
-/// S3 answers 503 to the source bucket just when the job probes its
-/// source: that is no verdict on the file, so the job waits SUBMITTED
+/// S3 answers 503 to the source bucket just when the job reads its
+/// source (its first bytes, to tell the container, then ffprobe): that is
+/// no verdict on the file, so the job waits SUBMITTED
 /// (MediaConvert not asked) and the reconciler submits it again once S3
 /// answers; it completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,8 +365,8 @@ async fn a_source_bucket_failing_at_probe_time_fails_no_job() {
     assert!(waiting["error"].is_null(), "{waiting}");
     assert!(stand_in.created().is_empty(), "MediaConvert not asked");
     assert!(
-        g.log().contains("the file could not be fetched"),
-        "the probe met S3's 503\n{}",
+        g.log().contains("the source bucket did not answer") && g.log().contains("SlowDown"),
+        "reading the source's first bytes met S3's 503\n{}",
         g.log()
     );
 

@@ -204,8 +204,52 @@ pub async fn run_jobs(
 ) -> Result<(), String> {
     let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(what) };
 
-    // Not a video: ffprobe on the presigned GET says so; MediaConvert is
-    // never asked.
+    // SSRF: a playlist whose segments are on a loopback server. The source
+    // is read over HTTP(S) here, so an HLS demuxer left to guess would
+    // fetch them from the gateway host. It is refused by its first bytes,
+    // and the server sees no connection at all.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let knocks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = knocks.clone();
+    let listener = tokio::spawn(async move {
+        while let Ok((sock, _)) = target.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(sock);
+        }
+    });
+    let ssrf_file = source.with_file_name("ssrf.mp4");
+    let padding = format!("#{}\n", "x".repeat(400_000));
+    std::fs::write(
+        &ssrf_file,
+        format!(
+            "#EXTM3U\n{padding}#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2.0,\nhttp://{target_addr}/latest/meta-data/seg.ts\n#EXT-X-ENDLIST\n"
+        ),
+    )
+    .unwrap();
+    let ssrf = upload(client, base, &ssrf_file).await;
+    let job = transcode(client, base, &ssrf).await;
+    let job = wait_for_job(client, base, job["id"].as_str().unwrap()).await;
+    let seen = knocks.load(std::sync::atomic::Ordering::SeqCst);
+    listener.abort();
+    check(
+        seen == 0,
+        format!("the SSRF target saw {seen} connection(s)"),
+    )?;
+    check(
+        job["state"] == "ERROR"
+            && job["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("source is not a supported media container")),
+        format!("an HLS playlist as the source: {job}"),
+    )?;
+    check(
+        stand_in.created().is_empty(),
+        "no MediaConvert job for a playlist".into(),
+    )?;
+
+    // Not a media container (its first bytes, read from S3, say so);
+    // ffprobe and MediaConvert are never asked.
     let junk_file = source.with_file_name("junk.mp4");
     std::fs::write(&junk_file, vec![7u8; 4096]).unwrap();
     let junk = upload(client, base, &junk_file).await;
@@ -218,7 +262,7 @@ pub async fn run_jobs(
         a["status"] == "failed"
             && a["failure"]
                 .as_str()
-                .is_some_and(|f| f.contains("Invalid data")),
+                .is_some_and(|f| f.contains("source is not a supported media container")),
         format!("the asset says why: {a}"),
     )?;
     check(

@@ -12,6 +12,49 @@ pub async fn run_all(s: Arc<dyn ObjectStore>) {
     missing_objects_are_not_found(&*s).await;
     list_by_prefix(&*s).await;
     overwrite_changes_etag(&*s).await;
+    ranged_reads_stream_exactly_the_range(&*s).await;
+}
+
+async fn read_all(
+    s: &dyn ObjectStore,
+    key: &ObjectKey,
+    r: Option<std::ops::Range<u64>>,
+) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let mut stream = s.read(key, r).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+/// `read` is what the edge streams: the whole object, a range, a range
+/// cut at the end, nothing past the end, and NotFound for no object.
+async fn ranged_reads_stream_exactly_the_range(s: &dyn ObjectStore) {
+    let key = k("assets/r/v1/hls/720p/seg_00001.m4s");
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    s.put(&key, Bytes::from(bytes.clone())).await.unwrap();
+    assert_eq!(read_all(s, &key, None).await, bytes);
+    assert_eq!(read_all(s, &key, Some(0..1)).await, &bytes[..1]);
+    assert_eq!(
+        read_all(s, &key, Some(70_000..140_001)).await,
+        &bytes[70_000..140_001]
+    );
+    assert_eq!(
+        read_all(s, &key, Some(199_990..300_000)).await,
+        &bytes[199_990..],
+        "cut at the end"
+    );
+    assert!(read_all(s, &key, Some(250_000..260_000)).await.is_empty());
+    assert_eq!(
+        playgate::storage::read_head(s, &key, 16).await.unwrap(),
+        &bytes[..16]
+    );
+    assert!(matches!(
+        s.read(&k("assets/r/v1/none"), None).await,
+        Err(StorageError::NotFound(_))
+    ));
 }
 
 async fn put_get_head_delete(s: &dyn ObjectStore) {

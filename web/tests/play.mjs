@@ -3,21 +3,14 @@
 // prints what the player saw as one JSON line:
 //   {"levels":[{"width":…,"height":…,"bitrate":…,"codecs":…}],"level":N,"time":T,"error":null}
 // Usage: node web/tests/play.mjs BASE_URL ASSET TIER SCREENSHOT.png
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const [base, asset, tier, shot] = process.argv.slice(2);
 if (!shot) {
   console.error("usage: play.mjs BASE_URL ASSET TIER SCREENSHOT.png");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launch();
 let result;
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
