@@ -342,7 +342,9 @@ impl Play {
         let asset = cached.ok_or(PlayError::UnknownAsset)?;
         match (asset.status, asset.current_version) {
             (AssetStatus::Deleted, _) => Err(PlayError::UnknownAsset),
-            (AssetStatus::Ready, Some(v)) => Ok((asset, v)),
+            // A re-encode (`processing`) writes its version beside the
+            // current one, which plays until the record points at the new.
+            (AssetStatus::Ready | AssetStatus::Processing, Some(v)) => Ok((asset, v)),
             (status, _) => Err(PlayError::NotReady(
                 serde_json::to_value(status)
                     .ok()

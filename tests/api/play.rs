@@ -606,3 +606,42 @@ async fn bound_signatures_work_only_from_the_viewers_address() {
     assert_eq!(s, 400);
     assert_eq!(body["field"], "body.viewer_ip");
 }
+
+/// A re-encode sets the asset `processing` while the new version is made;
+/// viewers keep playing the current one meanwhile (the next version is
+/// written beside it and the record points at it only when complete).
+#[tokio::test]
+async fn a_published_asset_keeps_playing_while_it_is_re_encoded() {
+    let app = app_with_clip().await;
+    let v = app
+        .state
+        .store
+        .get(playgate::store::Kind::Asset, "clip")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut asset = v.body.clone();
+    asset["status"] = "processing".into();
+    app.state
+        .store
+        .put(
+            playgate::store::Kind::Asset,
+            "clip",
+            &asset,
+            playgate::store::Expect::Revision(v.revision),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        app.state.config.cache.asset_ttl.as_millis() as u64 + 100,
+    ))
+    .await;
+    let master = app
+        .get_bearer("/v1/play/clip/master.m3u8", &app.viewer_token("free"))
+        .await;
+    assert_eq!(master.status(), 200, "v1 still plays while v2 is made");
+    let mpd = app
+        .get_bearer("/v1/play/clip/manifest.mpd", &app.viewer_token("free"))
+        .await;
+    assert_eq!(mpd.status(), 200);
+}
