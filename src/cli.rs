@@ -510,6 +510,19 @@ fn check_config(path: &Path) -> Result<ExitCode, Fail> {
             tiers.join(", ")
         }
     );
+    let writes: Vec<String> = config
+        .writes()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    println!(
+        "  writes: {}",
+        if writes.is_empty() {
+            "nothing on disk".into()
+        } else {
+            writes.join(", ")
+        }
+    );
     for w in config.warnings() {
         println!("warning: {w}");
     }

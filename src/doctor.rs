@@ -299,10 +299,11 @@ impl Doctor<'_> {
             .keys
             .iter()
             .find(|k| k.id == self.config.signing.active)
-            .and_then(|k| k.private_key_file.as_ref())
-            .ok_or("signing.active has no private_key_file")?;
-        let pem =
-            std::fs::read(ours).map_err(|e| format!("cannot read {}: {e}", ours.display()))?;
+            .and_then(|k| k.private_key.as_ref())
+            .ok_or("signing.active has no private key")?;
+        let pem = ours
+            .bytes()
+            .map_err(|e| format!("cannot read {}: {e}", ours.describe()))?;
         let ours = openssl::pkey::PKey::private_key_from_pem(&pem)
             .and_then(|k| k.public_key_to_der())
             .map_err(|_| "signing.active's private key is not a PEM private key".to_owned())?;

@@ -167,6 +167,57 @@ fn check_config_warns_that_star_cors_cannot_carry_cookies() {
     assert_eq!(path.status.code(), Some(2), "an origin has no path");
 }
 
+/// `--config env:VAR` and `*_env` keys: the whole config and the PEMs from
+/// the environment, as the ECS task gets them, nothing on disk; a missing
+/// variable is one clear problem.
+#[test]
+fn the_config_and_the_keys_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let k = dir.path().join("keys");
+    let read = |f: &str| std::fs::read_to_string(k.join(f)).unwrap();
+    let text = std::fs::read_to_string(config(dir.path(), "127.0.0.1:0"))
+        .unwrap()
+        .replace(
+            &format!(
+                "private_key_file = \"{0}/keys/cloudfront_private.pem\"\npublic_key_file = \"{0}/keys/cloudfront_public.pem\"",
+                dir.path().display()
+            ),
+            "private_key_env = \"PG_CF_PRIVATE\"\npublic_key_env = \"PG_CF_PUBLIC\"",
+        );
+    assert!(text.contains("PG_CF_PRIVATE"), "{text}");
+    let run = |with_private: bool| {
+        let mut cmd = playgate();
+        cmd.args(["check-config", "--config", "env:PG_CONFIG"])
+            .env("PG_CONFIG", &text)
+            .env("PG_CF_PUBLIC", read("cloudfront_public.pem"));
+        if with_private {
+            cmd.env("PG_CF_PRIVATE", read("cloudfront_private.pem"));
+        }
+        cmd.output().unwrap()
+    };
+    let ok = run(true);
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok: env:PG_CONFIG"), "{stdout}");
+    assert!(!stdout.contains("BEGIN"), "no key material printed");
+    let missing = run(false);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8(missing.stdout).unwrap().contains(
+        "signing.keys[0].private_key_env: environment variable PG_CF_PRIVATE is not set"
+    ));
+    let none = playgate()
+        .args(["check-config", "--config", "env:PG_NO_SUCH_CONFIG"])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        String::from_utf8(none.stdout)
+            .unwrap()
+            .contains("environment variable PG_NO_SUCH_CONFIG is not set")
+    );
+}
+
 #[test]
 fn env_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 //! KEY`) and ECDSA P-256 (SEC1 `EC PRIVATE KEY`, PKCS#8); public keys as
 //! SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`.
 
-use crate::config::SigningConfig;
+use crate::config::{Pem, SigningConfig};
 use crate::domain::KeyPairId;
 use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public};
@@ -108,6 +108,11 @@ impl SigningKey {
         Self::from_pem(id, &pem, &path.display().to_string())
     }
 
+    /// From a configured file or environment variable.
+    pub fn from_source(id: KeyPairId, source: &Pem) -> Result<Self, KeyError> {
+        Self::from_pem(id, &read_source(source)?, &source.describe())
+    }
+
     pub(crate) fn pkey(&self) -> &PKeyRef<Private> {
         &self.pkey
     }
@@ -166,6 +171,11 @@ impl VerifyKey {
         Self::from_pem(id, &pem, &path.display().to_string())
     }
 
+    /// From a configured file or environment variable.
+    pub fn from_source(id: KeyPairId, source: &Pem) -> Result<Self, KeyError> {
+        Self::from_pem(id, &read_source(source)?, &source.describe())
+    }
+
     pub(crate) fn pkey(&self) -> &PKeyRef<Public> {
         &self.pkey
     }
@@ -178,6 +188,13 @@ impl VerifyKey {
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
     std::fs::read(path).map_err(|e| KeyError::Read {
         path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_source(source: &Pem) -> Result<Vec<u8>, KeyError> {
+    source.bytes().map_err(|e| KeyError::Read {
+        path: source.describe(),
         reason: e.to_string(),
     })
 }
@@ -236,12 +253,12 @@ impl KeyRing {
         let mut active = None;
         let mut others = Vec::new();
         for k in &cfg.keys {
-            let private = match &k.private_key_file {
-                Some(p) if k.id == cfg.active => Some(SigningKey::from_file(k.id.clone(), p)?),
+            let private = match &k.private_key {
+                Some(p) if k.id == cfg.active => Some(SigningKey::from_source(k.id.clone(), p)?),
                 _ => None,
             };
-            let public = match &k.public_key_file {
-                Some(p) => Some(VerifyKey::from_file(k.id.clone(), p)?),
+            let public = match &k.public_key {
+                Some(p) => Some(VerifyKey::from_source(k.id.clone(), p)?),
                 None => None,
             };
             match private {
@@ -260,8 +277,8 @@ impl KeyRing {
                     None if k.id == cfg.active => return Err(KeyError::NoPrivateKey(k.id.clone())),
                     None => {
                         // A non-active key given only as a private key: verify with its public half.
-                        if let Some(p) = &k.private_key_file {
-                            others.push(SigningKey::from_file(k.id.clone(), p)?.public()?);
+                        if let Some(p) = &k.private_key {
+                            others.push(SigningKey::from_source(k.id.clone(), p)?.public()?);
                         }
                     }
                 },

@@ -10,7 +10,7 @@ mod reader;
 
 pub use reader::Issue;
 pub(crate) use reader::Section as ConfigSection;
-use reader::{Section, apply_env};
+use reader::{Env, Section, apply_env};
 
 use crate::domain::{KeyPairId, TierName};
 use crate::secret::Secret;
@@ -303,8 +303,41 @@ pub struct CdnConfig {
 #[derive(Debug, Clone)]
 pub struct SigningKeyConfig {
     pub id: KeyPairId,
-    pub private_key_file: Option<PathBuf>,
-    pub public_key_file: Option<PathBuf>,
+    pub private_key: Option<Pem>,
+    pub public_key: Option<Pem>,
+}
+
+/// Where a PEM key comes from: `*_file` (a mounted secret, read when the
+/// keys are loaded) or `*_env` (a variable the platform injects, e.g. ECS
+/// from Secrets Manager; read with the config). `Debug` names the source,
+/// never the key.
+#[derive(Clone)]
+pub enum Pem {
+    File(PathBuf),
+    Env { var: String, text: Secret<String> },
+}
+
+impl Pem {
+    pub fn bytes(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Pem::File(p) => std::fs::read(p),
+            Pem::Env { text, .. } => Ok(text.expose().as_bytes().to_vec()),
+        }
+    }
+
+    /// The file's path or `$VAR`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Pem::File(p) => p.display().to_string(),
+            Pem::Env { var, .. } => format!("${var}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pem({})", self.describe())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -376,16 +409,57 @@ impl Config {
         Self::load_with_env(path, std::env::vars())
     }
 
+    /// Loads `path`, or with `path` = `env:VAR` the TOML held by the
+    /// environment variable VAR (a container's secret: nothing to mount).
     pub fn load_with_env(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::one(path.display().to_string(), format!("cannot read: {e}"))
-        })?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let text = match config_var(path) {
+            Some(var) => env
+                .iter()
+                .find(|(k, _)| k == var)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    ConfigErrors::one(
+                        path.display().to_string(),
+                        format!("environment variable {var} is not set"),
+                    )
+                })?,
+            None => std::fs::read_to_string(path).map_err(|e| {
+                ConfigErrors::one(path.display().to_string(), format!("cannot read: {e}"))
+            })?,
+        };
         Self::from_toml(&text, path, env)
     }
 
+    /// The directories `playgate serve` writes with this config: the
+    /// object store, the SQLite file's and the scratch space in mode local;
+    /// none in mode aws (S3, DynamoDB, MediaConvert hold everything).
+    pub fn writes(&self) -> Vec<PathBuf> {
+        match self.mode {
+            Mode::Aws => Vec::new(),
+            Mode::Local => {
+                let db_dir = self
+                    .store
+                    .sqlite_path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                vec![
+                    self.storage.root.clone(),
+                    db_dir,
+                    self.pipeline.work_dir.clone(),
+                ]
+            }
+        }
+    }
+
+    /// Reads config text; `env` is the environment for
+    /// `PLAYGATE__SECTION__KEY` overrides and `*_env` settings (the
+    /// process's own for `load`).
     pub fn from_toml(
         text: &str,
         origin: &Path,
@@ -397,9 +471,10 @@ impl Config {
                 format!("not valid TOML: {}", e.message()),
             )
         })?;
-        apply_env(&mut table, env);
+        let env: Env = env.into_iter().collect();
+        apply_env(&mut table, env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut issues = Vec::new();
-        let config = read(table, &mut issues);
+        let config = read(table, &mut issues, &env);
         if let Some(c) = &config {
             c.validate(&mut issues);
         }
@@ -474,17 +549,17 @@ impl Config {
             );
         }
         for (i, k) in self.signing.keys.iter().enumerate() {
-            if k.id == self.signing.active && k.private_key_file.is_none() {
+            if k.id == self.signing.active && k.private_key.is_none() {
                 bad(
                     &format!("signing.keys[{i}].private_key_file"),
                     "the active key needs a private key".into(),
                 );
             }
-            for (field, file) in [
-                ("private_key_file", &k.private_key_file),
-                ("public_key_file", &k.public_key_file),
+            for (field, pem) in [
+                ("private_key_file", &k.private_key),
+                ("public_key_file", &k.public_key),
             ] {
-                if let Some(f) = file {
+                if let Some(Pem::File(f)) = pem {
                     check_readable(&format!("signing.keys[{i}].{field}"), f, &mut bad);
                 }
             }
@@ -689,6 +764,13 @@ impl Config {
     }
 }
 
+/// `env:VAR` as a config path: the variable's name.
+pub fn config_var(path: &Path) -> Option<&str> {
+    path.to_str()?
+        .strip_prefix("env:")
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+}
+
 const KEYGEN_HINT: &str = " (dev keys: run `playgate keygen --out keys/dev`)";
 
 /// A serialized origin (RFC 6454): `scheme://host[:port]`, nothing more.
@@ -721,13 +803,45 @@ fn check_readable(path: &str, file: &Path, bad: &mut impl FnMut(&str, String)) {
 /// every bad field as `(field, reason)`.
 pub fn read_tier_rules(table: toml::Table) -> Result<TierRules, Vec<(String, String)>> {
     let mut issues = Vec::new();
-    let mut root = Section::root(table, &mut issues);
+    let env = Env::new();
+    let mut root = Section::root(table, &mut issues, &env);
     let rules = crate::tiers::read_rules(&mut root);
     root.finish();
     if issues.is_empty() {
         Ok(rules)
     } else {
         Err(issues.into_iter().map(|i| (i.path, i.reason)).collect())
+    }
+}
+
+/// A PEM key from `{key}_file` (a path, read later with the keys) or
+/// `{key}_env` (a variable holding the PEM, read now).
+fn read_pem(s: &mut Section<'_>, key: &str) -> Option<Pem> {
+    let file: Option<PathBuf> = s.opt(&format!("{key}_file"));
+    let env: Option<String> = s.opt(&format!("{key}_env"));
+    match (file, env) {
+        (Some(_), Some(_)) => {
+            s.problem(
+                &format!("{key}_file"),
+                format!("set only one of {key}_file and {key}_env"),
+            );
+            None
+        }
+        (Some(f), None) => Some(Pem::File(f)),
+        (None, Some(var)) => match s.env_var(&var).map(str::to_owned) {
+            Some(v) if !v.trim().is_empty() => Some(Pem::Env {
+                var,
+                text: Secret::new(v),
+            }),
+            _ => {
+                s.problem(
+                    &format!("{key}_env"),
+                    format!("environment variable {var} is not set"),
+                );
+                None
+            }
+        },
+        (None, None) => None,
     }
 }
 
@@ -762,8 +876,8 @@ fn read_secret(s: &mut Section<'_>, key: &str) -> Option<Secret<String>> {
                 None
             }
         },
-        (None, Some(var)) => match std::env::var(&var) {
-            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+        (None, Some(var)) => match s.env_var(&var).map(str::to_owned) {
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
                 s.problem(
                     &format!("{key}_env"),
@@ -782,8 +896,8 @@ fn dur(s: &mut Section<'_>, key: &str, default: &str) -> Duration {
 }
 
 /// Reads the whole tree; `None` only when a required value is missing or bad.
-fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
-    let mut root = Section::root(table, issues);
+fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config> {
+    let mut root = Section::root(table, issues, env);
     let mode = root.or("mode", Mode::Local);
     let server = root.sub("server", |s| {
         let listen = s.or("listen", SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -860,18 +974,26 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>) -> Option<Config> {
                         })
                 }
             };
-            let private_key_file = k.opt("private_key_file");
-            let public_key_file = k.opt("public_key_file");
-            if private_key_file.is_none() && public_key_file.is_none() {
+            let named = [
+                "private_key_file",
+                "private_key_env",
+                "public_key_file",
+                "public_key_env",
+            ]
+            .iter()
+            .any(|f| k.has(f));
+            let private_key = read_pem(k, "private_key");
+            let public_key = read_pem(k, "public_key");
+            if !named {
                 k.problem(
                     "public_key_file",
-                    "a key needs private_key_file or public_key_file",
+                    "a key needs private_key_file/_env or public_key_file/_env",
                 );
             }
             id.map(|id| SigningKeyConfig {
                 id,
-                private_key_file,
-                public_key_file,
+                private_key,
+                public_key,
             })
         });
         let entries = keys.len();

@@ -28,7 +28,13 @@ pub struct Section<'a> {
     table: Table,
     used: BTreeSet<String>,
     issues: &'a mut Vec<Issue>,
+    /// The environment `*_env` settings read from (the process's, or a
+    /// test's own).
+    env: &'a Env,
 }
+
+/// Environment variables by name.
+pub type Env = std::collections::BTreeMap<String, String>;
 
 fn join(path: &str, key: &str) -> String {
     if key.is_empty() {
@@ -41,13 +47,19 @@ fn join(path: &str, key: &str) -> String {
 }
 
 impl<'a> Section<'a> {
-    pub fn root(table: Table, issues: &'a mut Vec<Issue>) -> Self {
+    pub fn root(table: Table, issues: &'a mut Vec<Issue>, env: &'a Env) -> Self {
         Section {
             path: String::new(),
             table,
             used: BTreeSet::new(),
             issues,
+            env,
         }
+    }
+
+    /// An environment variable, for `*_env` settings.
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(String::as_str)
     }
 
     pub fn path_of(&self, key: &str) -> String {
@@ -120,6 +132,7 @@ impl<'a> Section<'a> {
             table,
             used: BTreeSet::new(),
             issues: self.issues,
+            env: self.env,
         };
         let out = f(&mut s);
         s.finish();
@@ -152,6 +165,7 @@ impl<'a> Section<'a> {
                 table: t,
                 used: BTreeSet::new(),
                 issues: self.issues,
+                env: self.env,
             };
             out.push(f(&name, &mut s));
             s.finish();
@@ -185,6 +199,7 @@ impl<'a> Section<'a> {
                 table: t,
                 used: BTreeSet::new(),
                 issues: self.issues,
+                env: self.env,
             };
             out.push(f(&mut s));
             s.finish();
@@ -267,7 +282,8 @@ mod tests {
         .parse()
         .unwrap();
         let mut issues = Vec::new();
-        let mut root = Section::root(t, &mut issues);
+        let env = Env::new();
+        let mut root = Section::root(t, &mut issues, &env);
         let a: u32 = root.or("a", 1);
         let n: u32 = root.sub("s", |s| s.or("n", 2));
         let _: Option<String> = root.req("missing");

@@ -100,6 +100,24 @@ fn secrets_from_env_never_print() {
     let secret = c.auth.issuers[0].hs256_secret.as_ref().unwrap();
     assert_eq!(secret.expose(), "s3cr3t-value");
     assert!(!format!("{c:?}").contains("s3cr3t"));
+    // From the environment the config is read with.
+    let text = format!(
+        "{MIN}\n[[auth.issuers]]\nname = \"h\"\nissuer = \"i\"\nalgorithms = [\"HS256\"]\nhs256_secret_env = \"{var}\"\n"
+    );
+    let c = Config::from_toml(
+        &text,
+        Path::new("t.toml"),
+        [(
+            var.to_owned(),
+            "env-s3cr3t-0123456789abcdefghijklmnop".to_owned(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        c.auth.issuers[0].hs256_secret.as_ref().unwrap().expose(),
+        "env-s3cr3t-0123456789abcdefghijklmnop"
+    );
+    assert!(!format!("{c:?}").contains("env-s3cr3t"));
 }
 
 #[test]
@@ -118,10 +136,26 @@ fn env_overrides_apply_before_validation() {
 
 #[test]
 fn the_shipped_configs_have_only_file_problems() {
-    // Without dev keys on disk, only missing-file problems may remain.
+    // Without dev keys on disk, only missing-file problems may remain; the
+    // aws example reads its keys from variables the stack sets.
+    let (private, public) = crate::cloudfront::keys::generate(false).unwrap();
+    let aws_env = vec![
+        (
+            "CLOUDFRONT_PRIVATE_KEY_PEM".to_owned(),
+            String::from_utf8(private).unwrap(),
+        ),
+        (
+            "CLOUDFRONT_PUBLIC_KEY_PEM".to_owned(),
+            String::from_utf8(public).unwrap(),
+        ),
+        (
+            "MEDIACONVERT_HOOK_SECRET".to_owned(),
+            "hook-secret-0123456789".to_owned(),
+        ),
+    ];
     for (file, env) in [
         ("config/local.toml", vec![]),
-        ("config/aws.example.toml", vec![]),
+        ("config/aws.example.toml", aws_env),
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         match Config::load_with_env(&path, env) {

@@ -31,28 +31,38 @@ fn template() -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `config/aws.example.toml` loaded for real: its secret files are made
-/// in `dir` (the example names `/run/secrets/playgate/…`).
-fn example_config(dir: &Path) -> playgate::config::Config {
+/// The environment the stack gives the gateway for `config/aws.example.toml`:
+/// the keys and the hook secret, by the names the example reads.
+fn example_env() -> Vec<(String, String)> {
+    let (private, public) = playgate::cloudfront::keys::generate(false).unwrap();
+    vec![
+        (
+            "CLOUDFRONT_PRIVATE_KEY_PEM".into(),
+            String::from_utf8(private).unwrap(),
+        ),
+        (
+            "CLOUDFRONT_PUBLIC_KEY_PEM".into(),
+            String::from_utf8(public).unwrap(),
+        ),
+        (
+            "MEDIACONVERT_HOOK_SECRET".into(),
+            "hook-secret-0123456789".into(),
+        ),
+    ]
+}
+
+/// `config/aws.example.toml` loaded for real, as the task definition passes
+/// it: the whole file in `PLAYGATE_CONFIG` (`--config env:PLAYGATE_CONFIG`)
+/// beside the secrets it names.
+fn example_config() -> playgate::config::Config {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/aws.example.toml"
     ))
     .unwrap();
-    let secrets = dir.join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let (private, public) = playgate::cloudfront::keys::generate(false).unwrap();
-    std::fs::write(secrets.join("cloudfront_private.pem"), private).unwrap();
-    std::fs::write(secrets.join("cloudfront_public.pem"), public).unwrap();
-    std::fs::write(
-        secrets.join("mediaconvert_hook_secret"),
-        "hook-secret-0123456789",
-    )
-    .unwrap();
-    let text = text.replace("/run/secrets/playgate", &secrets.display().to_string());
-    let path = dir.join("aws.toml");
-    std::fs::write(&path, text).unwrap();
-    playgate::config::Config::load_with_env(&path, Vec::new())
+    let mut env = example_env();
+    env.push(("PLAYGATE_CONFIG".into(), text));
+    playgate::config::Config::load_with_env(Path::new("env:PLAYGATE_CONFIG"), env)
         .unwrap_or_else(|e| panic!("aws.example.toml: {:?}", e.0))
 }
 
@@ -78,8 +88,7 @@ fn sub(t: &Value, v: &Value) -> String {
 
 #[test]
 fn the_template_matches_the_config_and_the_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = example_config(dir.path());
+    let config = example_config();
     let aws = config.aws.clone().unwrap();
     let t = template();
     let r = &t["Resources"];
@@ -189,18 +198,157 @@ fn the_template_matches_the_config_and_the_code() {
         sub(&t, &deny["Resource"]).ends_with("/assets/*/source/*"),
         "{deny}"
     );
-    // The mounted files are where the example config reads them.
-    let writer = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Command"][0]
-        .as_str()
-        .unwrap();
-    for f in [
-        "config.toml",
-        "cloudfront_private.pem",
-        "cloudfront_public.pem",
-        "mediaconvert_hook_secret",
-    ] {
-        assert!(writer.contains(f), "{f}");
+    // Every variable the example config reads is one the task defines.
+    let gateway = &r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    let defined: Vec<String> = ["Environment", "Secrets"]
+        .iter()
+        .flat_map(|k| gateway[*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["Name"].as_str().map(str::to_owned))
+        .collect();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/aws.example.toml"
+    ))
+    .unwrap();
+    let read: Vec<&str> = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once("_env = \""))
+        .filter_map(|(_, rest)| rest.split('"').next())
+        .collect();
+    assert!(read.len() >= 3, "{read:?}");
+    for var in read.iter().chain(&["PLAYGATE_CONFIG"]) {
+        assert!(
+            defined.iter().any(|d| d == var),
+            "the task defines {var}: {defined:?}"
+        );
     }
+    assert_eq!(
+        gateway["Command"],
+        serde_json::json!(["serve", "--config", "env:PLAYGATE_CONFIG"])
+    );
+}
+
+/// What ECS does with a task definition's containers. Its bind-mount guide
+/// lists "to provide an empty data volume", and: "To expose files from a
+/// Dockerfile to a data volume when a task is run, the Amazon ECS data plane
+/// looks for a VOLUME directive. If the absolute path that's specified in
+/// the VOLUME directive is the same as the containerPath that's specified
+/// in the task definition, the data in the VOLUME directive path is copied
+/// to the data volume." Otherwise the volume is a new, empty directory
+/// owned by root (0755). A container runs as its `User`, else the image's
+/// `USER`; with `ReadonlyRootFilesystem` only volumes are writable; a
+/// container that depends on another's `SUCCESS`/`COMPLETE` starts only
+/// once that one has exited 0. For every container: what it writes must be
+/// writable by the user it runs as, and nothing may depend on a container
+/// that cannot succeed.
+#[test]
+fn every_container_can_write_what_it_writes() {
+    let t = template();
+    let task = &t["Resources"]["TaskDefinition"]["Properties"];
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Dockerfile")).unwrap();
+    let image_user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
+        .map(str::trim)
+        .unwrap_or("0")
+        .to_owned();
+    let image_volumes: Vec<String> = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("VOLUME "))
+        .map(str::to_owned)
+        .collect();
+    let volumes: Vec<&str> = task["Volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["Name"].as_str())
+        .collect();
+    let containers = task["ContainerDefinitions"].as_array().unwrap();
+    let can_succeed = |c: &Value| -> Result<(), String> {
+        let name = c["Name"].as_str().unwrap_or("?");
+        let user = c["User"].as_str().unwrap_or(&image_user);
+        let root_user = user == "0" || user == "root";
+        let writes = writes_of(c)?;
+        for path in writes {
+            let mount = c["MountPoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| path.starts_with(m["ContainerPath"].as_str().unwrap_or("\0")))
+                .max_by_key(|m| m["ContainerPath"].as_str().unwrap_or("").len());
+            let writable = match mount {
+                Some(m) => {
+                    let vol = m["SourceVolume"].as_str().unwrap_or("");
+                    let at = m["ContainerPath"].as_str().unwrap_or("");
+                    !m["ReadOnly"].as_bool().unwrap_or(false)
+                        && volumes.contains(&vol)
+                        // An empty bind volume is root's, 0755.
+                        && (root_user || image_volumes.iter().any(|v| v.trim_matches(['[', ']', '"', ' ']) == at))
+                }
+                None => !c["ReadonlyRootFilesystem"].as_bool().unwrap_or(false) && root_user,
+            };
+            if !writable {
+                return Err(format!("{name} runs as {user} and cannot write {path}"));
+            }
+        }
+        Ok(())
+    };
+    for c in containers {
+        can_succeed(c).unwrap();
+        for dep in c["DependsOn"].as_array().into_iter().flatten() {
+            let other = dep["ContainerName"].as_str().unwrap_or("");
+            let condition = dep["Condition"].as_str().unwrap_or("");
+            if matches!(condition, "SUCCESS" | "COMPLETE") {
+                let o = containers
+                    .iter()
+                    .find(|x| x["Name"] == other)
+                    .unwrap_or_else(|| panic!("no container {other}"));
+                if let Err(why) = can_succeed(o) {
+                    panic!(
+                        "{} waits for {other} to succeed, which it cannot: {why}",
+                        c["Name"]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The files a container writes: playgate's from its config (`Config::writes`,
+/// none in mode aws), a shell's from its redirections.
+fn writes_of(c: &Value) -> Result<Vec<String>, String> {
+    let command: Vec<&str> = c["Command"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let entry: Vec<&str> = c["EntryPoint"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if entry.is_empty() && command.first() == Some(&"serve") {
+        return Ok(example_config()
+            .writes()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect());
+    }
+    if entry.first().is_some_and(|e| e.ends_with("sh")) {
+        let script = command.join(" ");
+        return Ok(script
+            .split('>')
+            .skip(1)
+            .filter_map(|rest| rest.trim_start_matches('>').split_whitespace().next())
+            .map(str::to_owned)
+            .collect());
+    }
+    Err(format!("cannot tell what {} writes", c["Name"]))
 }
 
 struct Setup {
