@@ -48,6 +48,13 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
+# botocore: the AWS service models the MediaConvert stand-in checks every
+# CreateJob body against (moto brings it; this makes sure).
+if ! python3 -c 'import botocore.session' >/dev/null 2>&1; then
+  echo "installing: botocore"
+  python3 -m pip install --quiet botocore
+fi
+
 # cfn-lint: `make test` lints deploy/cloudformation/ and the deploy test
 # reads the template with its loader. Pinned.
 if [ "$(cfn-lint --version 2>/dev/null)" != "cfn-lint 1.58.0" ]; then

@@ -139,6 +139,16 @@ pub struct Entitlement {
     pub stale: bool,
 }
 
+/// Signed frame captures (posters, scrub previews): append `?{query}` to
+/// any of `urls`; `poster` is the first, signed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Thumbnails {
+    pub poster: String,
+    pub urls: Vec<String>,
+    pub query: String,
+    pub expires_at: u64,
+}
+
 /// A cookie as the session and sign endpoints describe it. `Expires`
 /// only (no `Max-Age`), so one rendering serves the whole bucket.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -603,6 +613,32 @@ impl Play {
         let sig = Signature::for_resource(signer, pattern, opts)?;
         self.signatures.insert(key, sig.clone());
         Ok(sig)
+    }
+
+    /// The current version's frame captures, signed: one custom policy for
+    /// `{cdn}/assets/{id}/v{n}/thumbs/*` until `expires` (shared through
+    /// the signature cache), its query to append to every URL, the URLs in
+    /// order and the first one signed (a poster). `None` without captures.
+    pub fn thumbnails(&self, asset: &Asset, version: u32, expires: u64) -> Option<Thumbnails> {
+        let first = asset.thumbnails.first()?;
+        let base = format!("{}/assets/{}/v{version}/thumbs/", self.cdn_base(), asset.id);
+        let opts = SignOptions {
+            expires,
+            hash: self.config.signing.hash,
+            ..SignOptions::default()
+        };
+        let sig = self.signature(&format!("{base}*"), &opts, None).ok()?;
+        let query = sig.query();
+        Some(Thumbnails {
+            poster: format!("{base}{first}?{query}"),
+            urls: asset
+                .thumbnails
+                .iter()
+                .map(|t| format!("{base}{t}"))
+                .collect(),
+            query,
+            expires_at: expires,
+        })
     }
 
     fn entitlement(

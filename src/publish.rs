@@ -3,8 +3,9 @@
 //! optionally `dash/…`) is copied to `assets/{id}/v{n}/…`, then the asset
 //! record points at `v{n}` and is marked ready. The record is written
 //! last and with compare-and-set, so a viewer sees the old version or the
-//! whole new one, never a part. `playgate publish` calls this; the
-//! pipeline's local encoder will too.
+//! whole new one, never a part. Before that, a layout that is not one
+//! directory per rendition (a flat, MediaConvert-style tree) is made so
+//! (`pipeline::layout`). `playgate publish` and the local encoder call this.
 
 use crate::domain::AssetId;
 use crate::storage::{ObjectKey, ObjectStore};
@@ -23,6 +24,8 @@ pub enum PublishError {
     Store(#[from] crate::store::StoreError),
     #[error("asset {0} is deleted")]
     Deleted(AssetId),
+    #[error(transparent)]
+    Layout(#[from] crate::pipeline::layout::LayoutError),
 }
 
 fn files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), PublishError> {
@@ -55,6 +58,23 @@ fn files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()
     Ok(())
 }
 
+/// The frame captures a version holds under `{version}/thumbs/`, in order
+/// (file names).
+pub async fn thumbnails_of(
+    objects: &dyn ObjectStore,
+    version: &str,
+) -> Result<Vec<String>, crate::storage::StorageError> {
+    let prefix = format!("{version}/thumbs/");
+    Ok(objects
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|k| k.as_str().strip_prefix(&prefix))
+        .filter(|n| n.ends_with(".jpg") && !n.contains('/'))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// Publishes `dir` as the next version of `id`; returns the version.
 pub async fn publish_dir(
     store: &dyn Store,
@@ -82,7 +102,6 @@ pub async fn publish_dir(
         .unwrap_or(0)
         + 1;
     let prefix = format!("assets/{id}/v{version}");
-    let mut renditions = Vec::new();
     for (rel, path) in &list {
         let key = ObjectKey::parse(&format!("{prefix}/{rel}")).map_err(|e| PublishError::File {
             path: path.clone(),
@@ -93,13 +112,13 @@ pub async fn publish_dir(
             why: e.to_string(),
         })?;
         objects.put(&key, bytes.into()).await?;
-        if let Some(r) = rel
-            .strip_prefix("hls/")
-            .and_then(|r| r.strip_suffix("/index.m3u8"))
-        {
-            renditions.push(r.to_owned());
-        }
     }
+    // One directory per rendition, whatever layout the directory had.
+    let mut renditions = crate::pipeline::layout::ensure_separable(objects, &prefix)
+        .await?
+        .renditions;
+    renditions.sort();
+    let thumbnails = thumbnails_of(objects, &prefix).await?;
     let (asset, expect) = match old {
         Some(v) => (
             Asset {
@@ -107,6 +126,7 @@ pub async fn publish_dir(
                 status: AssetStatus::Ready,
                 current_version: Some(version),
                 renditions,
+                thumbnails,
                 failure: None,
                 ..v.value
             },
@@ -120,6 +140,7 @@ pub async fn publish_dir(
                 status: AssetStatus::Ready,
                 current_version: Some(version),
                 renditions,
+                thumbnails,
                 failure: None,
                 source: None,
                 created_at: now,

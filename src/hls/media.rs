@@ -192,6 +192,62 @@ pub fn sign_at(playlist: &[u8], query: &str, base: Option<&Url>) -> Result<Strin
     Ok(out)
 }
 
+/// Rewrites the URIs of a media playlist: every segment line and the
+/// `URI` of `EXT-X-MAP`, `EXT-X-KEY`, parts, hints and rendition reports,
+/// resolved against `base`, is given to `map`; its `Some` replaces the URI
+/// as written, `None` keeps it. Non-HTTP schemes and URIs with variables
+/// are left alone; every other byte is copied.
+pub fn map_uris(
+    playlist: &[u8],
+    base: &Url,
+    mut map: impl FnMut(&Url) -> Option<String>,
+) -> Result<String, HlsError> {
+    let lines = lines(playlist)?;
+    let mut out = String::with_capacity(playlist.len() + 64);
+    let mut replace = |raw: &str| -> Option<String> {
+        if !signable(raw) || raw.contains("{$") {
+            return None;
+        }
+        map(&base.join(raw.trim()).ok()?)
+    };
+    for line in lines {
+        let text = line.text;
+        if !text.starts_with('#') {
+            let trimmed = text.trim();
+            match (!trimmed.is_empty()).then(|| replace(trimmed)).flatten() {
+                Some(new) => {
+                    let lead = text.len() - text.trim_start().len();
+                    out.push_str(&text[..lead]);
+                    out.push_str(&new);
+                    out.push_str(&text[lead + trimmed.len()..]);
+                }
+                None => out.push_str(text),
+            }
+        } else {
+            let tag = tag_name(text).filter(|t| URI_TAGS.contains(t));
+            let uri = tag.and_then(|tag| {
+                let prefix_len = 1 + tag.len() + 1;
+                let a = super::attributes(text.get(prefix_len..)?)
+                    .into_iter()
+                    .find(|a| a.name == "URI" && a.quoted())?;
+                let new = replace(a.value())?;
+                let open = prefix_len + a.offset + 1;
+                Some((open, open + a.value().len(), new))
+            });
+            match uri {
+                Some((open, close, new)) => {
+                    out.push_str(&text[..open]);
+                    out.push_str(&new.replace('"', "%22"));
+                    out.push_str(&text[close..]);
+                }
+                None => out.push_str(text),
+            }
+        }
+        out.push_str(line.ending);
+    }
+    Ok(out)
+}
+
 fn sign_uri_attribute(
     out: &mut String,
     text: &str,
@@ -252,6 +308,22 @@ mod tests {
             Resolver::new(&base).push(&mut fast, uri);
             assert_eq!(fast, base.join(uri).unwrap().as_str(), "{uri}");
         }
+    }
+
+    #[test]
+    fn uris_are_mapped_and_everything_else_kept() {
+        let base = Url::parse("https://x.invalid/assets/a/v1/hls/master_360p.m3u8").unwrap();
+        let input = "#EXTM3U\r\n#EXT-X-MAP:URI=\"master_360p_init.mp4\",BYTERANGE=\"720@0\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXTINF:6,\nmaster_360p_00001.ts\n#EXT-X-BYTERANGE:100@0\n  master_360p_00002.ts  \n# comment\n";
+        let out = map_uris(input.as_bytes(), &base, |u| {
+            Some(format!("360p/{}", u.path().rsplit('/').next().unwrap()))
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            "#EXTM3U\r\n#EXT-X-MAP:URI=\"360p/master_360p_init.mp4\",BYTERANGE=\"720@0\"\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXTINF:6,\n360p/master_360p_00001.ts\n#EXT-X-BYTERANGE:100@0\n  360p/master_360p_00002.ts  \n# comment\n"
+        );
+        let same = map_uris(input.as_bytes(), &base, |_| None).unwrap();
+        assert_eq!(same, input, "None keeps every byte");
     }
 
     #[test]

@@ -35,8 +35,21 @@ struct AssetEdit {
     min_tier: Option<TierName>,
 }
 
-fn one(asset: &Asset, revision: u64) -> Response {
-    json_with_etag(json!({"asset": asset, "revision": revision}), revision)
+fn one(state: &AppState, asset: &Asset, revision: u64) -> Response {
+    // Signed for the default lifetime: what an operator or a CMS shows.
+    let thumbnails = asset.current_version.and_then(|v| {
+        let signing = &state.config.signing;
+        let expires = crate::playback::expiry(
+            state.clock.now_epoch(),
+            signing.default_ttl,
+            signing.expiry_bucket,
+        );
+        state.play.thumbnails(asset, v, expires)
+    });
+    json_with_etag(
+        json!({"asset": asset, "revision": revision, "thumbnails": thumbnails}),
+        revision,
+    )
 }
 
 pub async fn list(
@@ -79,7 +92,7 @@ pub async fn get(
     Path(id): Path<AssetId>,
 ) -> Result<Response> {
     let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
-    Ok(one(&v.value, v.revision))
+    Ok(one(&state, &v.value, v.revision))
 }
 
 pub async fn put(
@@ -115,6 +128,7 @@ pub async fn put(
             status: AssetStatus::Created,
             current_version: None,
             renditions: Vec::new(),
+            thumbnails: Vec::new(),
             failure: None,
             source: None,
             created_at: state.clock.now_epoch(),
@@ -127,7 +141,7 @@ pub async fn put(
     };
     let revision = state.store.put_asset(&asset, expect).await?;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.put", asset = %id, revision, "asset changed");
-    let mut resp = one(&asset, revision);
+    let mut resp = one(&state, &asset, revision);
     if old.is_none() {
         *resp.status_mut() = StatusCode::CREATED;
     }

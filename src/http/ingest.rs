@@ -164,6 +164,7 @@ pub async fn create_upload(
         status: AssetStatus::Created,
         current_version: None,
         renditions: Vec::new(),
+        thumbnails: Vec::new(),
         failure: None,
         source: Some(SourceObject {
             key: key_text,

@@ -115,6 +115,8 @@ pub async fn session(
         .authorise(&asset, &viewer(&v, peer), Format::Hls, Delivery::Cookies)
         .await?;
     let gateway = state.config.server.public_url.trim_end_matches('/');
+    let (record, version) = state.play.playable_asset(&asset).await?;
+    let thumbnails = state.play.thumbnails(&record, version, ent.expires);
     let mut resp = (
         [(header::CACHE_CONTROL, "private, no-store")],
         Json(json!({
@@ -125,6 +127,7 @@ pub async fn session(
             "expires_at": ent.expires,
             "renditions": ent.renditions,
             "cookies": ent.cookies,
+            "thumbnails": thumbnails,
         })),
     )
         .into_response();

@@ -1,7 +1,8 @@
 //! The local encoder: one ffmpeg process writes every rendition of a plan
 //! into the output layout (`hls/{rendition}/index.m3u8`, `init_N.mp4`,
-//! `seg_NNNNN.m4s`, fMP4; `hls/audio/` for AAC; `thumbs/NNNNN.jpg`, one
-//! frame every 10 s), then playgate writes the
+//! `seg_NNNNN.m4s`, fMP4; `hls/audio/` for AAC; `thumbs/thumb.NNNNNNN.jpg`
+//! from 0, one frame every 10 s, as MediaConvert names frame captures),
+//! then playgate writes the
 //! master itself with every attribute tiers filter on (`RESOLUTION`,
 //! `FRAME-RATE`, `CODECS`, and `BANDWIDTH`/`AVERAGE-BANDWIDTH` measured
 //! from the segments written) — ffmpeg's own master has no `FRAME-RATE`.
@@ -91,7 +92,9 @@ pub fn args(source: &SourceInput, plan: &Plan, out: &Path) -> Vec<OsString> {
     for (i, r) in plan.renditions.iter().enumerate() {
         graph.push_str(&format!(
             ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,fps={}[v{i}]",
-            r.width, r.height, r.frame_rate
+            r.width,
+            r.height,
+            super::ladder::fraction_arg(r.frame_rate)
         ));
     }
     let mut push = |s: String| a.push(s.into());
@@ -181,10 +184,13 @@ pub fn args(source: &SourceInput, plan: &Plan, out: &Path) -> Vec<OsString> {
         "5",
         "-f",
         "image2",
+        "-start_number",
+        "0",
     ] {
         push(s.into());
     }
-    push(out.join("thumbs/%05d.jpg").display().to_string());
+    // MediaConvert's frame-capture naming: `thumb.NNNNNNN.jpg` from 0.
+    push(out.join("thumbs/thumb.%07d.jpg").display().to_string());
     a
 }
 

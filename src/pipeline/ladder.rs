@@ -6,6 +6,12 @@
 //! without audio gets no audio rendition; 2 s GOPs and 6 s segments by
 //! default. Every rung is named by its short side (`720p`), which is also
 //! its directory in the output layout.
+//!
+//! Key frames line up across rungs, so players switch renditions at the
+//! same instants and segment boundaries match: a rung below the source's
+//! frame rate runs at the source's rate divided by a whole number (a 15 fps
+//! cap on 29.97 gives 14.985, i.e. 15000/1001, not 15), and every rung's
+//! GOP spans the same time (60 frames at 29.97, 30 at 14.985: 2.002 s).
 
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +123,37 @@ pub enum PlanError {
     EmptyLadder,
 }
 
+/// `fps` as an exact fraction: NTSC rates and those derived from them
+/// (`30000/1001`, `15000/1001`), otherwise to the thousandth.
+pub fn fraction(fps: f64) -> (u32, u32) {
+    let ntsc = (fps * 1001.0).round();
+    if ntsc >= 1.0 && (ntsc / 1001.0 - fps).abs() < 1e-6 * fps.max(1.0) && ntsc % 1000.0 == 0.0 {
+        return (ntsc as u32, 1001);
+    }
+    for (n, d) in [(24_000u32, 1001u32), (30_000, 1001), (60_000, 1001)] {
+        if (fps - f64::from(n) / f64::from(d)).abs() < 0.005 {
+            return (n, d);
+        }
+    }
+    let n = (fps * 1000.0).round().clamp(1.0, 240_000.0) as u32;
+    let g = gcd(n, 1000);
+    (n / g, 1000 / g)
+}
+
+/// `num/den`, as ffmpeg's `fps` filter and `-r` take it.
+pub fn fraction_arg(fps: f64) -> String {
+    let (n, d) = fraction(fps);
+    if d == 1 {
+        n.to_string()
+    } else {
+        format!("{n}/{d}")
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
 /// Even, at least 2 (H.264 with 4:2:0 needs even dimensions), and never
 /// above `limit` (the source's own size, rounded down to even).
 fn even(x: f64, limit: u32) -> u32 {
@@ -165,6 +202,21 @@ pub fn plan(source: &Source, config: &LadderConfig) -> Result<Plan, PlanError> {
         }
         chosen = kept;
     }
+    // A capped rung runs at the source's rate over a whole divisor, and the
+    // full-rate GOP is a multiple of every divisor, so all GOPs span the
+    // same time.
+    let divisor = |r: &RungSpec| match r.max_frame_rate {
+        Some(cap) if cap > 0.0 && cap < source.frame_rate => {
+            (source.frame_rate / cap - 1e-9).ceil().max(1.0) as u32
+        }
+        _ => 1,
+    };
+    let lcm = chosen
+        .iter()
+        .map(divisor)
+        .fold(1u32, |a, k| a / gcd(a, k) * k);
+    let full_gop =
+        (((source.frame_rate * config.gop_seconds) / f64::from(lcm)).round() as u32).max(1) * lcm;
     let mut renditions = Vec::with_capacity(chosen.len());
     let mut gop_frames = Vec::with_capacity(chosen.len());
     for r in chosen {
@@ -178,11 +230,9 @@ pub fn plan(source: &Source, config: &LadderConfig) -> Result<Plan, PlanError> {
         } else {
             (long_side, short_side)
         };
-        let frame_rate = match r.max_frame_rate {
-            Some(cap) if cap < source.frame_rate => cap,
-            _ => source.frame_rate,
-        };
-        gop_frames.push(((frame_rate * config.gop_seconds).round() as u32).max(1));
+        let k = divisor(&r);
+        let frame_rate = source.frame_rate / f64::from(k);
+        gop_frames.push(full_gop / k);
         renditions.push(Rendition {
             name: format!("{}p", r.height),
             width,
@@ -235,9 +285,10 @@ mod tests {
             (top.width, top.height, top.codec),
             (3840, 2160, Codec::H265)
         );
-        assert_eq!(p.renditions[0].frame_rate, 15.0);
+        assert_eq!(p.renditions[0].frame_rate, 12.0, "24 / 2: at most 15");
         assert_eq!(p.renditions[1].frame_rate, 24.0);
         assert_eq!(p.gop_frames[1], 48, "2 s at 24 fps");
+        assert_eq!(p.gop_frames[0], 24, "2 s at 12 fps");
         assert_eq!(p.segment_seconds, 6);
         assert_eq!(p.audio_bitrate, Some(160_000));
     }
@@ -307,6 +358,50 @@ mod tests {
         let slow = planned(&src(1280, 720, 10.0, None));
         assert!(slow.renditions.iter().all(|r| r.frame_rate == 10.0));
         assert_eq!(slow.gop_frames[0], 20);
+    }
+
+    /// Every rung's GOP spans the same time, so key frames (and segment
+    /// boundaries) line up: at 29.97 the 15 fps cap gives 15000/1001, and
+    /// its 30 frames last 2.002 s like the others' 60.
+    #[test]
+    fn key_frames_line_up_across_rungs() {
+        for fps in [
+            30_000.0 / 1001.0,
+            24_000.0 / 1001.0,
+            25.0,
+            30.0,
+            50.0,
+            60_000.0 / 1001.0,
+        ] {
+            let p = planned(&src(1920, 1080, fps, None));
+            let spans: Vec<f64> = p
+                .renditions
+                .iter()
+                .zip(&p.gop_frames)
+                .map(|(r, g)| f64::from(*g) / r.frame_rate)
+                .collect();
+            assert!(
+                spans.iter().all(|s| (s - spans[0]).abs() < 1e-9),
+                "{fps}: GOP spans {spans:?}"
+            );
+            assert!(p.renditions[0].frame_rate <= 15.0 + 1e-9, "{fps}");
+        }
+        let ntsc = planned(&src(1920, 1080, 30_000.0 / 1001.0, None));
+        assert_eq!(fraction(ntsc.renditions[0].frame_rate), (15_000, 1001));
+        assert_eq!(fraction_arg(ntsc.renditions[0].frame_rate), "15000/1001");
+        assert_eq!((ntsc.gop_frames[0], ntsc.gop_frames[1]), (30, 60));
+    }
+
+    #[test]
+    fn frame_rates_become_exact_fractions() {
+        assert_eq!(fraction(29.97), (30_000, 1001));
+        assert_eq!(fraction(30_000.0 / 1001.0), (30_000, 1001));
+        assert_eq!(fraction(15_000.0 / 1001.0), (15_000, 1001));
+        assert_eq!(fraction(23.976), (24_000, 1001));
+        assert_eq!(fraction(59.94), (60_000, 1001));
+        assert_eq!(fraction(25.0), (25, 1));
+        assert_eq!(fraction(15.0), (15, 1));
+        assert_eq!(fraction(12.5), (25, 2));
     }
 
     #[test]

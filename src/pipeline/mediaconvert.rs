@@ -3,19 +3,22 @@
 //! (CreateJob, GetJob for the reconciler, CancelJob).
 //!
 //! Layout (DESIGN.md, "Pipeline"): one HLS output group writing
-//! `assets/{id}/v{n}/hls/master.m3u8` with `SUBDIRECTORY_PER_STREAM`, one
-//! output per rung (name modifier `_{rung}`, 6 s segments, QVBR capped at
-//! the rung's bit rate, fixed GOP, I-frame playlists), one AAC 160k audio
-//! rendition in its own group, and a frame-capture group for thumbnails
-//! under `thumbs/`. playgate does not assume the names MediaConvert gives
-//! the subdirectories: on COMPLETE it reads the master it wrote and takes
-//! the renditions from there.
+//! `assets/{id}/v{n}/hls/master.m3u8` with `SINGLE_DIRECTORY` — the layout
+//! MediaConvert documents: `master_{rung}.m3u8` and
+//! `master_{rung}_00001.ts` beside the master — one output per rung (name
+//! modifier `_{rung}`, 6 s segments, QVBR capped at the rung's bit rate,
+//! GOPs aligned across rungs, I-frame playlists), one AAC 160k audio
+//! rendition in its own group (video outputs name it in
+//! `audioRenditionSets`), and a frame-capture group writing
+//! `thumbs/thumb.NNNNNNN.jpg`. playgate assumes no layout: on COMPLETE it
+//! reads the master and its playlists and moves each rendition into its own
+//! directory when they share one (`pipeline::layout`).
 //!
 //! The client talks to the regional endpoint from `aws.mediaconvert_endpoint`
 //! (DescribeEndpoints is deprecated and not called).
 
 use super::events::{Detail, Event, JobProgress};
-use super::ladder::{Codec, Plan, Rendition};
+use super::ladder::{Codec, Plan, Rendition, fraction};
 use crate::aws::said;
 use crate::store::Job;
 use aws_sdk_mediaconvert::Client;
@@ -44,22 +47,6 @@ const AUDIO_GROUP: &str = "program_audio";
 const THUMB_EVERY_SECONDS: i32 = 10;
 const THUMB_MAX: i32 = 60;
 
-/// `fps` as MediaConvert's numerator/denominator; NTSC rates exactly.
-pub fn fraction(fps: f64) -> (i32, i32) {
-    for (n, d) in [(24_000, 1001), (30_000, 1001), (60_000, 1001)] {
-        if (fps - f64::from(n) / f64::from(d)).abs() < 0.005 {
-            return (n, d);
-        }
-    }
-    let n = (fps * 1000.0).round().clamp(1.0, 240_000.0) as i32;
-    let g = gcd(n, 1000);
-    (n / g, 1000 / g)
-}
-
-fn gcd(a: i32, b: i32) -> i32 {
-    if b == 0 { a.max(1) } else { gcd(b, a % b) }
-}
-
 fn bits(b: u64) -> i32 {
     i32::try_from(b).unwrap_or(i32::MAX)
 }
@@ -75,6 +62,7 @@ fn qvbr_level(height: u32) -> i32 {
 
 fn video(r: &Rendition, gop_frames: u32) -> VideoDescription {
     let (num, den) = fraction(r.frame_rate);
+    let (num, den) = (bits(u64::from(num)), bits(u64::from(den)));
     let short = r.width.min(r.height);
     let codec = match r.codec {
         Codec::H264 => VideoCodecSettings::builder()
@@ -163,8 +151,12 @@ pub fn job_settings(plan: &Plan, input: &str, output: &str) -> JobSettings {
     for (r, gop) in plan.renditions.iter().zip(&plan.gop_frames) {
         let mut settings =
             HlsSettings::builder().i_frame_only_manifest(HlsIFrameOnlyManifest::Include);
+        // The video side names the audio groups it plays with
+        // (`audioRenditionSets`: "List all the audio groups that are used
+        // with the video output stream"); `audioGroupId` is the audio
+        // output's own group.
         if plan.audio_bitrate.is_some() {
-            settings = settings.audio_group_id(AUDIO_GROUP);
+            settings = settings.audio_rendition_sets(AUDIO_GROUP);
         }
         hls.push(
             Output::builder()
@@ -208,7 +200,11 @@ pub fn job_settings(plan: &Plan, input: &str, output: &str) -> JobSettings {
                 .hls_group_settings(
                     HlsGroupSettings::builder()
                         .destination(format!("{output}/hls/master"))
-                        .directory_structure(HlsDirectoryStructure::SubdirectoryPerStream)
+                        // The layout the documentation fully names (child
+                        // manifests and segments beside the master); playgate
+                        // moves each rendition into its own directory on
+                        // COMPLETE (`pipeline::layout`).
+                        .directory_structure(HlsDirectoryStructure::SingleDirectory)
                         .segment_length(bits(u64::from(plan.segment_seconds)))
                         .min_segment_length(0)
                         .segment_control(HlsSegmentControl::SegmentedFiles)
@@ -461,17 +457,6 @@ mod tests {
     }
 
     #[test]
-    fn frame_rates_become_exact_fractions() {
-        assert_eq!(fraction(29.97), (30_000, 1001));
-        assert_eq!(fraction(30_000.0 / 1001.0), (30_000, 1001));
-        assert_eq!(fraction(23.976), (24_000, 1001));
-        assert_eq!(fraction(59.94), (60_000, 1001));
-        assert_eq!(fraction(25.0), (25, 1));
-        assert_eq!(fraction(15.0), (15, 1));
-        assert_eq!(fraction(12.5), (25, 2));
-    }
-
-    #[test]
     fn one_output_per_rung_plus_audio_and_thumbnails() {
         let (p, s) = settings(&source(1920, 1080, 30.0, true));
         let groups = s.output_groups();
@@ -484,7 +469,7 @@ mod tests {
         assert_eq!(hls.destination(), Some("s3://out/assets/a/v3/hls/master"));
         assert_eq!(
             hls.directory_structure(),
-            Some(&HlsDirectoryStructure::SubdirectoryPerStream)
+            Some(&HlsDirectoryStructure::SingleDirectory)
         );
         assert_eq!(hls.segment_length(), Some(6));
         let outputs = groups[0].outputs();
@@ -503,13 +488,11 @@ mod tests {
             assert_eq!(h.rate_control_mode(), Some(&H264RateControlMode::Qvbr));
             assert_eq!(h.max_bitrate(), Some(r.bitrate as i32));
             assert_eq!(h.gop_size(), Some(f64::from(*gop)));
+            let hls = o.output_settings().unwrap().hls_settings().unwrap();
             assert_eq!(
-                o.output_settings()
-                    .unwrap()
-                    .hls_settings()
-                    .unwrap()
-                    .audio_group_id(),
-                Some(AUDIO_GROUP)
+                (hls.audio_rendition_sets(), hls.audio_group_id()),
+                (Some(AUDIO_GROUP), None),
+                "a video output names the audio groups it plays with"
             );
             assert!(
                 o.audio_descriptions().is_empty(),
@@ -526,6 +509,16 @@ mod tests {
         assert_eq!(
             (h.framerate_numerator(), h.framerate_denominator()),
             (Some(15), Some(1))
+        );
+        let audio_hls = outputs[5]
+            .output_settings()
+            .unwrap()
+            .hls_settings()
+            .unwrap();
+        assert_eq!(
+            (audio_hls.audio_group_id(), audio_hls.audio_rendition_sets()),
+            (Some(AUDIO_GROUP), None),
+            "the audio output is in the group"
         );
         let aac = outputs[5].audio_descriptions()[0]
             .codec_settings()

@@ -8,6 +8,7 @@
 //! - `process`: child processes in their own group, under time limits;
 //! - `probe`: what a source is (ffprobe's JSON);
 //! - `jobs`: the job state machine (pure);
+//! - `layout`: a published HLS tree made one directory per rendition;
 //! - `ffmpeg`: one ffmpeg process writing every rendition in the layout.
 
 pub mod events;
@@ -15,6 +16,7 @@ pub mod ffmpeg;
 pub mod iframes;
 pub mod jobs;
 pub mod ladder;
+pub mod layout;
 pub mod mediaconvert;
 pub mod notify;
 pub mod probe;

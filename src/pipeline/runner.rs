@@ -77,6 +77,9 @@ pub struct Pipeline {
     queue: tokio::sync::mpsc::UnboundedSender<JobId>,
     cancels: Mutex<HashMap<JobId, tokio::sync::watch::Sender<bool>>>,
     sns: Option<super::notify::Sns>,
+    /// Jobs whose output is being moved into per-rendition directories
+    /// (a duplicate COMPLETE meanwhile changes nothing).
+    publishing: Mutex<std::collections::HashSet<JobId>>,
 }
 
 fn job_id(asset: &AssetId, attempt: u32) -> JobId {
@@ -107,6 +110,7 @@ impl Pipeline {
             queue: tx,
             cancels: Mutex::new(HashMap::new()),
             sns,
+            publishing: Mutex::new(Default::default()),
         });
         let weak = Arc::downgrade(&p);
         tokio::spawn(async move {
@@ -488,7 +492,7 @@ impl Pipeline {
     /// for `pipeline.reconcile_after`, and applies the answer as if its
     /// event had arrived; a job that never reached MediaConvert is
     /// submitted again (with the same request token). How many changed.
-    pub async fn reconcile(&self) -> Result<usize, StoreError> {
+    pub async fn reconcile(self: &Arc<Self>) -> Result<usize, StoreError> {
         let Backend::MediaConvert { mc, .. } = &self.backend else {
             return Ok(0);
         };
@@ -529,7 +533,7 @@ impl Pipeline {
     /// A backend's event (MediaConvert via EventBridge) for one of our
     /// jobs; `false` when it is not ours or changed nothing.
     pub async fn on_backend_event(
-        &self,
+        self: &Arc<Self>,
         event: &super::events::Event,
     ) -> Result<bool, PipelineError> {
         use super::events::Action;
@@ -575,53 +579,88 @@ impl Pipeline {
         Ok(changed)
     }
 
-    /// The backend wrote `assets/{id}/v{n}/hls/`: check its master, point
-    /// the asset at `v{n}` with its renditions, and complete the job.
-    async fn complete_from_output(&self, job: &Job) -> Result<bool, PipelineError> {
+    /// The backend wrote `assets/{id}/v{n}/hls/`: read its master and
+    /// playlists, make the layout one directory per rendition when it is
+    /// not (`layout`: MediaConvert's is flat), then point the asset at
+    /// `v{n}` with its renditions and complete the job. When files must
+    /// move, that runs in the background (a long title is thousands of S3
+    /// copies; EventBridge waits 5 s for an answer) and the job completes
+    /// when it is done; a failure there leaves the job for the reconciler.
+    async fn complete_from_output(self: &Arc<Self>, job: &Job) -> Result<bool, PipelineError> {
+        use super::layout::{Inspection, LayoutError};
         if is_terminal(job.state) {
             return Ok(false);
         }
-        let key = format!("assets/{}/v{}/hls/master.m3u8", job.asset_id, job.version);
-        let master = match ObjectKey::parse(&key) {
-            Ok(k) => match self.objects.get(&k).await {
-                Ok(bytes) => Some(bytes),
-                Err(crate::storage::StorageError::NotFound(_)) => None,
-                // S3 not answering is no verdict on the job: the hook
-                // answers 503 (EventBridge delivers again) and the
-                // reconciler asks again.
-                Err(e @ crate::storage::StorageError::Unavailable(_)) => {
-                    return Err(PipelineError::Backend(format!(
-                        "cannot read the job's output yet: {e}"
-                    )));
+        if self.publishing.lock().is_ok_and(|p| p.contains(&job.id)) {
+            return Ok(false);
+        }
+        let version = format!("assets/{}/v{}", job.asset_id, job.version);
+        let fail = |why: String| JobEvent::Error {
+            message: format!("the job completed but its output cannot be published: {why}"),
+        };
+        let moves = match super::layout::inspect(self.objects.as_ref(), &version).await {
+            Ok(Inspection::Separable(renditions)) => {
+                return self.publish_version(job, renditions).await;
+            }
+            Ok(Inspection::Moves(m)) => m,
+            // S3 not answering is no verdict on the job: the hook answers
+            // 503 (EventBridge delivers again) and the reconciler asks again.
+            Err(LayoutError::Storage(e)) => {
+                return Err(PipelineError::Backend(format!(
+                    "cannot read the job's output yet: {e}"
+                )));
+            }
+            Err(e) => {
+                return Ok(self.record(&job.id, fail(e.to_string())).await?.is_some());
+            }
+        };
+        if let Ok(mut p) = self.publishing.lock()
+            && !p.insert(job.id.clone())
+        {
+            return Ok(false);
+        }
+        tracing::info!(job = %job.id, files = moves.len(), "the output is not one directory per rendition; moving it");
+        let (me, job) = (self.clone(), job.clone());
+        tokio::spawn(async move {
+            let moved = super::layout::apply(me.objects.as_ref(), &moves).await;
+            let outcome = match moved {
+                Ok(done) => me.publish_version(&job, done.renditions).await.map(|_| ()),
+                Err(LayoutError::Storage(e)) => Err(PipelineError::Backend(e.to_string())),
+                Err(e) => me
+                    .record(&job.id, fail(e.to_string()))
+                    .await
+                    .map(|_| ())
+                    .map_err(PipelineError::from),
+            };
+            if let Ok(mut p) = me.publishing.lock() {
+                p.remove(&job.id);
+            }
+            match outcome {
+                Ok(()) => me.announce(&job.id).await,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, reason = %e, "moving the output failed; the reconciler tries again");
                 }
-            },
-            Err(_) => None,
-        };
-        let renditions = master.as_deref().and_then(|m| {
-            let all = crate::tiers::TierRules::default();
-            let f = crate::hls::master::filter(m, &all, None).ok()?;
-            let mut names: Vec<String> = f
-                .kept
-                .iter()
-                .filter(|u| u.kind.is_rendition())
-                .filter_map(|u| u.uri.split_once('/').map(|(dir, _)| dir.to_owned()))
-                .collect();
-            names.sort();
-            names.dedup();
-            Some(names)
+            }
         });
-        let Some(renditions) = renditions else {
-            let changed = self
-                .record(
-                    &job.id,
-                    JobEvent::Error {
-                        message: format!("the job completed but {key} is missing or unreadable"),
-                    },
-                )
-                .await?;
-            return Ok(changed.is_some());
-        };
+        Ok(true)
+    }
+
+    /// Points the asset at the job's version with `renditions` and
+    /// completes the job.
+    async fn publish_version(
+        &self,
+        job: &Job,
+        mut renditions: Vec<String>,
+    ) -> Result<bool, PipelineError> {
+        renditions.sort();
+        renditions.dedup();
         let version = job.version;
+        let thumbnails = crate::publish::thumbnails_of(
+            self.objects.as_ref(),
+            &format!("assets/{}/v{version}", job.asset_id),
+        )
+        .await
+        .map_err(|e| PipelineError::Backend(e.to_string()))?;
         self.set_asset(&job.asset_id, move |a| {
             if a.status == AssetStatus::Deleted {
                 return;
@@ -629,6 +668,7 @@ impl Pipeline {
             if a.current_version.is_none_or(|v| v < version) {
                 a.current_version = Some(version);
                 a.renditions = renditions.clone();
+                a.thumbnails = thumbnails.clone();
             }
             a.status = AssetStatus::Ready;
             a.failure = None;

@@ -212,6 +212,27 @@ impl ObjectStore for LocalStore {
         .await
     }
 
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> StorageResult<ObjectMeta> {
+        let (src, dst, k) = (self.path_of(from), self.path_of(to), to.clone());
+        let from = from.clone();
+        blocking(move || {
+            let dir = dst.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+            let name = dst.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+            let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+            let copied = std::fs::copy(&src, &tmp)
+                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|_| std::fs::rename(&tmp, &dst));
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(not_found_or(&from, e));
+            }
+            let m = std::fs::metadata(&dst).map_err(|e| unavailable(format!("{k}: {e}")))?;
+            Ok(Self::meta(&k, &m))
+        })
+        .await
+    }
+
     fn local_path(&self, key: &ObjectKey) -> Option<std::path::PathBuf> {
         Some(self.path_of(key))
     }

@@ -124,6 +124,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Writes the whole object atomically: readers see the old bytes or the
     /// new ones, never a part.
     async fn put(&self, key: &ObjectKey, bytes: Bytes) -> StorageResult<ObjectMeta>;
+    /// Copies `from` to `to` inside the store (S3: a server-side
+    /// `CopyObject`, no bytes through playgate), atomically for readers of
+    /// `to`. The default reads and writes.
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> StorageResult<ObjectMeta> {
+        let bytes = self.get(from).await?;
+        self.put(to, bytes).await
+    }
     /// Deletes one object; `Ok(false)` when there was none.
     async fn delete(&self, key: &ObjectKey) -> StorageResult<bool>;
     /// Every key under `prefix` (a directory-like prefix ending in `/`, or

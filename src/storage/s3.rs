@@ -10,6 +10,15 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
 use bytes::Bytes;
 
+/// What a key may keep unencoded in `CopySource`: the unreserved set and
+/// `/` (which separates the key's segments).
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -171,6 +180,31 @@ impl ObjectStore for S3Store {
             etag: out.e_tag.unwrap_or_default(),
             modified_epoch: crate::clock::Clock::now_epoch(&crate::clock::SystemClock),
         })
+    }
+
+    async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> StorageResult<ObjectMeta> {
+        // CopySource is `bucket/key`, the key URL-encoded (S3 API reference,
+        // CopyObject: "The value must be URL-encoded").
+        let source = format!(
+            "{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(from.as_str(), COPY_SOURCE)
+        );
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to.as_str())
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(|e| {
+                if is_404(&e) {
+                    StorageError::NotFound(from.clone())
+                } else {
+                    unavailable(said(&e))
+                }
+            })?;
+        self.head(to).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> StorageResult<bool> {

@@ -135,6 +135,11 @@ pub struct Asset {
     pub current_version: Option<u32>,
     #[serde(default)]
     pub renditions: Vec<String>,
+    /// The current version's frame captures under `thumbs/`, in order
+    /// (`thumb.0000000.jpg`, … — MediaConvert's naming, which the local
+    /// encoder follows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thumbnails: Vec<String>,
     #[serde(default)]
     pub failure: Option<String>,
     /// The uploaded original (declared by `POST /v1/uploads`, filled in

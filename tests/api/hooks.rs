@@ -32,6 +32,7 @@ async fn job_in_flight(app: &TestApp, asset: &str) -> Job {
         status: AssetStatus::Processing,
         current_version: None,
         renditions: vec![],
+        thumbnails: Vec::new(),
         failure: None,
         source: None,
         created_at: crate::helpers::now(),

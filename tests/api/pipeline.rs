@@ -197,8 +197,39 @@ async fn upload_transcode_and_play() {
         .await
         .unwrap();
     assert_eq!(thumbs.len(), 1, "one frame capture per 10 s: {thumbs:?}");
+    assert_eq!(
+        thumbs[0].as_str(),
+        format!("assets/{id}/v1/thumbs/thumb.0000000.jpg"),
+        "MediaConvert's frame-capture naming"
+    );
     let jpeg = app.state.objects.get(&thumbs[0]).await.unwrap();
     assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+    // The session hands out the captures signed: the poster plays at the
+    // edge, the query opens the captures and nothing else.
+    let session: serde_json::Value = app
+        .client
+        .post(app.url(&format!("/v1/play/{id}/session")))
+        .bearer_auth(app.viewer_token("free"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = &session["thumbnails"];
+    let poster = t["poster"].as_str().unwrap_or_else(|| panic!("{session}"));
+    let local = poster.strip_prefix(&app.url("")).unwrap();
+    let got = app.get(local).await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/jpeg");
+    assert_eq!(got.bytes().await.unwrap(), jpeg);
+    let query = t["query"].as_str().unwrap();
+    let segment = app.url(&format!("/cdn/assets/{id}/v1/hls/360p/index.m3u8?{query}"));
+    assert_eq!(
+        app.client.get(segment).send().await.unwrap().status(),
+        403,
+        "the thumbnails' signature opens no rendition"
+    );
     assert!(text.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{text}");
     for rendition in ["270p", "360p"] {
         one_key_frame_per_entry(&app, &id, rendition, dir.path()).await;

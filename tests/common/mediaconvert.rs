@@ -5,13 +5,30 @@
 //! - `POST /2017-08-29/jobs` (CreateJob): checks the SigV4 scope names
 //!   mediaconvert, and that `role`, `clientRequestToken`,
 //!   `userMetadata.{app,asset_id,job_id}`, an `s3://` input and an HLS
-//!   output group are there; a token seen before returns the first job and
-//!   runs nothing new. 400 `BadRequestException` otherwise.
+//!   output group are there, and that the body fits MediaConvert's model
+//!   as botocore publishes it (`tests/contract/aws_model.py`: every wire
+//!   name a member, required members present, enums and ranges kept); a
+//!   token seen before returns the first job and runs nothing new. 400
+//!   `BadRequestException` otherwise.
 //! - `GET /2017-08-29/jobs/{id}` (GetJob), `DELETE` (CancelJob).
 //!
-//! A created job "runs": it copies a prepared HLS tree (one directory per
-//! rendition, as `scripts/make-clip.sh` writes) to the HLS destination in
-//! the moto server's S3, then reports as the `Behaviour` says. Events are
+//! A created job "runs". Made with `start_encoding`, it encodes the job's
+//! source (read from the source bucket) with real ffmpeg as the settings
+//! say — every HLS output at its size, frame rate, GOP and bit rate,
+//! segments of `segmentLength` — and writes what MediaConvert's
+//! documentation says it writes: the master at `{destination}.m3u8`, child
+//! manifests at `{destination}{nameModifier}.m3u8` beside it, segments
+//! `{destination}{nameModifier}_00001.ts` beside them with
+//! `SINGLE_DIRECTORY`, or in a subdirectory per stream
+//! (`{destination}{nameModifier}/…`) with `SUBDIRECTORY_PER_STREAM`; frame
+//! captures `{destination}.NNNNNNN.jpg` from 0 ("Files will be named as
+//! filename.NNNNNNN.jpg where N is the 0-based frame sequence number zero
+//! padded to 7 decimal places", FrameCaptureSettings in the API model).
+//! Unlike MediaConvert it writes no I-frame manifests (ffmpeg cannot write
+//! byte ranges into the segments it also writes) and audio segments in TS,
+//! not raw AAC. Made with `start`, a job copies a prepared HLS tree (one
+//! directory per rendition) instead. Then it reports as the `Behaviour`
+//! says. Events are
 //! delivered as EventBridge's API destinations do: a 5xx, a 429 or no
 //! answer is tried again with exponential backoff; other answers are final.
 #![allow(dead_code)]
@@ -54,6 +71,8 @@ struct Inner {
 struct Ctx {
     inner: Arc<Mutex<Inner>>,
     outputs: Arc<dyn playgate::storage::ObjectStore>,
+    /// Where jobs read their source, when they encode it.
+    sources: Option<Arc<dyn playgate::storage::ObjectStore>>,
     tree: std::path::PathBuf,
     hook: Arc<Mutex<Option<(String, String)>>>,
     /// While true, a job that has written its output waits before it
@@ -74,6 +93,23 @@ impl StandIn {
         outputs: Arc<dyn playgate::storage::ObjectStore>,
         tree: &std::path::Path,
     ) -> StandIn {
+        Self::start_with(outputs, None, tree).await
+    }
+
+    /// Serves on a free loopback port; a job encodes its source from
+    /// `sources` (the source bucket) into `outputs` as its settings say.
+    pub async fn start_encoding(
+        outputs: Arc<dyn playgate::storage::ObjectStore>,
+        sources: Arc<dyn playgate::storage::ObjectStore>,
+    ) -> StandIn {
+        Self::start_with(outputs, Some(sources), std::path::Path::new("")).await
+    }
+
+    async fn start_with(
+        outputs: Arc<dyn playgate::storage::ObjectStore>,
+        sources: Option<Arc<dyn playgate::storage::ObjectStore>>,
+        tree: &std::path::Path,
+    ) -> StandIn {
         let ctx = Ctx {
             inner: Arc::new(Mutex::new(Inner {
                 behaviour: Behaviour::Events,
@@ -85,6 +121,7 @@ impl StandIn {
                 refused: 0,
             })),
             outputs,
+            sources,
             tree: tree.to_owned(),
             hook: Arc::new(Mutex::new(None)),
             hold: tokio::sync::watch::Sender::new(false),
@@ -174,6 +211,47 @@ fn missing(body: &Value) -> Option<&'static str> {
     None
 }
 
+/// `tests/contract/aws_model.py`: the wire body checked against
+/// botocore's MediaConvert model (member names, required members, types,
+/// enums, ranges); its problems, one per line.
+pub async fn against_the_model(operation: &str, body: &Value) -> Result<(), String> {
+    let (operation, body) = (operation.to_owned(), body.to_string());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/contract/aws_model.py"
+            ))
+            .args(["mediaconvert", &operation])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with botocore (scripts/ensure-deps.sh installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "the model check failed to run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    })
+    .await
+    .unwrap()
+}
+
 fn hls_destination(body: &Value) -> Option<String> {
     body.pointer("/settings/outputGroups")?
         .as_array()?
@@ -207,6 +285,11 @@ async fn create(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
     };
     if let Some(why) = missing(&body) {
         return error(StatusCode::BAD_REQUEST, "BadRequestException", why);
+    }
+    // As strict as the service: the body must fit MediaConvert's published
+    // model (botocore's, the one the SDKs are generated from).
+    if let Err(why) = against_the_model("CreateJob", &body).await {
+        return error(StatusCode::BAD_REQUEST, "BadRequestException", &why);
     }
     let token = body["clientRequestToken"].as_str().unwrap_or("").to_owned();
     let (job, behaviour) = {
@@ -295,8 +378,12 @@ async fn run(ctx: Ctx, job: Value, body: Value, behaviour: Behaviour) {
         .split_once('/')
         .map(|(_, k)| k)
         .unwrap_or("");
-    let prefix = key.trim_end_matches("/hls/master");
-    crate::tree::put_tree(ctx.outputs.as_ref(), &ctx.tree, "hls", prefix).await;
+    if let Some(sources) = &ctx.sources {
+        encode(&ctx, sources.as_ref(), &body).await;
+    } else {
+        let prefix = key.trim_end_matches("/hls/master");
+        crate::tree::put_tree(ctx.outputs.as_ref(), &ctx.tree, "hls", prefix).await;
+    }
     if behaviour == Behaviour::Events {
         let half = set(&ctx, &id, |j| j["jobPercentComplete"] = json!(50));
         event(
@@ -322,6 +409,186 @@ async fn run(ctx: Ctx, job: Value, body: Value, behaviour: Behaviour) {
         // EventBridge delivers at least once, in no promised order.
         event(&ctx, &done, "COMPLETE", details).await;
         event(&ctx, &done, "PROGRESSING", json!({})).await;
+    }
+}
+
+/// The key of an `s3://bucket/key` URI.
+fn s3_key(uri: &str) -> String {
+    uri.trim_start_matches("s3://")
+        .split_once('/')
+        .map(|(_, k)| k.to_owned())
+        .unwrap_or_default()
+}
+
+/// What ffmpeg writes for one HLS output: `index.m3u8` and `seg_NNNNN.ts`.
+fn ffmpeg_hls(source: &std::path::Path, out: &std::path::Path, o: &Value, segment: u64) {
+    std::fs::create_dir_all(out).unwrap();
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(source);
+    if let Some(v) = o.get("videoDescription") {
+        let (w, h) = (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap());
+        let c = &v["codecSettings"];
+        let (settings, codec) = match c["codec"].as_str() {
+            Some("H_265") => (&c["h265Settings"], "libx265"),
+            _ => (&c["h264Settings"], "libx264"),
+        };
+        let rate = format!(
+            "{}/{}",
+            settings["framerateNumerator"], settings["framerateDenominator"]
+        );
+        let gop = settings["gopSize"].as_f64().unwrap_or(60.0) as u64;
+        let bitrate = settings["maxBitrate"].as_u64().unwrap_or(1_000_000);
+        cmd.args(["-vf", &format!("scale={w}:{h},fps={rate}")])
+            .args(["-c:v", codec, "-preset", "ultrafast"])
+            .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string()])
+            .args(["-sc_threshold", "0", "-b:v", &bitrate.to_string(), "-an"]);
+    } else {
+        let bitrate = o
+            .pointer("/audioDescriptions/0/codecSettings/aacSettings/bitrate")
+            .and_then(Value::as_u64)
+            .unwrap_or(96_000);
+        cmd.args(["-vn", "-c:a", "aac", "-b:a", &bitrate.to_string()]);
+    }
+    let run = cmd
+        .args(["-f", "hls", "-hls_time", &segment.to_string()])
+        .args(["-hls_playlist_type", "vod", "-hls_segment_type", "mpegts"])
+        .args(["-start_number", "1", "-hls_segment_filename"])
+        .arg(out.join("seg_%05d.ts"))
+        .arg(out.join("index.m3u8"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the stand-in's ffmpeg: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// Encodes the job's source as its settings say and writes the output
+/// with MediaConvert's names (see the module doc).
+async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &Value) {
+    use playgate::storage::ObjectKey;
+    let input = s3_key(body["settings"]["inputs"][0]["fileInput"].as_str().unwrap());
+    let bytes = sources
+        .get(&ObjectKey::parse(&input).unwrap())
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    std::fs::write(&source, &bytes).unwrap();
+    let groups = body["settings"]["outputGroups"].as_array().unwrap().clone();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for g in &groups {
+        let settings = &g["outputGroupSettings"];
+        if let Some(hls) = settings.get("hlsGroupSettings") {
+            let destination = s3_key(hls["destination"].as_str().unwrap());
+            let (dir, base) = destination.rsplit_once('/').unwrap();
+            let per_stream = hls["directoryStructure"] == "SUBDIRECTORY_PER_STREAM";
+            let segment = hls["segmentLength"].as_u64().unwrap_or(6);
+            let mut media = Vec::new();
+            let mut variants = Vec::new();
+            for (i, o) in g["outputs"].as_array().unwrap().iter().enumerate() {
+                let modifier = o["nameModifier"].as_str().unwrap();
+                let stream = format!("{base}{modifier}");
+                let out = work.path().join(format!("o{i}"));
+                let (source, o2) = (source.clone(), o.clone());
+                let out2 = out.clone();
+                tokio::task::spawn_blocking(move || ffmpeg_hls(&source, &out2, &o2, segment))
+                    .await
+                    .unwrap();
+                let playlist = std::fs::read_to_string(out.join("index.m3u8")).unwrap();
+                let mut child = String::new();
+                for line in playlist.lines() {
+                    if let Some(n) = line
+                        .strip_prefix("seg_")
+                        .and_then(|l| l.strip_suffix(".ts"))
+                    {
+                        let name = format!("{stream}_{n}.ts");
+                        let rel = if per_stream {
+                            format!("{stream}/{name}")
+                        } else {
+                            name
+                        };
+                        files.push((
+                            format!("{dir}/{rel}"),
+                            std::fs::read(out.join(format!("seg_{n}.ts"))).unwrap(),
+                        ));
+                        child.push_str(&rel);
+                    } else {
+                        child.push_str(line);
+                    }
+                    child.push('\n');
+                }
+                files.push((format!("{dir}/{stream}.m3u8"), child.into_bytes()));
+                let hs = o
+                    .pointer("/outputSettings/hlsSettings")
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(group) = hs["audioGroupId"].as_str() {
+                    media.push(format!(
+                        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"{stream}.m3u8\"\n"
+                    ));
+                } else if let Some(v) = o.get("videoDescription") {
+                    let c = &v["codecSettings"];
+                    let settings = if c["codec"] == "H_265" {
+                        &c["h265Settings"]
+                    } else {
+                        &c["h264Settings"]
+                    };
+                    let fps = settings["framerateNumerator"].as_f64().unwrap()
+                        / settings["framerateDenominator"].as_f64().unwrap();
+                    let audio = hs["audioRenditionSets"].as_str();
+                    variants.push(format!(
+                        "#EXT-X-STREAM-INF:BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={fps:.3},CODECS=\"{}\"{}\n{stream}.m3u8\n",
+                        settings["maxBitrate"].as_u64().unwrap_or(1) + 160_000,
+                        v["width"],
+                        v["height"],
+                        if c["codec"] == "H_265" { "hvc1.1.6.L120.90,mp4a.40.2" } else { "avc1.64001f,mp4a.40.2" },
+                        audio.map(|a| format!(",AUDIO=\"{a}\"")).unwrap_or_default()
+                    ));
+                }
+            }
+            let master = format!(
+                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n{}{}",
+                media.concat(),
+                variants.concat()
+            );
+            files.push((format!("{destination}.m3u8"), master.into_bytes()));
+        } else if let Some(file) = settings.get("fileGroupSettings") {
+            let destination = s3_key(file["destination"].as_str().unwrap());
+            let out = work.path().join("thumbs");
+            std::fs::create_dir_all(&out).unwrap();
+            let made = std::process::Command::new("ffmpeg")
+                .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+                .arg(&source)
+                .args(["-vf", "fps=1/10", "-start_number", "0", "-f", "image2"])
+                .arg(out.join("t.%07d.jpg"))
+                .output()
+                .unwrap();
+            assert!(
+                made.status.success(),
+                "{}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            for e in std::fs::read_dir(&out).unwrap() {
+                let p = e.unwrap().path();
+                let n = p
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .trim_start_matches("t.")
+                    .to_owned();
+                files.push((format!("{destination}.{n}"), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    for (key, bytes) in files {
+        ctx.outputs
+            .put(&ObjectKey::parse(&key).unwrap(), bytes.into())
+            .await
+            .unwrap();
     }
 }
 

@@ -113,13 +113,17 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     let dir = tempfile::tempdir().unwrap();
     let clip = gateway::publish_clip(&dynamo, &s3, dir.path()).await;
     let job = job_awaiting_mediaconvert(&dynamo, &s3, &clip).await;
-    let stand_in = mediaconvert::StandIn::start(
+    let stand_in = mediaconvert::StandIn::start_encoding(
         Arc::new(playgate::storage::s3::S3Store::new(
             &sdk,
             "pgtest-out",
             true,
         )),
-        &clip,
+        Arc::new(playgate::storage::s3::S3Store::new(
+            &sdk,
+            "pgtest-src",
+            true,
+        )),
     )
     .await;
     let source = media::small_source(dir.path(), 2);
@@ -470,6 +474,7 @@ pub(crate) async fn job_awaiting_mediaconvert(
         status: AssetStatus::Processing,
         current_version: None,
         renditions: vec![],
+        thumbnails: Vec::new(),
         failure: None,
         source: None,
         created_at: 0,

@@ -13,6 +13,33 @@ pub async fn run_all(s: Arc<dyn ObjectStore>) {
     list_by_prefix(&*s).await;
     overwrite_changes_etag(&*s).await;
     ranged_reads_stream_exactly_the_range(&*s).await;
+    copies_are_whole_and_independent(&*s).await;
+}
+
+/// `copy` (S3: server-side CopyObject) gives the same bytes under the new
+/// key, leaves the original, and a missing source is NotFound.
+async fn copies_are_whole_and_independent(s: &dyn ObjectStore) {
+    let from = k("assets/c/v1/hls/master_360p_00001.ts");
+    let to = k("assets/c/v1/hls/360p/master_360p_00001.ts");
+    s.put(&from, Bytes::from_static(b"a segment's bytes"))
+        .await
+        .unwrap();
+    let meta = s.copy(&from, &to).await.unwrap();
+    assert_eq!(meta.size, 17);
+    assert_eq!(
+        s.get(&to).await.unwrap(),
+        Bytes::from_static(b"a segment's bytes")
+    );
+    assert!(s.delete(&from).await.unwrap());
+    assert_eq!(
+        s.get(&to).await.unwrap().len(),
+        17,
+        "independent of the source"
+    );
+    assert!(matches!(
+        s.copy(&k("assets/c/v1/none"), &k("assets/c/v1/x")).await,
+        Err(StorageError::NotFound(_))
+    ));
 }
 
 async fn read_all(

@@ -116,6 +116,7 @@ async fn typed_records_round_trip(s: &dyn Store) {
         status: AssetStatus::Ready,
         current_version: Some(2),
         renditions: vec!["720p".into(), "1080p".into()],
+        thumbnails: Vec::new(),
         failure: None,
         source: None,
         created_at: 1,

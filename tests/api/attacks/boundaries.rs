@@ -17,6 +17,7 @@ async fn local_job(app: &TestApp, asset: &str, backend: Option<&str>) -> Job {
         status: AssetStatus::Processing,
         current_version: None,
         renditions: vec![],
+        thumbnails: Vec::new(),
         failure: None,
         source: None,
         created_at: now(),
