@@ -39,7 +39,8 @@ pub enum LayoutError {
 /// What a published version holds, after `ensure_separable`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Separable {
-    /// Each rendition group's directory under `hls/` (`360p`, `audio`).
+    /// Each rendition group's directory under `hls/` (`360p`, `audio`),
+    /// sorted.
     pub renditions: Vec<String>,
     /// How many files were moved into per-rendition directories.
     pub moved: usize,
@@ -190,7 +191,7 @@ fn object_key(key: &str) -> Result<ObjectKey, LayoutError> {
 /// What `inspect` found: a separable tree, or the moves that make it one.
 pub enum Inspection {
     Separable(Vec<String>),
-    Moves(Moves),
+    Moves(Box<Moves>),
 }
 
 /// The files to move (old key → new key), the playlists to rewrite, the
@@ -289,10 +290,11 @@ pub async fn inspect(objects: &dyn ObjectStore, version: &str) -> Result<Inspect
             })
     });
     if separable {
-        let names = dirs
+        let mut names: Vec<String> = dirs
             .iter()
             .map(|d| d[hls.len()..].trim_end_matches('/').to_owned())
             .collect();
+        names.sort();
         return Ok(Inspection::Separable(names));
     }
 
@@ -324,7 +326,7 @@ pub async fn inspect(objects: &dyn ObjectStore, version: &str) -> Result<Inspect
         }
         names.push(name);
     }
-    Ok(Inspection::Moves(Moves {
+    Ok(Inspection::Moves(Box::new(Moves {
         hls,
         master_key,
         master_url,
@@ -332,7 +334,7 @@ pub async fn inspect(objects: &dyn ObjectStore, version: &str) -> Result<Inspect
         playlists: renditions.into_iter().map(|r| r.playlist).collect(),
         moves,
         names,
-    }))
+    })))
 }
 
 /// Carries out `m`: segments first (server-side copies), then the
@@ -385,10 +387,9 @@ pub async fn apply(objects: &dyn ObjectStore, m: &Moves) -> Result<Separable, La
         }
     }
     tracing::info!(master = %m.master_key, renditions = ?m.names, files = moved, "moved the renditions into one directory each");
-    Ok(Separable {
-        renditions: m.names.clone(),
-        moved,
-    })
+    let mut renditions = m.names.clone();
+    renditions.sort();
+    Ok(Separable { renditions, moved })
 }
 
 #[cfg(test)]

@@ -642,3 +642,63 @@ async fn the_webhook_hears_of_the_encode_signed_and_retried() {
     );
     assert!(n["error"].is_null());
 }
+
+/// Key frames (and so segment boundaries) line up across rungs for a
+/// 29.97 fps source: the 270p rung runs at 15000/1001, its GOP spans the
+/// same 2.002 s as the others'; ffprobe reads the key frames' times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_frames_and_segments_line_up_across_rungs() {
+    let app = app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = ffmpeg_source(
+        dir.path(),
+        "ntsc.mp4",
+        &[
+            "testsrc2=size=640x360:rate=30000/1001:duration=5",
+            "sine=frequency=300:duration=5",
+        ],
+    );
+    let id = upload_file(&app, &src).await;
+    let job = transcode(&app, &id, 202).await;
+    assert_eq!(wait_for_job(&app, &job).await["state"], "COMPLETE");
+    let hls = app.dir.path().join(format!("data/assets/{id}/v1/hls"));
+    let key_frames = |r: &str| -> Vec<String> {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v",
+                "-skip_frame",
+                "nokey",
+            ])
+            .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+            .arg(hls.join(format!("{r}/index.m3u8")))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim_end_matches(',').trim().parse::<f64>().ok())
+            .map(|t| format!("{t:.3}"))
+            .collect()
+    };
+    let durations = |r: &str| -> Vec<String> {
+        std::fs::read_to_string(hls.join(format!("{r}/index.m3u8")))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (low, high) = (key_frames("270p"), key_frames("360p"));
+    assert!(low.len() >= 3, "{low:?}");
+    assert_eq!(low, high, "key frames at the same instants");
+    assert_eq!(
+        durations("270p"),
+        durations("360p"),
+        "segments of the same length"
+    );
+    let master = std::fs::read_to_string(hls.join("master.m3u8")).unwrap();
+    assert!(master.contains("FRAME-RATE=14.985"), "{master}");
+}

@@ -174,6 +174,14 @@ impl StandIn {
         self.ctx.inner.lock().unwrap().create_calls
     }
 
+    /// Runs a CreateJob `body`'s encode at once, as a created job would
+    /// (a stand-in made with `start_encoding`): for settings playgate does
+    /// not send itself.
+    pub async fn encode_body(&self, body: &Value) {
+        let sources = self.ctx.sources.clone().expect("made with start_encoding");
+        encode(&self.ctx, sources.as_ref(), body).await;
+    }
+
     pub fn job(&self, id: &str) -> Option<Value> {
         self.ctx.inner.lock().unwrap().jobs.get(id).cloned()
     }
@@ -557,12 +565,32 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
             files.push((format!("{destination}.m3u8"), master.into_bytes()));
         } else if let Some(file) = settings.get("fileGroupSettings") {
             let destination = s3_key(file["destination"].as_str().unwrap());
+            // "Frame capture will encode the first frame of the output
+            // stream, then one frame every framerateDenominator /
+            // framerateNumerator seconds" (FrameCaptureSettings).
+            let capture = g
+                .pointer("/outputs/0/videoDescription/codecSettings/frameCaptureSettings")
+                .cloned()
+                .unwrap_or_default();
+            let every = capture["framerateDenominator"].as_f64().unwrap_or(1.0)
+                / capture["framerateNumerator"].as_f64().unwrap_or(1.0);
             let out = work.path().join("thumbs");
             std::fs::create_dir_all(&out).unwrap();
+            let select =
+                format!("select='isnan(prev_selected_t)+gte(t-prev_selected_t\\,{every})'");
             let made = std::process::Command::new("ffmpeg")
                 .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
                 .arg(&source)
-                .args(["-vf", "fps=1/10", "-start_number", "0", "-f", "image2"])
+                .args([
+                    "-vf",
+                    &select,
+                    "-fps_mode",
+                    "vfr",
+                    "-start_number",
+                    "0",
+                    "-f",
+                    "image2",
+                ])
                 .arg(out.join("t.%07d.jpg"))
                 .output()
                 .unwrap();

@@ -56,6 +56,28 @@ impl Gateway {
         aws: &str,
         env: &[(&str, &str)],
     ) -> Gateway {
+        Self::start_at(
+            crate::tools::free_port(),
+            dir,
+            keys,
+            moto,
+            sections,
+            aws,
+            env,
+        )
+        .await
+    }
+
+    /// `start_in` on a given port (when other servers must know it first).
+    pub async fn start_at(
+        port: u16,
+        dir: &Path,
+        keys: &Path,
+        moto: &str,
+        sections: &str,
+        aws: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::create_dir_all(keys).unwrap();
         if !keys.join("cf.pem").exists() {
@@ -67,7 +89,6 @@ impl Gateway {
             std::fs::write(keys.join("jwt_pub.pem"), jwt_pub).unwrap();
         }
         let jwt_priv = std::fs::read(keys.join("jwt.pem")).unwrap();
-        let port = crate::tools::free_port();
         let k = keys.display();
         let mut aws = aws.to_owned();
         for (key, default) in [

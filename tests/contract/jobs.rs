@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn aws_config(endpoint: &str) -> playgate::config::AwsConfig {
+pub(crate) fn aws_config(endpoint: &str) -> playgate::config::AwsConfig {
     playgate::config::AwsConfig {
         region: "us-east-1".into(),
         endpoint_url: None,

@@ -6,6 +6,8 @@
 #[path = "../common/cloudfront_policies.rs"]
 mod cloudfront_policies;
 mod deploy;
+#[path = "../common/edge.rs"]
+mod edge;
 mod faults;
 #[path = "../common/front.rs"]
 mod front;
@@ -18,6 +20,7 @@ mod mediaconvert;
 #[path = "../common/moto.rs"]
 mod moto;
 mod objects;
+mod playback;
 mod replicas;
 mod store;
 #[path = "../common/tools.rs"]
