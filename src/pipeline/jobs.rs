@@ -9,10 +9,20 @@ use crate::store::{Job, JobState};
 /// What a backend reports about a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
-    /// The backend accepted the job under this id (MediaConvert's job id).
-    /// Recorded once; a different id later changes nothing.
+    /// The backend accepted the job under this id (MediaConvert's job id),
+    /// writing `version` (from the job's own `userMetadata.version`: a
+    /// job found again after a lost answer may have been sent for an
+    /// earlier version). Recorded once; a different id later changes
+    /// nothing.
     Accepted {
         backend_job_id: String,
+        version: Option<u32>,
+    },
+    /// A CreateJob request is about to be sent for `version`: counted, so
+    /// a later resubmission knows one may have gone through. Only before
+    /// a backend id is recorded.
+    Submitting {
+        version: u32,
     },
     /// Running; `progress` in percent when known.
     Progressing {
@@ -44,11 +54,25 @@ pub fn apply(job: &Job, event: &JobEvent) -> Option<Job> {
     }
     let mut next = job.clone();
     match event {
-        JobEvent::Accepted { backend_job_id } => {
+        JobEvent::Accepted {
+            backend_job_id,
+            version,
+        } => {
             if job.backend_job_id.is_some() {
                 return None;
             }
             next.backend_job_id = Some(backend_job_id.clone());
+            if let Some(v) = version {
+                next.version = *v;
+            }
+            return Some(next);
+        }
+        JobEvent::Submitting { version } => {
+            if job.backend_job_id.is_some() {
+                return None;
+            }
+            next.submissions = job.submissions.saturating_add(1);
+            next.version = *version;
             return Some(next);
         }
         JobEvent::Progressing { progress } => {
@@ -89,12 +113,19 @@ mod tests {
             backend_job_id: None,
             error: None,
             created_at: 0,
+            submissions: 0,
         }
     }
 
     fn event() -> impl Strategy<Value = JobEvent> {
         prop_oneof![
-            "[0-9]{1,4}".prop_map(|backend_job_id| JobEvent::Accepted { backend_job_id }),
+            ("[0-9]{1,4}", proptest::option::of(1u32..5)).prop_map(|(backend_job_id, version)| {
+                JobEvent::Accepted {
+                    backend_job_id,
+                    version,
+                }
+            }),
+            (1u32..5).prop_map(|version| JobEvent::Submitting { version }),
             proptest::option::of(0u8..=100).prop_map(|progress| JobEvent::Progressing { progress }),
             Just(JobEvent::Complete),
             "[a-z]{1,8}".prop_map(|message| JobEvent::Error { message }),
@@ -116,6 +147,7 @@ mod tests {
     fn the_backend_id_is_recorded_once_in_any_running_state() {
         let accepted = |b: &str| JobEvent::Accepted {
             backend_job_id: b.into(),
+            version: None,
         };
         let j = apply(&job(), &accepted("1")).unwrap();
         assert_eq!(
@@ -130,6 +162,27 @@ mod tests {
         assert_eq!((j.state, j.progress), (JobState::Progressing, 5));
         let done = apply(&job(), &JobEvent::Complete).unwrap();
         assert_eq!(apply(&done, &accepted("1")), None);
+    }
+
+    #[test]
+    fn submissions_are_counted_until_a_job_is_accepted_with_its_version() {
+        let j = apply(&job(), &JobEvent::Submitting { version: 1 }).unwrap();
+        let j = apply(&j, &JobEvent::Submitting { version: 3 }).unwrap();
+        assert_eq!((j.submissions, j.version), (2, 3));
+        let adopted = apply(
+            &j,
+            &JobEvent::Accepted {
+                backend_job_id: "found".into(),
+                version: Some(1),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (adopted.backend_job_id.as_deref(), adopted.version),
+            (Some("found"), 1),
+            "a job found again writes the version it was sent for"
+        );
+        assert_eq!(apply(&adopted, &JobEvent::Submitting { version: 4 }), None);
     }
 
     #[test]
@@ -176,7 +229,11 @@ mod tests {
                     prop_assert!(rank(next.state) >= rank(j.state));
                     prop_assert!(next.progress >= j.progress);
                     prop_assert!(j.backend_job_id.is_none() || next.backend_job_id == j.backend_job_id);
-                    prop_assert_eq!(apply(&next, e), None);
+                    // Counting a CreateJob request is the one event that
+                    // repeats by design.
+                    if !matches!(e, JobEvent::Submitting { .. }) {
+                        prop_assert_eq!(apply(&next, e), None);
+                    }
                     j = next;
                 }
             }

@@ -294,6 +294,11 @@ pub fn request_token(job: &Job) -> String {
     format!("pg-{}", &hex[..40])
 }
 
+/// `userMetadata.version` as a number.
+pub fn version_of(meta: Option<&std::collections::HashMap<String, String>>) -> Option<u32> {
+    meta?.get("version")?.parse().ok()
+}
+
 /// Why a job could not be created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitError {
@@ -336,15 +341,19 @@ impl MediaConvert {
         }
     }
 
-    /// Creates the job that encodes `source_key` for `job`; MediaConvert's
-    /// job id. The same job submitted again (a retry, a restart) carries
-    /// the same `ClientRequestToken`.
+    /// Creates the job that encodes `source_key` for `job` into
+    /// `v{job.version}`; MediaConvert's job id and the version that job
+    /// writes. The same job submitted again carries the same
+    /// `ClientRequestToken`, which MediaConvert honours only "within one
+    /// minute of a successful request" (CreateJob, the API model): within
+    /// it the answer is the original job, which may write an earlier
+    /// version — hence the version read back from its `userMetadata`.
     pub async fn submit(
         &self,
         job: &Job,
         source_key: &str,
         plan: &Plan,
-    ) -> Result<String, SubmitError> {
+    ) -> Result<(String, u32), SubmitError> {
         let input = format!("s3://{}/{}", self.source_bucket, source_key);
         let output = format!(
             "s3://{}/assets/{}/v{}/",
@@ -359,6 +368,7 @@ impl MediaConvert {
             .user_metadata("app", APP)
             .user_metadata("asset_id", job.asset_id.as_str())
             .user_metadata("job_id", job.id.as_str())
+            .user_metadata("version", job.version.to_string())
             .status_update_interval(StatusUpdateInterval::Seconds10)
             .settings(job_settings(plan, &input, &output))
             .send()
@@ -383,9 +393,56 @@ impl MediaConvert {
                     SubmitError::Fail(why)
                 }
             })?;
-        out.job.and_then(|j| j.id).ok_or_else(|| {
+        let created = out.job.ok_or_else(|| {
+            SubmitError::Retry("MediaConvert CreateJob answered without a job".into())
+        })?;
+        let version = version_of(created.user_metadata.as_ref()).unwrap_or(job.version);
+        created.id.map(|id| (id, version)).ok_or_else(|| {
             SubmitError::Retry("MediaConvert CreateJob answered without a job id".into())
         })
+    }
+
+    /// The MediaConvert job created for `job` by an earlier CreateJob whose
+    /// answer was lost: ListJobs on the queue, newest first, matched by
+    /// `userMetadata.job_id`, back to the job's creation (with a few
+    /// minutes' slack) or 50 pages. Its id and the version it writes.
+    pub async fn find(&self, job: &Job) -> Result<Option<(String, u32)>, String> {
+        use aws_sdk_mediaconvert::types::Order;
+        let mut next: Option<String> = None;
+        for _ in 0..50 {
+            let out = self
+                .client
+                .list_jobs()
+                .set_queue(self.queue.clone())
+                .order(Order::Descending)
+                .max_results(20)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| format!("MediaConvert ListJobs: {}", said(&e)))?;
+            let jobs = out.jobs.unwrap_or_default();
+            for j in &jobs {
+                let meta = j.user_metadata.as_ref();
+                let ours = meta.is_some_and(|m| {
+                    m.get("app").map(String::as_str) == Some(APP)
+                        && m.get("job_id").map(String::as_str) == Some(job.id.as_str())
+                });
+                if let (true, Some(id)) = (ours, &j.id) {
+                    return Ok(Some((id.clone(), version_of(meta).unwrap_or(job.version))));
+                }
+            }
+            let oldest = jobs
+                .iter()
+                .filter_map(|j| j.created_at.map(|t| t.secs()))
+                .min()
+                .unwrap_or(0);
+            let before_ours = oldest < i64::try_from(job.created_at).unwrap_or(i64::MAX) - 300;
+            match out.next_token {
+                Some(t) if !before_ours && !jobs.is_empty() => next = Some(t),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// The job's state as the EventBridge event MediaConvert would have
@@ -594,6 +651,7 @@ mod tests {
             backend_job_id: None,
             error: None,
             created_at: 0,
+            submissions: 0,
         };
         assert_eq!(request_token(&job), "a1-a1");
         let long = format!("{}-a2", "x".repeat(64));

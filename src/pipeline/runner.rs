@@ -202,11 +202,17 @@ impl Pipeline {
             return Err(PipelineError::NoSource);
         }
         let mut attempt = 1;
+        // Above every version an earlier job wrote or may still write (a
+        // MediaConvert job whose CreateJob answer was lost writes on).
+        let mut highest = asset.current_version.unwrap_or(0);
         loop {
             let id = job_id(asset_id, attempt);
             match self.store.get_job(&id).await? {
                 Some(j) if !is_terminal(j.value.state) => return Ok((j.value, false)),
-                Some(_) => attempt += 1,
+                Some(j) => {
+                    highest = highest.max(j.value.version);
+                    attempt += 1;
+                }
                 None => break,
             }
         }
@@ -214,12 +220,13 @@ impl Pipeline {
             id: job_id(asset_id, attempt),
             asset_id: asset_id.clone(),
             attempt,
-            version: asset.current_version.unwrap_or(0) + 1,
+            version: highest + 1,
             state: JobState::Submitted,
             progress: 0,
             backend_job_id: None,
             error: None,
             created_at: self.clock.now_epoch(),
+            submissions: 0,
         };
         // Created only once: a concurrent request for the same attempt
         // loses the race here and reads the winner's job.
@@ -392,10 +399,11 @@ impl Pipeline {
             return;
         };
         match created {
-            Ok(backend) => {
-                tracing::info!(job = %id, asset = %job.asset_id, mediaconvert_job = %backend, "MediaConvert job created");
+            Ok((backend, version)) => {
+                tracing::info!(job = %id, asset = %job.asset_id, mediaconvert_job = %backend, version, "MediaConvert job created");
                 let accepted = JobEvent::Accepted {
                     backend_job_id: backend.clone(),
+                    version: Some(version),
                 };
                 if let Err(e) = self.record(id, accepted).await {
                     tracing::error!(job = %id, reason = %e, "could not record the MediaConvert job id; the reconciler will resubmit with the same token");
@@ -410,7 +418,7 @@ impl Pipeline {
                 }
             }
             Err(SubmitError::Retry(why)) => {
-                tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "MediaConvert unavailable; the reconciler submits the job again (same token)");
+                tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "MediaConvert unavailable; the reconciler looks the job up, then submits it again");
             }
             Err(SubmitError::Fail(why)) => {
                 tracing::warn!(job = %id, asset = %job.asset_id, reason = %why, "transcode not started");
@@ -427,9 +435,22 @@ impl Pipeline {
         job: &Job,
         mc: &super::mediaconvert::MediaConvert,
         sources: &crate::storage::s3::S3Uploads,
-    ) -> Result<String, SubmitError> {
+    ) -> Result<(String, u32), SubmitError> {
         use crate::storage::StorageError;
         let key = self.source_key(job).await?;
+        // A CreateJob was sent before: it may have made a job whose answer
+        // never came. Find and adopt it rather than encode twice; the
+        // request token alone guards only a minute.
+        if job.submissions > 0 {
+            match mc.find(job).await {
+                Ok(Some((backend, version))) => {
+                    tracing::info!(job = %job.id, mediaconvert_job = %backend, version, "found the MediaConvert job an earlier CreateJob made; adopting it");
+                    return Ok((backend, version));
+                }
+                Ok(None) => {}
+                Err(why) => return Err(SubmitError::Retry(why)),
+            }
+        }
         // The container from the source's own first bytes, before ffprobe
         // opens anything.
         let head = match sources.read_head(&key, SNIFF_BYTES + 1).await {
@@ -460,7 +481,20 @@ impl Pipeline {
         };
         let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
             .map_err(|e| SubmitError::Fail(e.to_string()))?;
-        mc.submit(job, key.as_str(), &plan).await
+        // Counted before it is sent. A resubmission writes a fresh version,
+        // so it never writes the keys an unfound earlier job may be writing
+        // (CloudFront keeps segments a year: they must never change).
+        let version = if job.submissions > 0 {
+            job.version + 1
+        } else {
+            job.version
+        };
+        let job = self
+            .record(&job.id, JobEvent::Submitting { version })
+            .await
+            .map_err(|e| SubmitError::Retry(e.to_string()))?
+            .ok_or_else(|| SubmitError::Retry("the job changed before CreateJob".into()))?;
+        mc.submit(&job, key.as_str(), &plan).await
     }
 
     /// A probe of the source failed: fatal for the job only when S3 served
@@ -541,7 +575,7 @@ impl Pipeline {
         let Some(id) = meta.get("job_id").and_then(|j| JobId::parse(j).ok()) else {
             return Ok(false);
         };
-        let Some(job) = self.store.get_job(&id).await?.map(|v| v.value) else {
+        let Some(mut job) = self.store.get_job(&id).await?.map(|v| v.value) else {
             return Ok(false);
         };
         // The event must name the job's asset, and the MediaConvert job once
@@ -550,16 +584,48 @@ impl Pipeline {
         let same_asset = meta
             .get("asset_id")
             .is_some_and(|a| a == job.asset_id.as_str());
-        let same_backend_job = match job.backend_job_id.as_deref() {
-            Some(b) => b == event.detail.job_id,
-            None => {
-                matches!(self.backend, Backend::MediaConvert { .. })
-                    && !event.detail.job_id.is_empty()
-            }
+        let mc = match &self.backend {
+            Backend::MediaConvert { mc, .. } => Some(mc),
+            Backend::Local => None,
         };
-        if !same_asset || !same_backend_job {
-            tracing::warn!(job = %id, "an event names our job but not its asset, its MediaConvert job, or is for a local job; ignored");
+        if !same_asset || event.detail.job_id.is_empty() {
+            tracing::warn!(job = %id, "an event names our job but not its asset; ignored");
             return Ok(false);
+        }
+        match job.backend_job_id.as_deref() {
+            Some(b) if b == event.detail.job_id => {}
+            Some(b) => {
+                // A second MediaConvert job for our job (made by a CreateJob
+                // whose answer was lost, then not found): it writes its own
+                // version, so nothing of ours is touched. Stop it.
+                tracing::warn!(job = %id, recorded = %b, duplicate = %event.detail.job_id, "an event from a duplicate MediaConvert job; canceling it");
+                if let Some(mc) = mc
+                    && !matches!(
+                        event.detail.status.as_str(),
+                        "COMPLETE" | "ERROR" | "CANCELED"
+                    )
+                {
+                    let _ = mc.cancel(&event.detail.job_id).await;
+                }
+                return Ok(false);
+            }
+            None if mc.is_none() => {
+                tracing::warn!(job = %id, "an event names a job ffmpeg runs here; ignored");
+                return Ok(false);
+            }
+            None => {
+                // The event overtook the CreateJob answer (or the answer was
+                // lost): adopt the job it names, with the version it writes.
+                let version = super::mediaconvert::version_of(Some(meta));
+                let adopted = JobEvent::Accepted {
+                    backend_job_id: event.detail.job_id.clone(),
+                    version,
+                };
+                if let Some(j) = self.record(&id, adopted).await? {
+                    tracing::info!(job = %id, mediaconvert_job = %event.detail.job_id, "adopted the MediaConvert job an event names");
+                    job = j;
+                }
+            }
         }
         let changed = match event.action() {
             Action::Ignore => return Ok(false),

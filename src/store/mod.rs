@@ -201,6 +201,10 @@ pub struct Job {
     #[serde(default)]
     pub error: Option<String>,
     pub created_at: u64,
+    /// CreateJob requests sent for this job (counted before each is sent):
+    /// after the first, one may have created a job whose answer was lost.
+    #[serde(default)]
+    pub submissions: u32,
 }
 
 /// A typed record with its revision (the API's ETag).

@@ -48,6 +48,7 @@ async fn job_in_flight(app: &TestApp, asset: &str) -> Job {
         backend_job_id: Some(format!("1700000000000-{asset}")),
         error: None,
         created_at: crate::helpers::now(),
+        submissions: 0,
     };
     app.state.store.put_job(&job, Expect::Absent).await.unwrap();
     job

@@ -512,6 +512,7 @@ async fn an_interrupted_encode_runs_again_after_a_restart() {
         backend_job_id: None,
         error: None,
         created_at: crate::helpers::now(),
+        submissions: 0,
     };
     use playgate::store::StoreExt;
     first

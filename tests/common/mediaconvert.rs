@@ -10,7 +10,14 @@
 //!   name a member, required members present, enums and ranges kept); a
 //!   token seen before returns the first job and runs nothing new. 400
 //!   `BadRequestException` otherwise.
-//! - `GET /2017-08-29/jobs/{id}` (GetJob), `DELETE` (CancelJob).
+//!   The token is honoured as the API model says: "If you reuse a client
+//!   request token within one minute of a successful request, the API
+//!   returns the job details of the original request instead" — after a
+//!   minute (of the stand-in's clock, which `advance` moves) the same
+//!   token creates another job.
+//! - `GET /2017-08-29/jobs` (ListJobs: newest first, twenty a page,
+//!   `nextToken`), `GET /2017-08-29/jobs/{id}` (GetJob), `DELETE`
+//!   (CancelJob).
 //!
 //! A created job "runs". Made with `start_encoding`, it encodes the job's
 //! source (read from the source bucket) with real ffmpeg as the settings
@@ -59,7 +66,17 @@ struct Inner {
     /// CreateJob answers 500 InternalServerErrorException while set.
     unavailable: bool,
     jobs: HashMap<String, Value>,
-    tokens: HashMap<String, String>,
+    /// Token → the job it made and when (the stand-in's clock).
+    tokens: HashMap<String, (String, u64)>,
+    /// Seconds added to the real clock (`advance`).
+    offset: u64,
+    /// CreateJob answers still to lose: the job is made (or the token's job
+    /// returned), then the caller gets a 500 instead.
+    lose: usize,
+    /// Jobs ListJobs does not show (one the lookup cannot find).
+    hidden: bool,
+    /// How many times each output key was written.
+    writes: HashMap<String, usize>,
     /// Every accepted CreateJob body, in order.
     created: Vec<Value>,
     create_calls: usize,
@@ -116,6 +133,10 @@ impl StandIn {
                 unavailable: false,
                 jobs: HashMap::new(),
                 tokens: HashMap::new(),
+                offset: 0,
+                lose: 0,
+                hidden: false,
+                writes: HashMap::new(),
                 created: Vec::new(),
                 create_calls: 0,
                 refused: 0,
@@ -127,7 +148,7 @@ impl StandIn {
             hold: tokio::sync::watch::Sender::new(false),
         };
         let router = axum::Router::new()
-            .route("/2017-08-29/jobs", axum::routing::post(create))
+            .route("/2017-08-29/jobs", axum::routing::post(create).get(list))
             .route(
                 "/2017-08-29/jobs/{id}",
                 axum::routing::get(get_job).delete(cancel),
@@ -162,6 +183,37 @@ impl StandIn {
 
     pub fn behave(&self, b: Behaviour) {
         self.ctx.inner.lock().unwrap().behaviour = b;
+    }
+
+    /// Moves the stand-in's clock forward (the idempotency window).
+    pub fn advance(&self, secs: u64) {
+        self.ctx.inner.lock().unwrap().offset += secs;
+    }
+
+    /// The next `n` CreateJob answers are lost: the job is made, the
+    /// caller sees a 500 (and the SDK's retries within the minute get the
+    /// same job, and lose that answer too).
+    pub fn lose_answers(&self, n: usize) {
+        self.ctx.inner.lock().unwrap().lose = n;
+    }
+
+    /// While set, ListJobs shows no job.
+    pub fn hide_from_list(&self, hidden: bool) {
+        self.ctx.inner.lock().unwrap().hidden = hidden;
+    }
+
+    /// Output keys written more than once (a second encode overwriting a
+    /// first one's objects, which CloudFront caches for a year).
+    pub fn overwritten(&self) -> Vec<String> {
+        let inner = self.ctx.inner.lock().unwrap();
+        let mut keys: Vec<String> = inner
+            .writes
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// The accepted CreateJob bodies, oldest first.
@@ -310,7 +362,22 @@ async fn create(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
                 "The service is unavailable; try again.",
             );
         }
-        if let Some(id) = inner.tokens.get(&token) {
+        let now = playgate::clock::Clock::now_epoch(&playgate::clock::SystemClock) + inner.offset;
+        let lose = inner.lose > 0;
+        inner.lose = inner.lose.saturating_sub(1);
+        let lost = || {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+                "The answer was lost.",
+            )
+        };
+        if let Some((id, at)) = inner.tokens.get(&token)
+            && now < at + 60
+        {
+            if lose {
+                return lost();
+            }
             let job = inner.jobs[id].clone();
             return (StatusCode::CREATED, axum::Json(json!({ "job": job }))).into_response();
         }
@@ -322,10 +389,17 @@ async fn create(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
             "role": body["role"],
             "userMetadata": body["userMetadata"],
             "jobPercentComplete": 0,
+            "createdAt": now,
         });
-        inner.tokens.insert(token, id.clone());
+        inner.tokens.insert(token, (id.clone(), now));
         inner.jobs.insert(id, job.clone());
         inner.created.push(body.clone());
+        if lose {
+            let behaviour = inner.behaviour;
+            drop(inner);
+            tokio::spawn(run(ctx.clone(), job, body, behaviour));
+            return lost();
+        }
         (job, inner.behaviour)
     };
     tokio::spawn(run(ctx, job.clone(), body, behaviour));
@@ -613,6 +687,12 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
         }
     }
     for (key, bytes) in files {
+        *ctx.inner
+            .lock()
+            .unwrap()
+            .writes
+            .entry(key.clone())
+            .or_default() += 1;
         ctx.outputs
             .put(&ObjectKey::parse(&key).unwrap(), bytes.into())
             .await
@@ -669,6 +749,36 @@ async fn event(ctx: &Ctx, job: &Value, status: &str, extra: Value) {
         wait = (wait * 2).min(std::time::Duration::from_secs(2));
     }
     panic!("the hook never took the {status} event");
+}
+
+/// ListJobs: newest first (`order=DESCENDING`, the default), at most
+/// `maxResults` (≤ 20) a page, `nextToken` the index to go on from.
+async fn list(
+    State(ctx): State<Ctx>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let inner = ctx.inner.lock().unwrap();
+    let size: usize = q
+        .get("maxResults")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=20).contains(n))
+        .unwrap_or(20);
+    let from: usize = q.get("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let mut jobs: Vec<&Value> = if inner.hidden {
+        Vec::new()
+    } else {
+        inner.jobs.values().collect()
+    };
+    jobs.sort_by_key(|j| std::cmp::Reverse(j["id"].as_str().unwrap_or("").to_owned()));
+    if q.get("order").map(String::as_str) == Some("ASCENDING") {
+        jobs.reverse();
+    }
+    let page: Vec<&Value> = jobs.iter().skip(from).take(size).copied().collect();
+    let mut body = json!({ "jobs": page });
+    if from + size < jobs.len() {
+        body["nextToken"] = (from + size).to_string().into();
+    }
+    axum::Json(body).into_response()
 }
 
 async fn get_job(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {

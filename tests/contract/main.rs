@@ -493,6 +493,7 @@ pub(crate) async fn job_awaiting_mediaconvert(
         backend_job_id: Some("1700000000000-mc".into()),
         error: None,
         created_at: 0,
+        submissions: 0,
     };
     dynamo.put_job(&job, Expect::Absent).await.unwrap();
     tree::put_tree(s3, clip, "hls", "assets/clip2/v1").await;

@@ -393,6 +393,7 @@ async fn both_documented_layouts_become_one_directory_per_rendition() {
         backend_job_id: None,
         error: None,
         created_at: 0,
+        submissions: 0,
     };
     mc.submit(&job, "sources/a/in.mp4", &plan).await.unwrap();
     let mut sent = stand_in.created()[0].clone();

@@ -135,6 +135,7 @@ async fn typed_records_round_trip(s: &dyn Store) {
         backend_job_id: Some("1700000000000-abc".into()),
         error: None,
         created_at: 2,
+        submissions: 0,
     };
     s.put_job(&job, Expect::Absent).await.unwrap();
     assert_eq!(s.get_job(&job.id).await.unwrap().unwrap().value, job);

@@ -33,6 +33,7 @@ async fn local_job(app: &TestApp, asset: &str, backend: Option<&str>) -> Job {
         backend_job_id: backend.map(str::to_owned),
         error: None,
         created_at: now(),
+        submissions: 0,
     };
     app.state.store.put_job(&job, Expect::Absent).await.unwrap();
     job
