@@ -198,6 +198,37 @@ fn the_template_matches_the_config_and_the_code() {
         sub(&t, &deny["Resource"]).ends_with("/assets/*/source/*"),
         "{deny}"
     );
+    // The task role allows every MediaConvert call the client makes, and
+    // what moving a flat output needs (CopyObject: GetObject on the source
+    // key, PutObject on the new one; DeleteObject for the old files).
+    let actions: Vec<String> =
+        r["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|st| match &st["Action"] {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                Value::String(a) => vec![a.clone()],
+                _ => vec![],
+            })
+            .collect();
+    for call in [
+        "mediaconvert:CreateJob",
+        "mediaconvert:GetJob",
+        "mediaconvert:CancelJob",
+        "mediaconvert:ListJobs",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == call),
+            "the task role allows {call}"
+        );
+    }
     // Every variable the example config reads is one the task defines.
     let gateway = &r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0];
     let defined: Vec<String> = ["Environment", "Secrets"]
