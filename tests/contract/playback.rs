@@ -163,6 +163,26 @@ webhook_secret_file = "{webhook}"
         .proxy(reqwest::Proxy::http(&edge.proxy).unwrap())
         .build()
         .unwrap();
+    // The asset API hands the frame captures out signed; the poster opens
+    // at the edge.
+    let record: Value = client
+        .get(format!("{}/v1/assets/{id}", g.base))
+        .bearer_auth("admin-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poster = record["thumbnails"]["poster"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{record}"));
+    let got = via_edge.get(poster).send().await.unwrap();
+    assert_eq!(got.status(), 200, "{poster}");
+    assert!(
+        got.bytes().await.unwrap().starts_with(&[0xff, 0xd8]),
+        "a JPEG"
+    );
     let cdn = format!("http://{cdn_host}");
     let all_files = |rendition: &str| -> Vec<String> {
         keys.iter()
