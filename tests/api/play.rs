@@ -49,6 +49,34 @@ fn sign_cdn(app: &TestApp, pattern: &str, expires: u64) -> playgate::cloudfront:
     .unwrap()
 }
 
+/// Sets one field of an asset's stored record (as the pipeline or another
+/// replica would), then waits out the asset cache.
+async fn edit_record(app: &TestApp, id: &str, field: &str, value: &str) {
+    let v = app
+        .state
+        .store
+        .get(playgate::store::Kind::Asset, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut asset = v.body.clone();
+    asset[field] = value.into();
+    app.state
+        .store
+        .put(
+            playgate::store::Kind::Asset,
+            id,
+            &asset,
+            playgate::store::Expect::Revision(v.revision),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        app.state.config.cache.asset_ttl.as_millis() as u64 + 100,
+    ))
+    .await;
+}
+
 fn cdn_path(rendition: &str, file: &str) -> String {
     format!("/cdn/assets/clip/v1/hls/{rendition}/{file}")
 }
@@ -338,29 +366,7 @@ async fn what_a_viewer_meets_for_each_asset_state() {
     let (s, _) = problem(app.get_bearer("/v1/play/fresh/master.m3u8", &free).await).await;
     assert_eq!(s, 409);
     // min_tier: free may not, premium may.
-    let v = app
-        .state
-        .store
-        .get(playgate::store::Kind::Asset, "clip")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut asset = v.body.clone();
-    asset["min_tier"] = "premium".into();
-    app.state
-        .store
-        .put(
-            playgate::store::Kind::Asset,
-            "clip",
-            &asset,
-            playgate::store::Expect::Revision(v.revision),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(
-        app.state.config.cache.asset_ttl.as_millis() as u64 + 100,
-    ))
-    .await;
+    edit_record(&app, "clip", "min_tier", "premium").await;
     let (s, body) = problem(app.get_bearer("/v1/play/clip/master.m3u8", &free).await).await;
     assert_eq!(s, 403, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("premium"));
@@ -613,29 +619,7 @@ async fn bound_signatures_work_only_from_the_viewers_address() {
 #[tokio::test]
 async fn a_published_asset_keeps_playing_while_it_is_re_encoded() {
     let app = app_with_clip().await;
-    let v = app
-        .state
-        .store
-        .get(playgate::store::Kind::Asset, "clip")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut asset = v.body.clone();
-    asset["status"] = "processing".into();
-    app.state
-        .store
-        .put(
-            playgate::store::Kind::Asset,
-            "clip",
-            &asset,
-            playgate::store::Expect::Revision(v.revision),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(
-        app.state.config.cache.asset_ttl.as_millis() as u64 + 100,
-    ))
-    .await;
+    edit_record(&app, "clip", "status", "processing").await;
     let master = app
         .get_bearer("/v1/play/clip/master.m3u8", &app.viewer_token("free"))
         .await;

@@ -277,25 +277,7 @@ webhook_secret_file = "{webhook}"
         "ffmpeg through the edge: {}",
         String::from_utf8_lossy(&copied.stderr)
     );
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let mut streams: Vec<String> = String::from_utf8(probe.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim_end_matches(',').replace(',', " "))
-        .collect();
-    streams.sort();
-    assert_eq!(streams, ["audio", "video 270"]);
+    assert_eq!(probed_streams(&out), ["audio", "video 270"]);
     // The 270p signature on a 360p file is refused at the edge.
     let master = via_edge
         .get(format!(
@@ -345,6 +327,11 @@ fn streams_of(master: &std::path::Path, out: &std::path::Path) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    probed_streams(out)
+}
+
+/// The streams of a media file, as `video 270`, `audio`, … sorted.
+fn probed_streams(file: &std::path::Path) -> Vec<String> {
     let probe = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -354,7 +341,7 @@ fn streams_of(master: &std::path::Path, out: &std::path::Path) -> Vec<String> {
             "-of",
             "csv=p=0",
         ])
-        .arg(out)
+        .arg(file)
         .output()
         .unwrap();
     let mut s: Vec<String> = String::from_utf8(probe.stdout)
