@@ -140,6 +140,12 @@ enum ManifestCommand {
         /// Default: the tier's delivery.
         #[arg(long, value_enum)]
         delivery: Option<DeliveryArg>,
+        /// Where the media playlists the master names are, as the master
+        /// names them (default: FILE's directory). Scopes then cover what
+        /// each rendition's media playlist lists, as the server's do; URL
+        /// delivery needs them.
+        #[arg(long)]
+        media: Option<PathBuf>,
         /// A file, or `-` for standard input.
         file: String,
     },
@@ -750,8 +756,9 @@ fn manifest(cmd: ManifestCommand) -> Result<ExitCode, Fail> {
             tier,
             url,
             delivery,
+            media,
             file,
-        } => manifest_filter(&config, &tier, &url, delivery, &file),
+        } => manifest_filter(&config, &tier, &url, delivery, media, &file),
         ManifestCommand::Sign { query, url, file } => {
             if query.is_empty()
                 || query
@@ -772,11 +779,33 @@ fn manifest(cmd: ManifestCommand) -> Result<ExitCode, Fail> {
     }
 }
 
+/// The media playlist behind `playlist` (a URL under the master's
+/// directory `base`) in the local directory `media`, if it is there.
+fn local_media(media: &Path, base: &url::Url, playlist: &url::Url) -> Option<Vec<u8>> {
+    let dir = &base.as_str()[..base.as_str().rfind('/')? + 1];
+    let rest = playlist
+        .as_str()
+        .split(['?', '#'])
+        .next()?
+        .strip_prefix(dir)?;
+    let rest = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .ok()?;
+    if rest
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return None;
+    }
+    std::fs::read(media.join(rest.as_ref())).ok()
+}
+
 fn manifest_filter(
     path: &Path,
     tier: &str,
     url: &str,
     delivery: Option<DeliveryArg>,
+    media: Option<PathBuf>,
     file: &str,
 ) -> Result<ExitCode, Fail> {
     use crate::playback::{Layout, PlaybackError, authorise_master, expiry};
@@ -830,12 +859,31 @@ fn manifest_filter(
         cdn_base: &config.cdn.base_url,
         gateway: &config.server.public_url,
     };
+    // The media playlists beside the master (or in --media), read as the
+    // server reads them; without them a scope is only the playlist's own
+    // directory or name, which URL delivery cannot use (a flat layout's
+    // `…/title_360p.m3u8*` does not open `title_360p_00000.ts`).
+    let media_dir = media.or_else(|| {
+        (file != "-").then(|| {
+            Path::new(file)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        })
+    });
+    let mut unseen = None;
     let out = authorise_master(
         &filtered,
         &url,
         delivery,
         &layout,
-        |u| Ok::<_, PlaybackError>(vec![u.clone()]),
+        |u| match media_dir.as_deref().and_then(|d| local_media(d, &url, u)) {
+            Some(bytes) => Ok(crate::hls::scope::media_uris(u, &bytes)?),
+            None => {
+                unseen.get_or_insert_with(|| u.to_string());
+                Ok::<_, PlaybackError>(vec![u.clone()])
+            }
+        },
         |scope| {
             Signature::for_resource(
                 ring.active(),
@@ -849,6 +897,20 @@ fn manifest_filter(
         },
     )
     .map_err(|e| Fail(e.to_string()))?;
+    if let (Some(u), Delivery::Urls) = (&unseen, delivery) {
+        return Err(Fail(format!(
+            "URL delivery signs what each media playlist lists, and {u} is not {}; pass --media DIR (the directory the master's URIs are relative to)",
+            match &media_dir {
+                Some(d) => format!("under {}", d.display()),
+                None => "readable (the master came from standard input)".into(),
+            }
+        )));
+    }
+    if let Some(u) = &unseen {
+        eprintln!(
+            "note: {u} is not beside the master; its scope is its playlist's directory (pass --media DIR to read it)"
+        );
+    }
     print!("{}", out.playlist);
     for g in &out.grants {
         match g.scope.cookie_path() {

@@ -99,12 +99,13 @@ impl TierRules {
             out.push(("max_frame_rate", "must be a positive number".to_owned()));
         }
         if let Some(c) = &self.codecs
-            && c.iter()
-                .any(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
+            && let Some(bad) = c.iter().find(|c| !is_codec_entry(c))
         {
             out.push((
                 "codecs",
-                "codec prefixes are letters, digits and dots".to_owned(),
+                format!(
+                    "{bad:?} is not an RFC 6381 codec (or prefix) such as avc1, ec-3, stpp.ttml.im1t, av01.0.08M.08"
+                ),
             ));
         }
         if let Some(v) = &self.video_range
@@ -274,8 +275,8 @@ impl TierRules {
     }
 
     /// The codec rule alone (what applies to audio-only renditions): every
-    /// codec must match an allowed prefix per codec name (`avc1` allows
-    /// `avc1.64001f`); no codecs listed under a codec rule is a refusal.
+    /// codec must match an allowed entry; no codecs listed under a codec
+    /// rule is a refusal. See `codec_matches`.
     pub fn allows_codecs(&self, codecs: Option<&[String]>) -> bool {
         let Some(allowed) = &self.codecs else {
             return true;
@@ -283,13 +284,9 @@ impl TierRules {
         let Some(codecs) = codecs else {
             return false;
         };
-        codecs.iter().all(|c| {
-            let c = c.trim();
-            allowed.iter().any(|p| {
-                c.strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-            })
-        })
+        codecs
+            .iter()
+            .all(|c| allowed.iter().any(|p| codec_matches(p, c.trim())))
     }
 
     /// Country rules: `country` is `None` when unknown (no trusted header).
@@ -303,6 +300,52 @@ impl TierRules {
         }
         !country.is_some_and(|c| rule.deny.iter().any(|d| d.eq_ignore_ascii_case(c)))
     }
+}
+
+/// Sample entries that carry one codec: H.264 in `avc1` or `avc3`, HEVC in
+/// `hvc1` or `hev1` (parameter sets out of band or in band). A tier author
+/// writing one means the codec.
+const FAMILIES: [[&str; 2]; 2] = [["avc1", "avc3"], ["hvc1", "hev1"]];
+
+/// Whether `entry` is an RFC 6381 codec or a prefix of one: ASCII letters,
+/// digits, `.` and `-` (`ec-3`, `stpp.ttml.im1t`, `wvtt`, `dvh1.05.06`,
+/// `av01.0.08M.08`), starting with a letter or digit.
+pub fn is_codec_entry(entry: &str) -> bool {
+    entry.len() <= 64
+        && entry
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && entry
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// Whether the allowed `entry` admits the codec string `codec`. Both are
+/// compared case-insensitively, element by element (`.`-separated): the
+/// entry's elements must be the codec's first ones, so `avc1` admits
+/// `avc1.64001f`, `mp4a.40.2` admits `mp4a.40.2` but not `mp4a.40.29`,
+/// `stpp.ttml` admits `stpp.ttml.im1t`. A bare `avc1`, `avc3`, `hvc1` or
+/// `hev1` stands for its codec (H.264 or HEVC, whichever sample entry
+/// carries it); written with a trailing dot (`avc1.`) it admits that
+/// sample entry only.
+pub fn codec_matches(entry: &str, codec: &str) -> bool {
+    let (entry, codec) = (entry.to_ascii_lowercase(), codec.to_ascii_lowercase());
+    let (entry, strict) = match entry.strip_suffix('.') {
+        Some(e) => (e.to_owned(), true),
+        None => (entry, false),
+    };
+    let first = codec.split('.').next().unwrap_or("");
+    let mut names = vec![entry.clone()];
+    if !strict && let Some(f) = FAMILIES.iter().find(|f| f.contains(&entry.as_str())) {
+        names = f.iter().map(|n| (*n).to_owned()).collect();
+    }
+    if !entry.contains('.') {
+        return names.iter().any(|n| n == first);
+    }
+    let mut want = entry.split('.');
+    let mut have = codec.split('.');
+    want.all(|w| have.next() == Some(w))
 }
 
 /// The `free` tier of `config/local.toml`, for unit tests across modules.
@@ -364,6 +407,50 @@ mod eval_tests {
             !t.allows(&r(480, 1_400_000, "avc1x.1", 30.0, None)),
             "prefix is per codec name"
         );
+        assert!(
+            t.allows(&r(480, 1_400_000, "avc3.64001f,mp4a.40.2", 30.0, None)),
+            "avc1 names H.264, in avc3 too"
+        );
+    }
+
+    #[test]
+    fn codec_entries_follow_rfc_6381() {
+        for ok in [
+            "avc1",
+            "ec-3",
+            "ac-3",
+            "ac-4",
+            "stpp.ttml.im1t",
+            "wvtt",
+            "dvh1.05.06",
+            "av01.0.08M.08",
+            "avc1.",
+        ] {
+            assert!(is_codec_entry(ok), "{ok}");
+        }
+        for bad in ["", ".avc1", "avc 1", "avc1,mp4a", "a\"b", "é"] {
+            assert!(!is_codec_entry(bad), "{bad:?}");
+        }
+        let m = codec_matches;
+        assert!(m("ec-3", "ec-3"));
+        assert!(m("EC-3", "ec-3"), "case-insensitive");
+        assert!(!m("ec-3", "ac-3"));
+        assert!(m("avc1", "avc3.640028") && m("avc3", "avc1.640028"));
+        assert!(m("hvc1", "hev1.1.6.L120.90") && m("hev1", "hvc1.2.4.L153.B0"));
+        assert!(
+            m("avc1.", "avc1.640028") && !m("avc1.", "avc3.640028"),
+            "one sample entry"
+        );
+        assert!(!m("avc1", "hvc1.1.6.L120.90"));
+        assert!(m("stpp.ttml", "stpp.ttml.im1t") && !m("stpp.ttml", "stpp.ttmlx"));
+        assert!(m("mp4a.40.2", "mp4a.40.2") && !m("mp4a.40.2", "mp4a.40.29"));
+        assert!(m("av01", "av01.0.08M.08") && m("dvh1", "dvh1.05.06"));
+        let dd = TierRules {
+            codecs: Some(vec!["avc1".into(), "mp4a".into(), "ec-3".into()]),
+            ..Default::default()
+        };
+        assert!(dd.problems().is_empty(), "ec-3 may be allowed");
+        assert!(dd.allows_codecs(Some(&["ec-3".into()])));
     }
 
     #[test]

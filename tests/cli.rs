@@ -601,6 +601,20 @@ fn sign_bad_input_is_one_line_and_exit_2() {
 }
 
 /// Runs `playgate ARGS… [--config CONFIG] -` with `stdin` piped in.
+/// Every playlist URI a master names (variant lines and `URI="…"`).
+fn playlist_uris(master: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(master);
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if !l.starts_with('#') && !l.trim().is_empty() {
+            out.push(l.trim().to_owned());
+        } else if let Some(rest) = l.split("URI=\"").nth(1) {
+            out.push(rest.split('"').next().unwrap().to_owned());
+        }
+    }
+    out
+}
+
 fn run_with_stdin(args: &[&str], config: Option<&Path>, stdin: &[u8]) -> std::process::Output {
     use std::io::Write;
     let mut cmd = playgate();
@@ -648,10 +662,24 @@ fn manifest_filter_gives_each_delivery_a_master_the_edge_enforces() {
     assert!(err.contains("scope http://127.0.0.1:0/cdn/assets/a1/v1/hls/480p/* (cookie Path=/cdn/assets/a1/v1/hls/480p/)"), "{err}");
     assert!(!err.contains("Signature"), "no secret on stderr: {err}");
 
-    // URL delivery: gateway URLs whose signature opens its own rendition at
-    // the edge and not a forbidden one.
+    // URL delivery signs what the media playlists list: without them
+    // (standard input, no --media) it is refused, saying why.
     let mut args = filter.to_vec();
     args.extend(["--delivery", "urls"]);
+    let out = run_with_stdin(&args, Some(&cfg), &master);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("pass --media DIR"), "{err}");
+    // With them: gateway URLs whose signature opens its own rendition at
+    // the edge and not a forbidden one.
+    let media = dir.path().join("media");
+    for uri in playlist_uris(&master) {
+        let p = media.join(&uri);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "#EXTM3U\n#EXTINF:6,\nseg_00001.ts\n#EXT-X-ENDLIST\n").unwrap();
+    }
+    let media_arg = media.display().to_string();
+    args.extend(["--media", &media_arg]);
     let out = run_with_stdin(&args, Some(&cfg), &master);
     assert_eq!(
         out.status.code(),
@@ -1091,4 +1119,154 @@ delivery = "urls"
             );
         }
     }
+}
+
+/// Manifests from other packagers through `playgate manifest filter`:
+/// nothing forbidden plays with one cookie on the master's directory (a
+/// variant beside the master, its I-frame playlist in a subdirectory; an
+/// audio group no variant names); a flat layout's URL delivery reads the
+/// media playlists beside the master, so its signatures open the
+/// rendition's own segments and no other rendition's; an audio-only MPD
+/// the tier removes entirely is exit 3; a multi-period MPD loses only the
+/// period the tier cannot play.
+#[test]
+fn manifest_filter_handles_manifests_from_the_wild() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let cfg = config(dir.path(), "127.0.0.1:0");
+    let url = "http://127.0.0.1:0/cdn/assets/a1/v1/hls/master.m3u8";
+    for name in ["kept_in_master_dir", "unreferenced_group"] {
+        let master = std::fs::read(format!("tests/fixtures/hls/{name}.m3u8")).unwrap();
+        let out = run_with_stdin(
+            &[
+                "manifest",
+                "filter",
+                "--tier",
+                "free",
+                "--url",
+                url,
+                "--delivery",
+                "cookies",
+            ],
+            Some(&cfg),
+            &master,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        assert!(
+            err.contains("(cookie Path=/cdn/assets/a1/v1/hls/)"),
+            "{name}: one cookie on the master's directory: {err}"
+        );
+    }
+
+    // A flat, MediaConvert-style tree on disk: master and media playlists.
+    let flat = dir.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    let master = std::fs::read("tests/fixtures/hls/mediaconvert_flat.m3u8").unwrap();
+    std::fs::write(flat.join("master.m3u8"), &master).unwrap();
+    let media = std::fs::read_to_string("tests/fixtures/hls/mediaconvert_flat_360p.m3u8").unwrap();
+    for uri in playlist_uris(&master) {
+        let stem = uri.trim_end_matches(".m3u8");
+        std::fs::write(flat.join(&uri), media.replace("master_360p", stem)).unwrap();
+    }
+    let out = playgate()
+        .args([
+            "manifest",
+            "filter",
+            "--tier",
+            "free",
+            "--url",
+            url,
+            "--delivery",
+            "urls",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(flat.join("master.m3u8"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("/hls/master_360p.m3u8?Policy="))
+        .unwrap_or_else(|| panic!("{text}"));
+    let query = line.split_once('?').unwrap().1;
+    let id = std::fs::read_to_string(dir.path().join("keys/cloudfront_key_pair_id")).unwrap();
+    let verify = |cdn_url: &str| {
+        playgate()
+            .args(["verify", "url", "--key-pair-id", id.trim(), "--public-key"])
+            .arg(dir.path().join("keys/cloudfront_public.pem"))
+            .arg(format!("{cdn_url}?{query}"))
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let cdn = "http://127.0.0.1:0/cdn/assets/a1/v1/hls";
+    assert_eq!(
+        verify(&format!("{cdn}/master_360p_00001.ts")),
+        Some(0),
+        "its own segment"
+    );
+    assert_eq!(
+        verify(&format!("{cdn}/master_720p_00001.ts")),
+        Some(1),
+        "a forbidden rendition's"
+    );
+    assert_eq!(
+        verify(&format!("{cdn}/master_360p_I-Frame.m3u8")),
+        Some(0),
+        "its I-frame playlist"
+    );
+
+    // DASH: an audio-only MPD the tier removes whole; a multi-period MPD.
+    let mpd_url = "http://127.0.0.1:0/cdn/assets/a1/v1/dash/manifest.mpd";
+    let run_mpd = |name: &str| {
+        let mut cmd = playgate();
+        cmd.args([
+            "manifest",
+            "filter",
+            "--tier",
+            "free",
+            "--url",
+            mpd_url,
+            "--delivery",
+            "cookies",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(format!("tests/fixtures/dash/{name}.mpd"))
+        .env("PLAYGATE__TIERS__FREE__CODECS", r#"["avc1", "mp4a"]"#);
+        cmd.output().unwrap()
+    };
+    let audio = run_mpd("audio_only");
+    assert_eq!(
+        audio.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&audio.stdout)
+    );
+    assert!(String::from_utf8_lossy(&audio.stderr).contains("nothing playable remains"));
+    let periods = run_mpd("multi_period_ad");
+    assert_eq!(
+        periods.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&periods.stderr)
+    );
+    let mpd = String::from_utf8(periods.stdout).unwrap();
+    assert!(
+        mpd.contains("id=\"content-1\"") && mpd.contains("id=\"content-2\""),
+        "{mpd}"
+    );
+    assert!(
+        !mpd.contains("id=\"ad-1\"") && !mpd.contains("hev1"),
+        "the HEVC ad period goes: {mpd}"
+    );
 }

@@ -238,3 +238,103 @@ fn mpds_for_every_tier() {
         }
     }
 }
+
+/// Manifests from other packagers (`tests/fixtures/README.md`, "from the
+/// wild"): what each tier gets, cookie scopes and URL-delivery scopes, and
+/// MPDs per tier. The two minimal cases must play with cookies for a tier
+/// without limits: one cookie on the master's directory.
+#[test]
+fn manifests_from_the_wild() {
+    let mut tiers = tiers();
+    tiers.push(("unlimited".into(), TierRules::default()));
+    tiers.push((
+        "dolby".into(),
+        TierRules {
+            codecs: Some(vec!["avc1".into(), "mp4a".into(), "ec-3".into()]),
+            ..TierRules::default()
+        },
+    ));
+    for name in [
+        "kept_in_master_dir",
+        "unreferenced_group",
+        "dolby_avc3_hev1",
+    ] {
+        let input = fixture("hls", &format!("{name}.m3u8"));
+        let url = Url::parse(&format!("{CDN}/assets/wild/v1/hls/master.m3u8")).unwrap();
+        let key = test_key();
+        let layout = Layout {
+            cdn_base: CDN,
+            gateway: GATEWAY,
+        };
+        let mut text = String::new();
+        for (tier, rules) in &tiers {
+            text.push_str(&format!("[{tier}]\n"));
+            let f = match filter(&input, rules, Some(&url)) {
+                Ok(f) => f,
+                Err(e) => {
+                    text.push_str(&format!("error: {e}\n"));
+                    continue;
+                }
+            };
+            text.push_str(&format!(
+                "kept:\n{}\nremoved:\n{}\n",
+                list(&f.kept),
+                list(&f.removed)
+            ));
+            for delivery in [Delivery::Cookies, Delivery::Urls] {
+                let a = authorise_master(
+                    &f,
+                    &url,
+                    delivery,
+                    &layout,
+                    |u| media_uris(name, u),
+                    |s| sign_scope(&key, s),
+                );
+                match a {
+                    Ok(a) => {
+                        for g in &a.grants {
+                            text.push_str(&format!(
+                                "{delivery:?}: {} Path={}\n",
+                                g.scope.pattern(),
+                                g.scope.cookie_path().unwrap_or("-")
+                            ));
+                        }
+                    }
+                    Err(e) => text.push_str(&format!("{delivery:?}: error: {e}\n")),
+                }
+            }
+        }
+        if name != "dolby_avc3_hev1" {
+            assert!(
+                text.contains("[unlimited]\nkept:")
+                    && text.contains("Cookies: https://cdn.example.com/assets/wild/v1/hls/* Path=/assets/wild/v1/hls/"),
+                "{name}: one cookie on the master's directory:\n{text}"
+            );
+        }
+        insta::assert_snapshot!(format!("wild__{name}"), text);
+    }
+    for name in ["multi_period_ad", "audio_only"] {
+        let input = fixture("dash", &format!("{name}.mpd"));
+        let url = Url::parse(&format!("{CDN}/assets/wild/v1/dash/manifest.mpd")).unwrap();
+        let mut text = String::new();
+        for (tier, rules) in &tiers {
+            let opts = MpdOptions {
+                url: Some(&url),
+                signed_query: None,
+            };
+            text.push_str(&format!("[{tier}]\n"));
+            match mpd::filter(&input, rules, &opts) {
+                Ok(f) => {
+                    let kept: Vec<String> = f
+                        .renditions
+                        .iter()
+                        .map(|r| format!("{} {:?} kept={}", r.id, r.kind, r.kept))
+                        .collect();
+                    text.push_str(&format!("{}\n--- renditions\n{}\n", f.mpd, kept.join("\n")));
+                }
+                Err(e) => text.push_str(&format!("error: {e}\n")),
+            }
+        }
+        insta::assert_snapshot!(format!("wild__{name}"), text);
+    }
+}

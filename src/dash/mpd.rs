@@ -13,6 +13,10 @@
 //!   `TransferCharacteristics` descriptor: 16 = PQ, 18 = HLG); trick-mode
 //!   and image sets as I-frame renditions (no frame-rate rule). Audio is
 //!   judged by the codec rule only; text is kept.
+//! - A `Period` with video of which the tier may have none (an ad break in
+//!   another codec) is removed whole, when another period still plays;
+//!   nothing playable anywhere (no video kept, or in an audio-only MPD no
+//!   audio kept) is `NoVideoVariant`.
 //! - An `AdaptationSet` left empty is removed, and so is a trick-mode set
 //!   whose main set was removed. `@maxWidth/@maxHeight/@maxBandwidth/
 //!   @maxFrameRate` are recomputed from what is left, so the ceiling of
@@ -43,7 +47,9 @@ pub enum MpdError {
     Xml(String),
     #[error("document root is not an MPD element")]
     NotAnMpd,
-    #[error("no video representation is left for this tier")]
+    /// No period keeps a video representation (or, for an audio-only
+    /// MPD, an audio one).
+    #[error("nothing playable is left for this tier")]
     NoVideoVariant,
 }
 
@@ -404,6 +410,8 @@ struct SetDecision {
     trick_of: Option<String>,
     reps: Vec<(usize, bool)>,
     keep: bool,
+    /// In a period removed whole (its own edits are not made).
+    in_dropped_period: bool,
 }
 
 /// Filters `mpd` for `rules`.
@@ -426,6 +434,10 @@ pub fn filter(
         .ok_or(MpdError::NotAnMpd)?;
 
     let mut sets: Vec<SetDecision> = Vec::new();
+    // Periods with video of which this tier may have none (an ad break in
+    // another codec) are removed whole; later periods keep their `@start`.
+    let mut dropped_periods = Vec::new();
+    let (mut any_video, mut any_kept_video, mut any_kept_audio) = (false, false, false);
     for period in doc.children_named(root, "Period") {
         let first = sets.len();
         let (mut had_video, mut kept_video) = (false, false);
@@ -451,6 +463,9 @@ pub fn filter(
                 kept_video |= reps.iter().any(|(_, k)| *k);
             }
             let keep = reps.is_empty() || reps.iter().any(|(_, k)| *k);
+            if kind == ContentKind::Audio && reps.iter().any(|(_, k)| *k) {
+                any_kept_audio = true;
+            }
             sets.push(SetDecision {
                 node: set,
                 id: doc.attr(set, "id"),
@@ -458,10 +473,18 @@ pub fn filter(
                 trick_of,
                 reps,
                 keep,
+                in_dropped_period: false,
             });
         }
+        any_video |= had_video;
+        any_kept_video |= kept_video;
         if had_video && !kept_video {
-            return Err(MpdError::NoVideoVariant);
+            dropped_periods.push(period);
+            for s in &mut sets[first..] {
+                s.keep = false;
+                s.in_dropped_period = true;
+            }
+            continue;
         }
         // A trick-mode set goes with its main set.
         let gone: HashSet<String> = sets[first..]
@@ -476,12 +499,29 @@ pub fn filter(
         }
     }
 
-    let mut edits: Vec<Edit> = Vec::new();
+    // Something must play: a video somewhere, or, in an audio-only MPD,
+    // an audio rendition.
+    let playable = if any_video {
+        any_kept_video
+    } else {
+        any_kept_audio
+    };
+    if !playable {
+        return Err(MpdError::NoVideoVariant);
+    }
+    let mut edits: Vec<Edit> = dropped_periods
+        .iter()
+        .map(|&p| Edit {
+            start: doc.nodes[p].lead,
+            end: doc.nodes[p].end,
+            text: String::new(),
+        })
+        .collect();
     let mut renditions = Vec::new();
     let bases = Bases::new(&doc, root, opts.url);
     for s in &sets {
         let n = &doc.nodes[s.node];
-        if !s.keep {
+        if !s.keep && !s.in_dropped_period {
             edits.push(Edit {
                 start: n.lead,
                 end: n.end,
@@ -493,7 +533,7 @@ pub fn filter(
             let keep = keep && s.keep;
             if keep {
                 kept.push(r);
-            } else if s.keep {
+            } else if s.keep && !s.in_dropped_period {
                 let rn = &doc.nodes[r];
                 edits.push(Edit {
                     start: rn.lead,

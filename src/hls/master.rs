@@ -73,7 +73,8 @@ pub struct Filtered {
     pub playlist: String,
     /// Rendition URIs of the output, in output order.
     pub kept: Vec<MasterUri>,
-    /// Rendition URIs this tier may not have.
+    /// Rendition URIs this tier may not have. A group no variant names
+    /// (not offered to anyone) is dropped but is not among them.
     pub removed: Vec<MasterUri>,
 }
 
@@ -252,6 +253,9 @@ pub fn filter(
     // Pass 1: decide which lines go, and which groups stay referenced.
     let mut drop = vec![false; lines.len()];
     let mut referenced: HashSet<(&str, &str)> = HashSet::new();
+    // Groups any variant names, kept or not: a group no variant names is
+    // not offered at all, so it is not the tier's to forbid.
+    let mut named: HashSet<(&str, &str)> = HashSet::new();
     let mut blocks = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -261,6 +265,11 @@ pub fn filter(
                 let attrs = attrs_of(text, "EXT-X-STREAM-INF");
                 let r = rendition_of(&attrs, "EXT-X-STREAM-INF", &vars);
                 let end = uri_line[i].unwrap_or(i);
+                for kind in ["AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"] {
+                    if let Some(a) = attrs.iter().find(|a| a.name == kind && a.quoted()) {
+                        named.insert((kind, a.value()));
+                    }
+                }
                 if rules.allows(&r) {
                     for kind in ["AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"] {
                         if let Some(a) = attrs.iter().find(|a| a.name == kind && a.quoted()) {
@@ -291,11 +300,14 @@ pub fn filter(
     if blocks.is_empty() {
         return Err(MasterError::NoVideoVariant);
     }
+    let mut unoffered = vec![false; lines.len()];
     for (i, l) in lines.iter().enumerate() {
         if tag_name(l.text) == Some("EXT-X-MEDIA") {
             let a = attrs_of(l.text, "EXT-X-MEDIA");
             let get = |n: &str| a.iter().find(|x| x.name == n).map_or("", Attr::value);
-            drop[i] = !referenced.contains(&(get("TYPE"), get("GROUP-ID")));
+            let group = (get("TYPE"), get("GROUP-ID"));
+            drop[i] = !referenced.contains(&group);
+            unoffered[i] = !named.contains(&group);
         }
     }
 
@@ -333,7 +345,9 @@ pub fn filter(
             continue;
         }
         if drop[i] {
-            out.removed.extend(rendition_uri(i));
+            if !unoffered[i] {
+                out.removed.extend(rendition_uri(i));
+            }
         } else {
             emit(&mut out, i);
         }

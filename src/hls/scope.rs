@@ -160,9 +160,11 @@ fn covers_any<'a>(prefix: &str, urls: impl IntoIterator<Item = &'a str>) -> bool
 /// have; a URI an allowed rendition also uses is not secret from it).
 ///
 /// Each rendition gets its URIs' common directory when that covers nothing
-/// secret and does not contain another rendition's directory; otherwise
-/// the longest common prefix of its URIs, when that covers nothing secret;
-/// otherwise it is an error, never a wider grant.
+/// secret (so, for cookie delivery, the tightest set of cookie paths that
+/// covers every allowed rendition and nothing a forbidden one uses: a
+/// directory inside another allowed one shares its scope); otherwise the
+/// longest common prefix of its URIs, when that covers nothing secret
+/// (URL delivery only); otherwise it is an error, never a wider grant.
 pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeError> {
     let keys: Vec<Vec<String>> = allowed
         .iter()
@@ -195,10 +197,10 @@ pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeEr
     let mut distinct: Vec<Scope> = Vec::new();
     let mut of_rendition = Vec::with_capacity(keys.len());
     for (i, &(lcp, dir)) in spans.iter().enumerate() {
-        let contains_another = spans
-            .iter()
-            .any(|(_, other)| other.len() > dir.len() && other.starts_with(dir));
-        let scope = if !contains_another && !covers_secret(dir) {
+        // The rendition's directory, unless something forbidden lies in it;
+        // another allowed rendition beneath it is no reason not to (the two
+        // share the one scope below).
+        let scope = if !covers_secret(dir) {
             Scope {
                 prefix: dir.to_owned(),
                 directory: true,
@@ -206,7 +208,7 @@ pub fn scopes(allowed: &[Vec<Url>], forbidden: &[Url]) -> Result<Scopes, ScopeEr
         } else if !covers_secret(lcp) {
             Scope {
                 prefix: lcp.to_owned(),
-                directory: lcp.ends_with('/') && !contains_another,
+                directory: lcp.ends_with('/'),
             }
         } else {
             return Err(ScopeError::Overlap(i));
@@ -338,19 +340,24 @@ mod tests {
     }
 
     #[test]
-    fn shared_parent_directories_are_not_separable() {
-        // Audio in the hls/ root next to the variants' directories.
-        let s = scopes(
-            &[
-                urls(&["360p/index.m3u8", "360p/seg.ts"]),
-                urls(&["audio.m3u8", "audio_1.aac"]),
-            ],
-            &[],
-        )
-        .unwrap();
+    fn a_parent_directory_is_a_cookie_scope_unless_something_forbidden_is_in_it() {
+        // Audio in the hls/ root next to a variant's directory.
+        let audio = urls(&["audio.m3u8", "audio_1.aac"]);
+        let video = urls(&["360p/index.m3u8", "360p/seg.ts"]);
+        // Nothing forbidden: one cookie on hls/ opens both.
+        let s = scopes(&[video.clone(), audio.clone()], &[]).unwrap();
+        assert!(s.path_separable);
+        assert_eq!(s.scopes.len(), 1);
+        assert_eq!(
+            s.scopes[0].pattern(),
+            "https://cdn.example.com/assets/a/v1/hls/*"
+        );
+        // 360p forbidden: hls/ would open it, so the audio gets only its
+        // name prefix (URL delivery), and cookies cannot carry the tier.
+        let s = scopes(&[audio], &video).unwrap();
         assert!(!s.path_separable);
         assert_eq!(
-            s.scopes[1].pattern(),
+            s.scopes[0].pattern(),
             "https://cdn.example.com/assets/a/v1/hls/audio*"
         );
     }
@@ -387,5 +394,77 @@ mod tests {
             media_uris(&base, b"#EXTM3U\n#EXTINF:6,\n{$imported}.ts\n"),
             Err(ScopeError::UnknownVariable(_))
         ));
+    }
+
+    mod layouts {
+        use super::*;
+        use proptest::prelude::*;
+
+        const BASE: &str = "https://cdn.example.com/assets/a/v1/hls/";
+
+        /// One rendition: a home directory (flat, nested or mixed) and a
+        /// name (with name-prefix collisions: `v` and `v_hi`).
+        fn rendition() -> impl Strategy<Value = (String, String)> {
+            (
+                prop::sample::select(vec!["", "a/", "a/b/", "c/", "a/c/"]),
+                prop::sample::select(vec!["v", "v_hi", "x", "index"]),
+            )
+                .prop_map(|(d, n)| (d.to_owned(), n.to_owned()))
+        }
+
+        fn files(home: &str, name: &str) -> Vec<Url> {
+            let mut v = vec![format!("{BASE}{home}{name}.m3u8")];
+            v.extend((0..3).map(|k| format!("{BASE}{home}{name}_{k}.ts")));
+            v.into_iter().map(|u| Url::parse(&u).unwrap()).collect()
+        }
+
+        fn dir_of(u: &Url) -> String {
+            let s = u.as_str();
+            s[..=s.rfind('/').unwrap()].to_owned()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(
+                std::env::var("PLAYGATE_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)
+            ))]
+            /// For random layouts and tiers: every allowed URI is covered by
+            /// its scope, no scope covers a forbidden URI, and cookie
+            /// delivery (every scope a directory) is possible exactly when
+            /// each allowed rendition's own directory holds nothing forbidden.
+            #[test]
+            fn scopes_cover_what_is_allowed_and_nothing_forbidden(
+                layout in prop::collection::vec((rendition(), any::<bool>()), 1..6)
+            ) {
+                let mut seen = std::collections::HashSet::new();
+                let layout: Vec<_> = layout.into_iter().filter(|((d, n), _)| seen.insert(format!("{d}{n}"))).collect();
+                let allowed: Vec<Vec<Url>> = layout.iter().filter(|(_, a)| *a).map(|((d, n), _)| files(d, n)).collect();
+                let forbidden: Vec<Url> = layout.iter().filter(|(_, a)| !*a).flat_map(|((d, n), _)| files(d, n)).collect();
+                prop_assume!(!allowed.is_empty());
+                let secret: Vec<&Url> = forbidden.iter().filter(|f| !allowed.iter().flatten().any(|a| a == *f)).collect();
+                let dir_ok = allowed.iter().all(|r| {
+                    let dirs: std::collections::HashSet<String> = r.iter().map(dir_of).collect();
+                    let common = common_prefix(&dirs.iter().map(String::as_str).collect::<Vec<_>>()).to_owned();
+                    let common = common[..=common.rfind('/').unwrap()].to_owned();
+                    !secret.iter().any(|f| f.as_str().starts_with(&common))
+                });
+                match scopes(&allowed, &forbidden) {
+                    Ok(s) => {
+                        for (i, r) in allowed.iter().enumerate() {
+                            for u in r {
+                                prop_assert!(resource_matches(&s.of(i).pattern(), u.as_str()), "{} not under {}", u, s.of(i).pattern());
+                            }
+                        }
+                        for sc in &s.scopes {
+                            for f in &secret {
+                                prop_assert!(!resource_matches(&sc.pattern(), f.as_str()), "{} opens {}", sc.pattern(), f);
+                            }
+                        }
+                        prop_assert_eq!(s.path_separable, dir_ok);
+                    }
+                    Err(ScopeError::Overlap(_)) => prop_assert!(!dir_ok),
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+        }
     }
 }
