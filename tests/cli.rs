@@ -601,6 +601,17 @@ fn sign_bad_input_is_one_line_and_exit_2() {
 }
 
 /// Runs `playgate ARGS… [--config CONFIG] -` with `stdin` piped in.
+/// `playgate verify url` of `cdn_url` with `query`, by the keys in `dir/keys`.
+fn verify_signed(dir: &Path, cdn_url: &str, query: &str) -> std::process::Output {
+    let id = std::fs::read_to_string(dir.join("keys/cloudfront_key_pair_id")).unwrap();
+    playgate()
+        .args(["verify", "url", "--key-pair-id", id.trim(), "--public-key"])
+        .arg(dir.join("keys/cloudfront_public.pem"))
+        .arg(format!("{cdn_url}?{query}"))
+        .output()
+        .unwrap()
+}
+
 /// Every playlist URI a master names (variant lines and `URI="…"`).
 fn playlist_uris(master: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(master);
@@ -693,15 +704,7 @@ fn manifest_filter_gives_each_delivery_a_master_the_edge_enforces() {
         .find(|l| l.starts_with("http://127.0.0.1:0/v1/play/a1/hls/360p/index_360p.m3u8?Policy="))
         .unwrap_or_else(|| panic!("{text}"));
     let query = line.split_once('?').unwrap().1;
-    let id = std::fs::read_to_string(dir.path().join("keys/cloudfront_key_pair_id")).unwrap();
-    let verify = |cdn_url: &str| {
-        playgate()
-            .args(["verify", "url", "--key-pair-id", id.trim(), "--public-key"])
-            .arg(dir.path().join("keys/cloudfront_public.pem"))
-            .arg(format!("{cdn_url}?{query}"))
-            .output()
-            .unwrap()
-    };
+    let verify = |cdn_url: &str| verify_signed(dir.path(), cdn_url, query);
     let ok = verify("http://127.0.0.1:0/cdn/assets/a1/v1/hls/360p/seg_00001.ts");
     assert_eq!(
         ok.status.code(),
@@ -1197,17 +1200,7 @@ fn manifest_filter_handles_manifests_from_the_wild() {
         .find(|l| l.contains("/hls/master_360p.m3u8?Policy="))
         .unwrap_or_else(|| panic!("{text}"));
     let query = line.split_once('?').unwrap().1;
-    let id = std::fs::read_to_string(dir.path().join("keys/cloudfront_key_pair_id")).unwrap();
-    let verify = |cdn_url: &str| {
-        playgate()
-            .args(["verify", "url", "--key-pair-id", id.trim(), "--public-key"])
-            .arg(dir.path().join("keys/cloudfront_public.pem"))
-            .arg(format!("{cdn_url}?{query}"))
-            .output()
-            .unwrap()
-            .status
-            .code()
-    };
+    let verify = |cdn_url: &str| verify_signed(dir.path(), cdn_url, query).status.code();
     let cdn = "http://127.0.0.1:0/cdn/assets/a1/v1/hls";
     assert_eq!(
         verify(&format!("{cdn}/master_360p_00001.ts")),
