@@ -7,6 +7,14 @@
 //!   a parser-based rewrite would cost before doing any work).
 //! - the Apple-style advanced master filtered for the free tier and
 //!   rewritten to absolute CDN URLs.
+//! - URL delivery's media playlist as the gateway serves it now: checked
+//!   against the viewer's pattern as it is signed (one pattern covers
+//!   the rendition: one pass), and, for a rendition whose name is a prefix
+//!   of a forbidden one (`title_360p` beside `title_360p_hi`), the second
+//!   pass that puts another signature on the URIs the viewer's does not
+//!   cover; both next to plain absolute signing.
+//! - the rendition plan of such a layout (three renditions of 1,200
+//!   segments, names prefixes of each other), built once per version.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,6 +49,71 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             playgate::hls::media::sign_at(black_box(p.as_bytes()), black_box(&query), Some(&base))
         })
+    });
+    // The viewer's pattern covers every URI: one pass with the check.
+    let pattern = "https://cdn.example.com/assets/a1/v3/hls/720p/*";
+    c.bench_function("media_sign_1200_segments_checked", |b| {
+        b.iter(|| {
+            let covered = playgate::cloudfront::policy::matcher(pattern);
+            let mut missed = 0;
+            let out = playgate::hls::media::sign_each(
+                black_box(p.as_bytes()),
+                Some(&base),
+                query.len(),
+                |abs| {
+                    // As `Play::signed_media` checks.
+                    if !covered(abs) && !covered(&abs[..abs.find(['?', '#']).unwrap_or(abs.len())])
+                    {
+                        missed += 1;
+                    }
+                    query.as_str()
+                },
+            );
+            assert_eq!(missed, 0);
+            out
+        })
+    });
+    // The playlist is granted exactly and the segments by another pattern:
+    // the second pass, every segment's signature from a map.
+    let other = format!(
+        "Policy={}&Signature={}&Key-Pair-Id=K2JCJMDEHXQW5F",
+        "o".repeat(240),
+        "t".repeat(344)
+    );
+    let split: std::collections::HashMap<String, String> = (0..1200)
+        .map(|i| {
+            (
+                format!("https://cdn.example.com/assets/a1/v3/hls/720p/seg_{i:05}.m4s"),
+                other.clone(),
+            )
+        })
+        .collect();
+    c.bench_function("media_sign_1200_segments_split", |b| {
+        b.iter(|| {
+            playgate::hls::media::sign_each(
+                black_box(p.as_bytes()),
+                Some(&base),
+                query.len(),
+                |abs| {
+                    let k = &abs[..abs.find('?').unwrap_or(abs.len())];
+                    split.get(k).map_or(query.as_str(), String::as_str)
+                },
+            )
+        })
+    });
+    let flat = |name: &str| {
+        let base = "https://cdn.example.com/assets/a1/v3/hls/";
+        let mut v = vec![url::Url::parse(&format!("{base}{name}.m3u8")).unwrap()];
+        v.extend((0..1200).map(|i| url::Url::parse(&format!("{base}{name}_{i:05}.ts")).unwrap()));
+        (v[0].clone(), v)
+    };
+    let renditions = vec![
+        flat("title_240p"),
+        flat("title_360p"),
+        flat("title_360p_hi"),
+    ];
+    c.bench_function("rendition_plan_flat_prefixes_3x1200", |b| {
+        b.iter(|| playgate::play::RenditionPlan::new(black_box(&renditions)).unwrap())
     });
     c.bench_function("m3u8rs_parse_serialise_1200_segments", |b| {
         b.iter(|| {

@@ -26,5 +26,10 @@ for ours, ref in rows:
     a, b = mean_us(ours), mean_us(ref)
     print(f"{ours:<40} {a:>8.1f} us   {b:>21.1f} us   {a / b:>5.2f}x")
 sign = mean_us("media_sign_1200_segments_absolute")
+for name in ("media_sign_1200_segments_checked", "media_sign_1200_segments_split"):
+    a = mean_us(name)
+    print(f"{name:<40} {a:>8.1f} us   vs plain absolute {sign:>8.1f} us   {a / sign:>5.2f}x")
+plan = mean_us("rendition_plan_flat_prefixes_3x1200")
+print(f"{'rendition_plan_flat_prefixes_3x1200':<40} {plan:>8.1f} us   (once per version and cache.origin_fresh)")
 print(f"target: 1,200 segments signed (absolute) <= 150 us: {'met' if sign <= 150 else 'NOT met'} ({sign:.1f} us)")
 PY

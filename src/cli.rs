@@ -400,18 +400,41 @@ fn publish(path: &Path, asset: &str, title: Option<String>, dir: &Path) -> Resul
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let version = runtime
-        .block_on(crate::publish::publish_dir(
-            &store,
-            &objects,
-            &id,
-            title,
-            dir,
-            SystemClock.now_epoch(),
-        ))
-        .map_err(|e| Fail(e.to_string()))?;
+    let published = runtime.block_on(async {
+        // The configured tiers, as the server seeds them, so the report
+        // covers them even before the first start.
+        use crate::store::StoreExt;
+        store
+            .seed_tiers(config.tiers.iter())
+            .await
+            .map_err(|e| Fail(e.to_string()))?;
+        let version =
+            crate::publish::publish_dir(&store, &objects, &id, title, dir, SystemClock.now_epoch())
+                .await
+                .map_err(|e| Fail(e.to_string()))?;
+        let asset = store
+            .get_asset(&id)
+            .await
+            .map_err(|e| Fail(e.to_string()))?;
+        Ok::<_, Fail>((version, asset.and_then(|a| a.value.playability)))
+    })?;
+    let (version, playability) = published;
     let base = config.server.public_url.trim_end_matches('/');
     println!("{base}/v1/play/{id}/master.m3u8 (version {version})");
+    for t in playability.iter().flat_map(|p| &p.tiers) {
+        if !t.hls.playable || t.hls.fallback {
+            eprintln!(
+                "tier {}: {}{}",
+                t.tier,
+                if t.hls.playable {
+                    "plays with URL delivery (fallback): "
+                } else {
+                    "cannot play: "
+                },
+                t.hls.problem.as_deref().unwrap_or("")
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

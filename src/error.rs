@@ -38,6 +38,10 @@ pub enum Error {
     MethodNotAllowed,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The asset's layout cannot carry the delivery asked for (409); the
+    /// detail names the reason and the delivery that would work.
+    #[error("delivery unavailable: {0}")]
+    DeliveryUnavailable(String),
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
     #[error("precondition required: {0}")]
@@ -75,7 +79,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::DeliveryUnavailable(_) => StatusCode::CONFLICT,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -96,6 +100,10 @@ impl Error {
             Error::NotFound => ("not-found", "No such resource"),
             Error::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             Error::Conflict(_) => ("conflict", "The request conflicts with current state"),
+            Error::DeliveryUnavailable(_) => (
+                "delivery-unavailable",
+                "This asset cannot be delivered this way",
+            ),
             Error::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             Error::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
             Error::PayloadTooLarge(_) => ("payload-too-large", "The request body is too large"),
@@ -121,6 +129,7 @@ impl Error {
             Error::Unauthorized(d)
             | Error::Forbidden(d)
             | Error::Conflict(d)
+            | Error::DeliveryUnavailable(d)
             | Error::PreconditionFailed(d)
             | Error::PreconditionRequired(d)
             | Error::PayloadTooLarge(d)

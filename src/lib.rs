@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 pub mod play;
+pub mod playability;
 pub mod playback;
 pub mod publish;
 pub mod readthrough;

@@ -16,14 +16,17 @@
 //!   by several tiers is signed once per bucket.
 
 use crate::cloudfront::cookies::{CookieAttrs, set_cookie};
-use crate::cloudfront::policy::Cidr;
+use crate::cloudfront::policy::{Cidr, matcher};
 use crate::cloudfront::signer::{SignOptions, Signature};
 use crate::cloudfront::verifier::{Rejection, verify_request};
 use crate::config::Config;
 use crate::domain::{AssetId, KeyPairId, TierName};
+use crate::hls::scope::{ScopeError, Scopes};
 use crate::metrics::{CacheLabels, Metrics};
 use crate::origin::{Fetched, OriginCache, OriginError};
-use crate::playback::{Grant, Layout, PlaybackError, authorise_master, expiry};
+use crate::playback::{
+    Deliverable, Grant, Layout, PlaybackError, authorise_scoped, expiry, scope_master,
+};
 use crate::storage::ObjectKey;
 use crate::store::{Asset, AssetStatus, Store, StoreError, StoreExt};
 use crate::tiers::{Delivery, TierRules};
@@ -54,11 +57,61 @@ pub enum PlayError {
     Store(#[from] StoreError),
     #[error("the asset's origin content cannot be served: {0}")]
     Content(String),
+    #[error("{asked} is not available for this asset: {reason}")]
+    DeliveryUnavailable {
+        /// What was asked for (`cookie delivery`, `URL delivery`).
+        asked: &'static str,
+        reason: String,
+        /// What would work instead, when something would.
+        works: Option<&'static str>,
+    },
 }
 
 impl From<PlaybackError> for PlayError {
     fn from(e: PlaybackError) -> Self {
-        PlayError::Content(e.to_string())
+        match e {
+            PlaybackError::NotPathSeparable => PlayError::DeliveryUnavailable {
+                asked: "cookie delivery",
+                reason: e.to_string(),
+                works: None,
+            },
+            PlaybackError::NotGatewayLayout(_)
+            | PlaybackError::Scope(ScopeError::Overlap(_) | ScopeError::MixedOrigins(_)) => {
+                PlayError::DeliveryUnavailable {
+                    asked: "URL delivery",
+                    reason: e.to_string(),
+                    works: None,
+                }
+            }
+            other => PlayError::Content(other.to_string()),
+        }
+    }
+}
+
+/// The delivery a tier's viewer gets on this layout: the one asked for,
+/// else (a cookie tier whose `fallback` is `urls`) URL delivery, else the
+/// problem naming what would work.
+fn deliverable(
+    allowed: &[Url],
+    scoped: &Scopes,
+    asked: Delivery,
+    rules: &TierRules,
+    layout: &Layout<'_>,
+) -> Result<Delivery, PlayError> {
+    match crate::playback::deliverable(allowed, scoped, asked, rules.fallback, layout) {
+        Deliverable::Asked(d) | Deliverable::Fallback(d) => Ok(d),
+        Deliverable::Unavailable { why, works } => Err(PlayError::DeliveryUnavailable {
+            asked: delivery_name(asked),
+            reason: why.to_string(),
+            works: works.map(delivery_name),
+        }),
+    }
+}
+
+fn delivery_name(d: Delivery) -> &'static str {
+    match d {
+        Delivery::Cookies => "cookie delivery",
+        Delivery::Urls => "URL delivery",
     }
 }
 
@@ -84,8 +137,26 @@ impl From<&PlayError> for crate::error::Error {
             PlayError::Store(StoreError::Unavailable(why)) => Error::Unavailable(why.clone()),
             PlayError::Store(other) => Error::internal(other.to_string()),
             PlayError::Content(why) => Error::internal(why.clone()),
+            PlayError::DeliveryUnavailable {
+                asked,
+                reason,
+                works,
+            } => Error::DeliveryUnavailable(match works {
+                Some(w) => format!(
+                    "This asset cannot be played with {asked}: {reason}. {} works for it.",
+                    capitalised(w)
+                ),
+                None => format!("This asset cannot be played with {asked}: {reason}."),
+            }),
         }
     }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 impl From<PlayError> for crate::error::Error {
@@ -223,8 +294,67 @@ struct MasterKey {
 struct SignatureKey {
     pattern: String,
     expires: u64,
+    starts: Option<u64>,
     key: KeyPairId,
     ip: Option<String>,
+}
+
+/// What each rendition of a version may be granted, whoever asks: the
+/// scopes of each rendition against every other rendition of the master
+/// (so tighter than, or the same as, any tier's). URL delivery signs from
+/// it the URIs of a media playlist that the viewer's signature (for the
+/// playlist) does not cover: holding a valid signature for a rendition's
+/// playlist is being entitled to that rendition, as the master grants
+/// nothing that covers a forbidden rendition's playlist.
+pub struct RenditionPlan {
+    /// Each rendition's playlist URL (without query).
+    playlists: Vec<String>,
+    scopes: Vec<Scopes>,
+}
+
+impl RenditionPlan {
+    /// From the unfiltered master's renditions and what each uses.
+    pub fn new(renditions: &[(Url, Vec<Url>)]) -> Result<Self, ScopeError> {
+        let mut playlists = Vec::with_capacity(renditions.len());
+        let mut scopes = Vec::with_capacity(renditions.len());
+        for (i, (playlist, uris)) in renditions.iter().enumerate() {
+            let others: Vec<Url> = renditions
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, (_, u))| u.iter().cloned())
+                .collect();
+            let other_playlists: Vec<Url> = renditions
+                .iter()
+                .filter(|(p, _)| p != playlist)
+                .map(|(p, _)| p.clone())
+                .collect();
+            scopes.push(crate::hls::scope::scopes(
+                std::slice::from_ref(uris),
+                &others,
+                &other_playlists,
+            )?);
+            playlists.push(strip_query(playlist.as_str()).to_owned());
+        }
+        Ok(RenditionPlan { playlists, scopes })
+    }
+
+    /// The pattern rendition `playlist` may be granted for `uri` (an
+    /// absolute URL without query).
+    pub fn pattern_for(&self, playlist: &Url, uri: &str) -> Option<String> {
+        let r = self
+            .playlists
+            .iter()
+            .position(|p| p == strip_query(playlist.as_str()))?;
+        self.scopes[r]
+            .of(0)
+            .find(|s| s.covers(uri))
+            .map(|s| s.pattern())
+    }
+}
+
+fn strip_query(url: &str) -> &str {
+    &url[..url.find(['?', '#']).unwrap_or(url.len())]
 }
 
 /// A URL-mode media playlist, signed.
@@ -277,6 +407,9 @@ pub struct Play {
     assets: crate::readthrough::ReadThrough<AssetId, Option<Arc<Asset>>>,
     masters: moka::future::Cache<MasterKey, Arc<Entitlement>>,
     signatures: moka::sync::Cache<SignatureKey, Signature>,
+    /// Per (asset, version), built when a URL-delivery media playlist
+    /// needs more than the viewer's signature; for `cache.origin_fresh`.
+    plans: moka::future::Cache<(AssetId, u32), Arc<RenditionPlan>>,
 }
 
 fn ipv4_cidr(ip: IpAddr) -> Option<Cidr> {
@@ -314,6 +447,10 @@ impl Play {
             signatures: moka::sync::Cache::builder()
                 .max_capacity(c.signatures_max_entries)
                 .time_to_live(config.signing.expiry_bucket)
+                .build(),
+            plans: moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(c.origin_fresh.max(Duration::from_secs(1)))
                 .build(),
             config,
             store,
@@ -486,10 +623,6 @@ impl Play {
                     }
                     Err(e) => return Err(PlayError::Content(e.to_string())),
                 };
-                // Read every rendition's media playlist now; the pure code
-                // below asks for their URIs synchronously.
-                // All at once: an origin that hangs costs one timeout, not
-                // one per rendition.
                 let mut wanted: Vec<&Url> = Vec::new();
                 for u in filtered.kept.iter().chain(&filtered.removed) {
                     if let Some(purl) = u.url.as_ref().filter(|_| u.kind.is_rendition())
@@ -498,45 +631,28 @@ impl Play {
                         wanted.push(purl);
                     }
                 }
-                let reads =
-                    futures_util::future::join_all(wanted.iter().map(|u| self.read_cdn_url(u)))
-                        .await;
-                let mut media: HashMap<String, Vec<Url>> = HashMap::new();
-                for (purl, read) in wanted.into_iter().zip(reads) {
-                    let uris = match read {
-                        Some(Ok(f)) => {
-                            stale |= f.stale;
-                            crate::hls::scope::media_uris(purl, &f.bytes)
-                                .map_err(|e| PlayError::Content(e.to_string()))?
-                        }
-                        Some(Err(OriginError::NotFound(_))) => {
-                            return Err(PlayError::Content(format!(
-                                "the master lists {purl}, which the origin does not have"
-                            )));
-                        }
-                        Some(Err(e)) => return Err(PlayError::Origin(e)),
-                        // Not on this CDN: its scope comes from its URL alone.
-                        None => vec![purl.clone()],
-                    };
-                    media.insert(purl.to_string(), uris);
-                }
+                let (media, media_stale) = self.media_of(&wanted).await?;
+                stale |= media_stale;
                 let gateway = self.config.server.public_url.trim_end_matches('/');
                 let layout = Layout {
                     cdn_base: self.cdn_base(),
                     gateway,
                 };
-                let auth = authorise_master(
+                let (allowed, scoped) = scope_master(&filtered, |u| {
+                    Ok(media
+                        .get(u.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| vec![u.clone()]))
+                })?;
+                let delivery = deliverable(&allowed, &scoped, key.delivery, rules, &layout)?;
+                let auth = authorise_scoped(
                     &filtered,
                     &url,
-                    key.delivery,
+                    delivery,
                     &layout,
-                    |u| {
-                        Ok(media
-                            .get(u.as_str())
-                            .cloned()
-                            .unwrap_or_else(|| vec![u.clone()]))
-                    },
-                    |scope| self.signature(&scope.pattern(), &opts, key.ip),
+                    &allowed,
+                    &scoped,
+                    |scope| self.signature(&scope.pattern(), &opts),
                 )?;
                 let renditions = filtered
                     .kept
@@ -546,7 +662,7 @@ impl Play {
                     .collect();
                 self.entitlement(
                     &key,
-                    key.delivery,
+                    delivery,
                     auth.playlist,
                     auth.grants,
                     renditions,
@@ -566,15 +682,17 @@ impl Play {
                     Err(e) => return Err(PlayError::Content(e.to_string())),
                 };
                 let scoped = f.scopes().map_err(|e| PlayError::Content(e.to_string()))?;
-                if !scoped.path_separable {
-                    return Err(PlayError::Content(
-                        PlaybackError::NotPathSeparable.to_string(),
-                    ));
-                }
-                let mut grants = Vec::with_capacity(scoped.scopes.len());
-                for scope in scoped.scopes {
+                let Some(dirs) = scoped.cookies else {
+                    return Err(PlayError::DeliveryUnavailable {
+                        asked: "DASH (delivered with cookies only)",
+                        reason: PlaybackError::NotPathSeparable.to_string(),
+                        works: None,
+                    });
+                };
+                let mut grants = Vec::with_capacity(dirs.len());
+                for scope in dirs {
                     let signature = self
-                        .signature(&scope.pattern(), &opts, key.ip)
+                        .signature(&scope.pattern(), &opts)
                         .map_err(|e| PlayError::Content(e.to_string()))?;
                     grants.push(Grant { scope, signature });
                 }
@@ -590,20 +708,91 @@ impl Play {
         Ok(Arc::new(ent))
     }
 
+    /// Every URI each of `playlists` (CDN URLs; all at once: an origin
+    /// that hangs costs one timeout, not one per rendition) uses, by
+    /// playlist URL, and whether any came from a stale copy. A playlist
+    /// on another host keeps only its own URL.
+    async fn media_of(
+        &self,
+        playlists: &[&Url],
+    ) -> Result<(HashMap<String, Vec<Url>>, bool), PlayError> {
+        let reads =
+            futures_util::future::join_all(playlists.iter().map(|u| self.read_cdn_url(u))).await;
+        let mut media: HashMap<String, Vec<Url>> = HashMap::new();
+        let mut stale = false;
+        for (purl, read) in playlists.iter().zip(reads) {
+            let uris = match read {
+                Some(Ok(f)) => {
+                    stale |= f.stale;
+                    crate::hls::scope::media_uris(purl, &f.bytes)
+                        .map_err(|e| PlayError::Content(e.to_string()))?
+                }
+                Some(Err(OriginError::NotFound(_))) => {
+                    return Err(PlayError::Content(format!(
+                        "the master lists {purl}, which the origin does not have"
+                    )));
+                }
+                Some(Err(e)) => return Err(PlayError::Origin(e)),
+                None => vec![(*purl).clone()],
+            };
+            media.insert(purl.to_string(), uris);
+        }
+        Ok((media, stale))
+    }
+
+    /// The version's rendition plan (see `RenditionPlan`), shared for
+    /// `cache.origin_fresh`.
+    async fn plan(&self, id: &AssetId, version: u32) -> Result<Arc<RenditionPlan>, PlayError> {
+        let build = async {
+            let master = format!("{}/assets/{id}/v{version}/hls/master.m3u8", self.cdn_base());
+            let url = Url::parse(&master).map_err(|e| PlayError::Content(e.to_string()))?;
+            let fetched = self
+                .read_cdn_url(&url)
+                .await
+                .ok_or(PlayError::NoSuchPlaylist)??;
+            let all = TierRules::default();
+            let filtered = crate::hls::master::filter(&fetched.bytes, &all, Some(&url))
+                .map_err(|e| PlayError::Content(e.to_string()))?;
+            let mut playlists: Vec<&Url> = Vec::new();
+            for u in filtered.kept.iter().filter(|u| u.kind.is_rendition()) {
+                if let Some(p) = &u.url
+                    && !playlists.contains(&p)
+                {
+                    playlists.push(p);
+                }
+            }
+            let (mut media, _) = self.media_of(&playlists).await?;
+            let renditions: Vec<(Url, Vec<Url>)> = playlists
+                .iter()
+                .map(|p| {
+                    let uris = media.remove(p.as_str()).unwrap_or_default();
+                    ((*p).clone(), uris)
+                })
+                .collect();
+            RenditionPlan::new(&renditions)
+                .map(Arc::new)
+                .map_err(|e| PlayError::Content(e.to_string()))
+        };
+        self.plans
+            .try_get_with((id.clone(), version), build)
+            .await
+            .map_err(Arc::unwrap_or_clone)
+    }
+
     /// One scope's signature, from the cache when another viewer (of any
     /// tier) already needed it in this bucket.
     fn signature(
         &self,
         pattern: &str,
         opts: &SignOptions,
-        ip: Option<IpAddr>,
     ) -> Result<Signature, crate::cloudfront::signer::SignError> {
         let signer = self.keys.active();
         let key = SignatureKey {
             pattern: pattern.to_owned(),
             expires: opts.expires,
+            starts: opts.starts,
             key: signer.id.clone(),
-            ip: ip.map(|i| i.to_string()),
+            ip: opts.ip.map(|c| c.to_string()),
         };
         if let Some(hit) = self.signatures.get(&key) {
             self.counted_signatures.count(true);
@@ -627,7 +816,7 @@ impl Play {
             hash: self.config.signing.hash,
             ..SignOptions::default()
         };
-        let sig = self.signature(&format!("{base}*"), &opts, None).ok()?;
+        let sig = self.signature(&format!("{base}*"), &opts).ok()?;
         let query = sig.query();
         Some(Thumbnails {
             poster: format!("{base}{first}?{query}"),
@@ -749,8 +938,53 @@ impl Play {
             other => PlayError::Origin(other),
         })?;
         let url = Url::parse(&wire).map_err(|e| PlayError::Content(e.to_string()))?;
-        let body = crate::hls::media::sign_at(&fetched.bytes, &cf, Some(&url))
-            .map_err(|e| PlayError::Content(e.to_string()))?;
+        // The viewer's signature covers the whole rendition (one pattern
+        // per rendition): it goes on every URI, as the viewer holds it, in
+        // one pass. Otherwise (a name that is a prefix of a forbidden one)
+        // each URI it does not cover gets the signature of the plan's
+        // pattern for it, with the same expiry and conditions: a second
+        // pass, after the plan and the signatures (cached per pattern and
+        // expiry) are at hand.
+        let covered = matcher(&policy.resource);
+        let mut uncovered: Vec<String> = Vec::new();
+        let body = crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs| {
+            // A prefix pattern matches the URL with its query as well.
+            if !covered(abs) {
+                let k = strip_query(abs);
+                if !covered(k) {
+                    uncovered.push(k.to_owned());
+                }
+            }
+            cf.as_str()
+        })
+        .map_err(|e| PlayError::Content(e.to_string()))?;
+        let body = if uncovered.is_empty() {
+            body
+        } else {
+            let plan = self.plan(id, version).await?;
+            let opts = SignOptions {
+                expires: policy.expires,
+                starts: policy.starts,
+                ip: policy.ip,
+                hash: self.config.signing.hash,
+                resource: None,
+            };
+            let mut extra: HashMap<String, String> = HashMap::new();
+            for k in uncovered {
+                if let Some(pattern) = plan.pattern_for(&url, &k) {
+                    let sig = self
+                        .signature(&pattern, &opts)
+                        .map_err(|e| PlayError::Content(e.to_string()))?;
+                    extra.insert(k, sig.query());
+                }
+            }
+            crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs| {
+                extra
+                    .get(strip_query(abs))
+                    .map_or(cf.as_str(), String::as_str)
+            })
+            .map_err(|e| PlayError::Content(e.to_string()))?
+        };
         let max_age = self
             .config
             .cdn

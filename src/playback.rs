@@ -15,7 +15,7 @@
 
 use crate::cloudfront::signer::{SignError, Signature};
 use crate::hls::master::{Filtered, MasterUri, UriKind, rewrite};
-use crate::hls::scope::{Scope, ScopeError, scopes};
+use crate::hls::scope::{Scope, ScopeError, Scopes, scopes};
 use crate::hls::{HlsError, media};
 use crate::tiers::Delivery;
 use std::collections::HashMap;
@@ -110,58 +110,167 @@ fn url_of(u: &MasterUri) -> Result<&Url, PlaybackError> {
     })
 }
 
-/// Builds what the viewer gets. `media_uris` says which URIs a rendition
-/// uses given its media playlist URL (the server reads the media playlist;
-/// with the master alone, pass the playlist URL itself). `sign` signs a
-/// scope's pattern.
+/// The allowed renditions' playlist URLs (each once, even when two tags
+/// name one playlist) and their scopes, given what each rendition uses
+/// (`media_uris`: the server reads the media playlist; with the master
+/// alone, pass the playlist URL itself). A forbidden rendition's playlist
+/// is never inside a scope, even when an allowed rendition lists it.
+pub fn scope_master(
+    filtered: &Filtered,
+    mut media_uris: impl FnMut(&Url) -> Result<Vec<Url>, PlaybackError>,
+) -> Result<(Vec<Url>, Scopes), PlaybackError> {
+    let mut allowed: Vec<Url> = Vec::new();
+    for u in filtered.kept.iter().filter(|u| u.kind.is_rendition()) {
+        let url = url_of(u)?;
+        if !allowed.contains(url) {
+            allowed.push(url.clone());
+        }
+    }
+    let allowed_uris = allowed
+        .iter()
+        .map(&mut media_uris)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut forbidden = Vec::new();
+    let mut playlists = Vec::new();
+    for u in filtered.removed.iter().filter(|u| u.kind.is_rendition()) {
+        let url = url_of(u)?;
+        forbidden.extend(media_uris(url)?);
+        if !allowed.contains(url) {
+            playlists.push(url.clone());
+        }
+    }
+    for u in filtered.removed.iter().filter(|u| !u.kind.is_rendition()) {
+        forbidden.extend(media_uris(url_of(u)?)?);
+    }
+    let scoped = scopes(&allowed_uris, &forbidden, &playlists)?;
+    Ok((allowed, scoped))
+}
+
+/// Why a delivery cannot carry this tier on this layout, if it cannot.
+pub fn delivery_problem(
+    allowed: &[Url],
+    scoped: &Scopes,
+    delivery: Delivery,
+    layout: &Layout<'_>,
+) -> Option<PlaybackError> {
+    match delivery {
+        Delivery::Cookies if !scoped.path_separable => Some(PlaybackError::NotPathSeparable),
+        Delivery::Cookies => None,
+        Delivery::Urls => allowed
+            .iter()
+            .find(|u| layout.gateway_media_url(u).is_none())
+            .map(|u| PlaybackError::NotGatewayLayout(u.to_string())),
+    }
+}
+
+/// What a tier asking for `asked` gets on this layout.
+#[derive(Debug)]
+pub enum Deliverable {
+    /// The delivery asked for.
+    Asked(Delivery),
+    /// The tier's `fallback` (cookies cannot carry this layout).
+    Fallback(Delivery),
+    /// Neither: why, and the delivery that would work, if any.
+    Unavailable {
+        why: PlaybackError,
+        works: Option<Delivery>,
+    },
+}
+
+/// Whether `asked` (else `fallback`) can carry the tier on this layout.
+pub fn deliverable(
+    allowed: &[Url],
+    scoped: &Scopes,
+    asked: Delivery,
+    fallback: Option<Delivery>,
+    layout: &Layout<'_>,
+) -> Deliverable {
+    let Some(why) = delivery_problem(allowed, scoped, asked, layout) else {
+        return Deliverable::Asked(asked);
+    };
+    let other = match asked {
+        Delivery::Cookies => Delivery::Urls,
+        Delivery::Urls => Delivery::Cookies,
+    };
+    let works = delivery_problem(allowed, scoped, other, layout)
+        .is_none()
+        .then_some(other);
+    match works {
+        Some(w) if fallback == Some(w) => Deliverable::Fallback(w),
+        _ => Deliverable::Unavailable { why, works },
+    }
+}
+
+/// Builds what the viewer gets. `media_uris` as for `scope_master`; `sign`
+/// signs a scope's pattern.
 pub fn authorise_master(
     filtered: &Filtered,
     master_url: &Url,
     delivery: Delivery,
     layout: &Layout<'_>,
-    mut media_uris: impl FnMut(&Url) -> Result<Vec<Url>, PlaybackError>,
+    media_uris: impl FnMut(&Url) -> Result<Vec<Url>, PlaybackError>,
+    sign: impl FnMut(&Scope) -> Result<Signature, SignError>,
+) -> Result<Authorised, PlaybackError> {
+    let (allowed, scoped) = scope_master(filtered, media_uris)?;
+    if let Some(why) = delivery_problem(&allowed, &scoped, delivery, layout) {
+        return Err(why);
+    }
+    authorise_scoped(
+        filtered, master_url, delivery, layout, &allowed, &scoped, sign,
+    )
+}
+
+/// `authorise_master` once the scopes are known (and the delivery checked
+/// with `delivery_problem`). Cookie delivery signs one scope per cookie
+/// path; URL delivery signs, for each rendition, the scope holding its
+/// media playlist (the gateway signs the rest when it serves that
+/// playlist, see `Play::signed_media`).
+pub fn authorise_scoped(
+    filtered: &Filtered,
+    master_url: &Url,
+    delivery: Delivery,
+    layout: &Layout<'_>,
+    allowed: &[Url],
+    scoped: &Scopes,
     mut sign: impl FnMut(&Scope) -> Result<Signature, SignError>,
 ) -> Result<Authorised, PlaybackError> {
-    // Each rendition once, even when two tags name one playlist.
-    let mut allowed: Vec<&Url> = Vec::new();
-    for u in filtered.kept.iter().filter(|u| u.kind.is_rendition()) {
-        let url = url_of(u)?;
-        if !allowed.contains(&url) {
-            allowed.push(url);
+    let mut grants: Vec<Grant> = Vec::new();
+    let mut grant_of = |scope: &Scope| -> Result<usize, PlaybackError> {
+        if let Some(at) = grants.iter().position(|g| g.scope == *scope) {
+            return Ok(at);
         }
-    }
-    let allowed_uris = allowed
-        .iter()
-        .map(|u| media_uris(u))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut forbidden = Vec::new();
-    for u in &filtered.removed {
-        forbidden.extend(media_uris(url_of(u)?)?);
-    }
-    let scoped = scopes(&allowed_uris, &forbidden)?;
-    if delivery == Delivery::Cookies && !scoped.path_separable {
-        return Err(PlaybackError::NotPathSeparable);
-    }
-    let of_rendition = scoped.of_rendition;
-    let mut grants = Vec::with_capacity(scoped.scopes.len());
-    for scope in scoped.scopes {
-        let signature = sign(&scope)?;
-        grants.push(Grant { scope, signature });
-    }
+        let signature = sign(scope)?;
+        grants.push(Grant {
+            scope: scope.clone(),
+            signature,
+        });
+        Ok(grants.len() - 1)
+    };
     let playlist = match delivery {
-        Delivery::Cookies => rewrite(&filtered.playlist, master_url, |_, _| None)?,
+        Delivery::Cookies => {
+            let dirs = scoped
+                .cookies
+                .as_ref()
+                .ok_or(PlaybackError::NotPathSeparable)?;
+            for scope in dirs {
+                grant_of(scope)?;
+            }
+            rewrite(&filtered.playlist, master_url, |_, _| None)?
+        }
         Delivery::Urls => {
-            let by_url: HashMap<&str, &Grant> = allowed
-                .iter()
-                .zip(&of_rendition)
-                .map(|(u, &g)| (u.as_str(), &grants[g]))
-                .collect();
+            let mut by_url: HashMap<String, usize> = HashMap::new();
+            for (i, u) in allowed.iter().enumerate() {
+                let scope = scoped
+                    .covering(i, u)
+                    .ok_or(PlaybackError::Scope(ScopeError::Overlap(i)))?;
+                by_url.insert(u.to_string(), grant_of(scope)?);
+            }
             let mut unmapped = None;
             let out = rewrite(&filtered.playlist, master_url, |kind, url| {
                 if kind == UriKind::Other {
                     return None;
                 }
-                let grant = by_url.get(url.as_str())?;
+                let grant = &grants[*by_url.get(url.as_str())?];
                 match layout.gateway_media_url(url) {
                     Some(g) => Some(grant.signature.append_to(&g)),
                     None => {

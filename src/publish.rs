@@ -119,6 +119,9 @@ pub async fn publish_dir(
         .renditions;
     renditions.sort();
     let thumbnails = thumbnails_of(objects, &prefix).await?;
+    let playability = report_for(store, objects, id, version, now).await?;
+    playability.log(id);
+    let playability = Some(playability);
     let (asset, expect) = match old {
         Some(v) => (
             Asset {
@@ -128,6 +131,7 @@ pub async fn publish_dir(
                 renditions,
                 thumbnails,
                 failure: None,
+                playability,
                 ..v.value
             },
             Expect::Revision(v.revision),
@@ -142,6 +146,7 @@ pub async fn publish_dir(
                 renditions,
                 thumbnails,
                 failure: None,
+                playability,
                 source: None,
                 created_at: now,
             },
@@ -150,4 +155,21 @@ pub async fn publish_dir(
     };
     store.put_asset(&asset, expect).await?;
     Ok(version)
+}
+
+/// The playability report of a version for every tier in the store.
+pub async fn report_for(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    id: &AssetId,
+    version: u32,
+    now: u64,
+) -> Result<crate::playability::Playability, PublishError> {
+    let tiers: Vec<_> = store
+        .list_tiers()
+        .await?
+        .into_iter()
+        .map(|(name, v)| (name, v.value))
+        .collect();
+    Ok(crate::playability::report(objects, id, version, &tiers, now).await?)
 }

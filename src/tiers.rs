@@ -62,6 +62,11 @@ pub struct TierRules {
     pub countries: Option<CountryRule>,
     #[serde(default)]
     pub delivery: Delivery,
+    /// When an asset's layout cannot carry `delivery` (cookies need one
+    /// directory per rendition), deliver this way instead: only `urls`,
+    /// for a cookie tier. Absent: such an asset is a 409 problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Delivery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_ttl: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +91,14 @@ impl TierRules {
         let mut out = Vec::new();
         if self.max_height == Some(0) {
             out.push(("max_height", "must be more than zero".to_owned()));
+        }
+        if self.fallback.is_some()
+            && (self.fallback != Some(Delivery::Urls) || self.delivery != Delivery::Cookies)
+        {
+            out.push((
+                "fallback",
+                "only \"urls\", for a tier whose delivery is cookies".to_owned(),
+            ));
         }
         if self.start_height == Some(0) {
             out.push(("start_height", "must be more than zero".to_owned()));
@@ -180,6 +193,7 @@ pub(crate) fn read_rules(s: &mut crate::config::ConfigSection<'_>) -> TierRules 
         max_frame_rate: s.opt("max_frame_rate"),
         countries: s.opt("countries"),
         delivery: s.or("delivery", Delivery::Cookies),
+        fallback: s.opt("fallback"),
         signature_ttl: s.opt("signature_ttl"),
         playlist_ttl: s.opt("playlist_ttl"),
         bind_ip: s.or("bind_ip", false),

@@ -189,9 +189,48 @@ pub fn resource_matches(pattern: &str, url: &str) -> bool {
     pi == p.len()
 }
 
+/// `resource_matches(pattern, ·)` prepared once for many URLs: a plain
+/// prefix (`…/720p/*`, the usual grant) or an exact URL compares bytes;
+/// any other wildcard goes through `resource_matches`.
+pub fn matcher(pattern: &str) -> impl Fn(&str) -> bool + '_ {
+    let plain = |p: &str| !p.contains(['*', '?']);
+    let prefix = pattern.strip_suffix('*').filter(|p| plain(p));
+    let exact = plain(pattern);
+    move |url: &str| match prefix {
+        Some(p) => url.starts_with(p),
+        None if exact => url == pattern,
+        None => resource_matches(pattern, url),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prepared_matcher_agrees_with_resource_matches() {
+        let urls = [
+            "https://h/a/720p/seg.ts",
+            "https://h/a/720p",
+            "https://h/a/720p60/x",
+            "https://h/a/",
+            "",
+        ];
+        for p in [
+            "https://h/a/720p/*",
+            "https://h/a/720p*",
+            "https://h/a/720p",
+            "https://h/a/*/seg.ts",
+            "https://h/a/720p?*",
+            "*",
+            "",
+        ] {
+            let m = matcher(p);
+            for u in urls {
+                assert_eq!(m(u), resource_matches(p, u), "{p} on {u}");
+            }
+        }
+    }
 
     #[test]
     fn json_field_order() {

@@ -104,7 +104,7 @@ impl FilteredMpd {
             .filter(|r| !r.kept)
             .flat_map(|r| r.uris.iter().cloned())
             .collect();
-        crate::hls::scope::scopes(&allowed, &forbidden)
+        crate::hls::scope::scopes(&allowed, &forbidden, &[])
     }
 }
 

@@ -119,10 +119,16 @@ fn push_query(out: &mut String, uri: &str, query: &str) {
 /// absolute first, and one on another origin (a third-party key server)
 /// is written as it is: our signature is for our CDN and must not travel
 /// anywhere else.
-fn push_signed(out: &mut String, uri: &str, query: &str, base: Option<&Resolver<'_>>) {
+fn push_signed<'q>(
+    out: &mut String,
+    uri: &str,
+    query: &mut impl FnMut(&str) -> &'q str,
+    base: Option<&Resolver<'_>>,
+) {
     let Some(r) = base else {
         out.push_str(uri);
-        push_query(out, uri, query);
+        let q = query(uri);
+        push_query(out, uri, q);
         return;
     };
     // A URI with a variable is resolved after substitution, when the
@@ -145,7 +151,8 @@ fn push_signed(out: &mut String, uri: &str, query: &str, base: Option<&Resolver<
     let start = out.len();
     r.push(out, uri);
     if r.same_origin(&out[start..]) {
-        push_query(out, uri, query);
+        let q = query(&out[start..]);
+        push_query(out, uri, q);
     } else {
         out.truncate(start);
         out.push_str(uri);
@@ -160,13 +167,26 @@ pub fn sign(playlist: &[u8], query: &str) -> Result<String, HlsError> {
 /// Signs every URI in `playlist` with `query`, first making relative URIs
 /// absolute against `base` (the playlist's CDN URL) when one is given.
 pub fn sign_at(playlist: &[u8], query: &str, base: Option<&Url>) -> Result<String, HlsError> {
+    sign_each(playlist, base, query.len(), |_| query)
+}
+
+/// Signs every URI in `playlist` with the query `query_for` gives for it
+/// (the URI made absolute when there is a `base`, as written otherwise);
+/// `typical` is a query's usual length, to size the output.
+pub fn sign_each<'q>(
+    playlist: &[u8],
+    base: Option<&Url>,
+    typical: usize,
+    mut query_for: impl FnMut(&str) -> &'q str,
+) -> Result<String, HlsError> {
+    let query = &mut query_for;
     let lines = lines(playlist)?;
     let uses_vars = playlist.windows(2).any(|w| w == b"{$");
     let resolver = base.map(|b| {
         let r = Resolver::new(b);
         if uses_vars { r.with_vars(&lines) } else { r }
     });
-    let per_uri = query.len() + 1 + resolver.as_ref().map_or(0, |r| r.dir.len());
+    let per_uri = typical + 1 + resolver.as_ref().map_or(0, |r| r.dir.len());
     let uris = lines.iter().filter(|l| !l.text.starts_with('#')).count();
     let mut out = String::with_capacity(playlist.len() + (uris + 8) * per_uri);
     for line in lines {
@@ -248,11 +268,11 @@ pub fn map_uris(
     Ok(out)
 }
 
-fn sign_uri_attribute(
+fn sign_uri_attribute<'q>(
     out: &mut String,
     text: &str,
     tag: &str,
-    query: &str,
+    query: &mut impl FnMut(&str) -> &'q str,
     base: Option<&Resolver<'_>>,
 ) {
     let prefix_len = 1 + tag.len() + 1; // '#' + tag + ':'

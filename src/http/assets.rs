@@ -130,6 +130,7 @@ pub async fn put(
             renditions: Vec::new(),
             thumbnails: Vec::new(),
             failure: None,
+            playability: None,
             source: None,
             created_at: state.clock.now_epoch(),
         },

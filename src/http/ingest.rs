@@ -166,6 +166,7 @@ pub async fn create_upload(
         renditions: Vec::new(),
         thumbnails: Vec::new(),
         failure: None,
+        playability: None,
         source: Some(SourceObject {
             key: key_text,
             filename: req.filename,

@@ -7,9 +7,12 @@
 //! - `GET /v1/play/{asset}/manifest.mpd`: the tier's MPD (cookies);
 //! - `POST /v1/play/{asset}/session`: the cookies as JSON (and set).
 //!
-//! Status codes: 404 unknown or deleted asset; 409 not ready yet; 403
-//! below the asset's `min_tier`, nothing playable for the tier, or a bad
-//! media signature; 503 when the origin is down past the stale window.
+//! Status codes: 404 unknown or deleted asset; 409 not ready yet, or
+//! `delivery-unavailable` when the asset's layout cannot carry the tier's
+//! delivery (a cookie tier with `fallback = "urls"` gets URL delivery
+//! instead, on the master and the session); 403 below the asset's
+//! `min_tier`, nothing playable for the tier, or a bad media signature;
+//! 503 when the origin is down past the stale window.
 
 use crate::domain::AssetId;
 use crate::error::Result;
@@ -122,7 +125,8 @@ pub async fn session(
         Json(json!({
             "asset": asset,
             "tier": v.tier,
-            "delivery": "cookies",
+            // A cookie tier whose layout cannot carry cookies, falling back.
+            "delivery": ent.delivery,
             "master_url": format!("{gateway}/v1/play/{asset}/master.m3u8"),
             "expires_at": ent.expires,
             "renditions": ent.renditions,

@@ -104,6 +104,12 @@ pub async fn cookies(
             crate::tiers::Delivery::Cookies,
         )
         .await?;
+    if ent.delivery != crate::tiers::Delivery::Cookies {
+        return Err(Error::DeliveryUnavailable(format!(
+            "This asset cannot be played with cookie delivery: its layout has no directory per rendition. Tier {} falls back to URL delivery: send its viewers to the master URL.",
+            req.tier
+        )));
+    }
     let cookies = &ent.cookies;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.cookies", asset = %req.asset, tier = %req.tier, "signed cookies");
     Ok(no_store(json!({

@@ -1,6 +1,8 @@
 //! Telling the platform an encode ended. Every notification is logged; with
 //! `[notify] webhook_url`, it is also POSTed as JSON
-//! `{asset_id, job_id, status, renditions, playback_path, error}` with
+//! `{asset_id, job_id, status, renditions, playback_path, error,
+//! playability}` (`playability`: which tiers can play the new version and
+//! how, see `crate::playability`; absent unless complete) with
 //!
 //! - `X-Playgate-Timestamp`: epoch seconds, and
 //! - `X-Playgate-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`,
@@ -26,6 +28,8 @@ pub struct Notification {
     /// `/v1/play/{asset}/master.m3u8` when complete.
     pub playback_path: Option<String>,
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playability: Option<crate::playability::Playability>,
 }
 
 #[derive(Clone)]

@@ -727,6 +727,16 @@ impl Pipeline {
         )
         .await
         .map_err(|e| PipelineError::Backend(e.to_string()))?;
+        let playability = crate::publish::report_for(
+            self.store.as_ref(),
+            self.objects.as_ref(),
+            &job.asset_id,
+            version,
+            self.clock.now_epoch(),
+        )
+        .await
+        .map_err(|e| PipelineError::Backend(e.to_string()))?;
+        playability.log(&job.asset_id);
         self.set_asset(&job.asset_id, move |a| {
             if a.status == AssetStatus::Deleted {
                 return;
@@ -735,6 +745,7 @@ impl Pipeline {
                 a.current_version = Some(version);
                 a.renditions = renditions.clone();
                 a.thumbnails = thumbnails.clone();
+                a.playability = Some(playability.clone());
             }
             a.status = AssetStatus::Ready;
             a.failure = None;
@@ -749,7 +760,13 @@ impl Pipeline {
         if !is_terminal(job.state) {
             return;
         }
-        let asset = self.store.get_asset(&job.asset_id).await.ok().flatten();
+        let asset = self
+            .store
+            .get_asset(&job.asset_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|v| v.value);
         let complete = job.state == JobState::Complete;
         let status = serde_json::to_value(job.state)
             .ok()
@@ -761,10 +778,17 @@ impl Pipeline {
                 job_id: job.id.to_string(),
                 status,
                 renditions: if complete {
-                    asset.map(|a| a.value.renditions).unwrap_or_default()
+                    asset
+                        .as_ref()
+                        .map(|a| a.renditions.clone())
+                        .unwrap_or_default()
                 } else {
                     Vec::new()
                 },
+                // The job's version, once the asset points at it.
+                playability: asset
+                    .and_then(|a| a.playability)
+                    .filter(|p| complete && p.version == job.version),
                 playback_path: complete.then(|| format!("/v1/play/{}/master.m3u8", job.asset_id)),
                 error: job.error.clone(),
             },

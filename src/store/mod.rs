@@ -142,6 +142,10 @@ pub struct Asset {
     pub thumbnails: Vec<String>,
     #[serde(default)]
     pub failure: Option<String>,
+    /// Which tiers can play the current version, and how (worked out when
+    /// it was published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playability: Option<crate::playability::Playability>,
     /// The uploaded original (declared by `POST /v1/uploads`, filled in
     /// when the upload lands).
     #[serde(default)]

@@ -34,6 +34,7 @@ async fn job_in_flight(app: &TestApp, asset: &str) -> Job {
         renditions: vec![],
         thumbnails: Vec::new(),
         failure: None,
+        playability: None,
         source: None,
         created_at: crate::helpers::now(),
     };

@@ -173,3 +173,39 @@ async fn a_change_on_one_replica_reaches_the_other_within_its_cache_ttl() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+/// `fallback` is URL delivery for a cookie tier, nothing else; a valid
+/// one is stored and read back.
+#[tokio::test]
+async fn a_fallback_is_urls_for_a_cookie_tier_only() {
+    let app = admin_app("").await;
+    for body in [
+        json!({"delivery": "urls", "fallback": "urls"}),
+        json!({"fallback": "cookies"}),
+    ] {
+        let (status, problem_body) = problem(put(&app, "odd", body.clone(), &[]).await).await;
+        assert_eq!(status, 400, "{body}: {problem_body}");
+        let fields: Vec<&str> = problem_body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["body.fallback"], "{body}");
+    }
+    let resp = put(
+        &app,
+        "sd",
+        json!({"max_height": 360, "fallback": "urls"}),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let back: serde_json::Value = app
+        .get_bearer("/v1/tiers/sd", KEY)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["rules"]["fallback"], "urls", "{back}");
+}

@@ -479,6 +479,7 @@ pub(crate) async fn job_awaiting_mediaconvert(
         renditions: vec![],
         thumbnails: Vec::new(),
         failure: None,
+        playability: None,
         source: None,
         created_at: 0,
     };

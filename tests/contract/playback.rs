@@ -158,6 +158,23 @@ webhook_secret_file = "{webhook}"
         serde_json::json!(["270p", "360p", "audio"]),
         "the webhook names the renditions of a flat master: {note}"
     );
+    // And says, per tier, whether it can play the new version and how,
+    // before any viewer asks (the layout was moved, so cookies work).
+    let tiers = note["playability"]["tiers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no playability in {note}"));
+    assert_eq!(note["playability"]["version"], 1, "{note}");
+    for (tier, delivery, renditions) in [("small", "cookies", 2), ("smallurl", "urls", 2)] {
+        let t = tiers
+            .iter()
+            .find(|t| t["tier"] == tier)
+            .unwrap_or_else(|| panic!("{tier} missing: {note}"));
+        assert_eq!(
+            t["hls"],
+            serde_json::json!({"playable": true, "delivery": delivery, "renditions": renditions}),
+            "{tier}: {note}"
+        );
+    }
 
     let via_edge = reqwest::Client::builder()
         .proxy(reqwest::Proxy::http(&edge.proxy).unwrap())

@@ -118,6 +118,7 @@ async fn typed_records_round_trip(s: &dyn Store) {
         renditions: vec!["720p".into(), "1080p".into()],
         thumbnails: Vec::new(),
         failure: None,
+        playability: None,
         source: None,
         created_at: 1,
     };

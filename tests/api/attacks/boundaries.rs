@@ -19,6 +19,7 @@ async fn local_job(app: &TestApp, asset: &str, backend: Option<&str>) -> Job {
         renditions: vec![],
         thumbnails: Vec::new(),
         failure: None,
+        playability: None,
         source: None,
         created_at: now(),
     };
