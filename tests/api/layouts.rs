@@ -223,30 +223,21 @@ async fn url_delivery_grants_each_file_of_the_tier_and_nothing_of_a_longer_name(
             .split('&')
             .find_map(|kv| kv.strip_prefix("Policy="))
             .unwrap();
-        let json = base64_cloudfront(p);
+        let json =
+            String::from_utf8(playgate::cloudfront::encode::cf_base64_decode(p).unwrap()).unwrap();
         json.contains("title_360p_hi") || json.contains("title_360p*")
     };
     assert!(!received.iter().any(|q| hi_policy(q)), "{received:?}");
 }
 
-/// CloudFront's URL-safe base64 (`-` `_` `~` for `+` `=` `/`).
-fn base64_cloudfront(s: &str) -> String {
-    use base64::Engine;
-    let std: String = s
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(std)
-            .unwrap(),
-    )
-    .unwrap()
+/// `POST /v1/play/flat/session` as a viewer.
+async fn session(app: &TestApp, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url("/v1/play/flat/session"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -264,12 +255,7 @@ async fn a_cookie_tier_gets_a_clear_problem_or_its_fallback_never_a_500() {
         detail.contains("cookie delivery") && detail.contains("URL delivery works"),
         "{detail}"
     );
-    let resp = reqwest::Client::new()
-        .post(app.url("/v1/play/flat/session"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = session(&app, &token).await;
     let (status, body) = problem(resp).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "urn:playgate:problem:delivery-unavailable");
@@ -298,12 +284,7 @@ async fn a_cookie_tier_gets_a_clear_problem_or_its_fallback_never_a_500() {
         assert!(v.contains("/v1/play/flat/hls/") && v.contains("Signature="));
         assert_eq!(app.get(&local(&app, v)).await.status(), 200, "{v}");
     }
-    let resp = reqwest::Client::new()
-        .post(app.url("/v1/play/flat/session"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = session(&app, &token).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("set-cookie").is_none());
     let body: serde_json::Value = resp.json().await.unwrap();
