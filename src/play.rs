@@ -21,7 +21,7 @@ use crate::cloudfront::signer::{SignOptions, Signature};
 use crate::cloudfront::verifier::{Rejection, verify_request};
 use crate::config::Config;
 use crate::domain::{AssetId, KeyPairId, TierName};
-use crate::hls::scope::{ScopeError, Scopes};
+use crate::hls::scope::{ScopeError, Scopes, without_query};
 use crate::metrics::{CacheLabels, Metrics};
 use crate::origin::{Fetched, OriginCache, OriginError};
 use crate::playback::{
@@ -334,7 +334,7 @@ impl RenditionPlan {
                 &others,
                 &other_playlists,
             )?);
-            playlists.push(strip_query(playlist.as_str()).to_owned());
+            playlists.push(without_query(playlist.as_str()).to_owned());
         }
         Ok(RenditionPlan { playlists, scopes })
     }
@@ -345,16 +345,12 @@ impl RenditionPlan {
         let r = self
             .playlists
             .iter()
-            .position(|p| p == strip_query(playlist.as_str()))?;
+            .position(|p| p == without_query(playlist.as_str()))?;
         self.scopes[r]
             .of(0)
             .find(|s| s.covers(uri))
             .map(|s| s.pattern())
     }
-}
-
-fn strip_query(url: &str) -> &str {
-    &url[..url.find(['?', '#']).unwrap_or(url.len())]
 }
 
 /// A URL-mode media playlist, signed.
@@ -623,14 +619,9 @@ impl Play {
                     }
                     Err(e) => return Err(PlayError::Content(e.to_string())),
                 };
-                let mut wanted: Vec<&Url> = Vec::new();
-                for u in filtered.kept.iter().chain(&filtered.removed) {
-                    if let Some(purl) = u.url.as_ref().filter(|_| u.kind.is_rendition())
-                        && !wanted.contains(&purl)
-                    {
-                        wanted.push(purl);
-                    }
-                }
+                let wanted = crate::hls::master::rendition_playlists(
+                    filtered.kept.iter().chain(&filtered.removed),
+                );
                 let (media, media_stale) = self.media_of(&wanted).await?;
                 stale |= media_stale;
                 let gateway = self.config.server.public_url.trim_end_matches('/');
@@ -753,14 +744,7 @@ impl Play {
             let all = TierRules::default();
             let filtered = crate::hls::master::filter(&fetched.bytes, &all, Some(&url))
                 .map_err(|e| PlayError::Content(e.to_string()))?;
-            let mut playlists: Vec<&Url> = Vec::new();
-            for u in filtered.kept.iter().filter(|u| u.kind.is_rendition()) {
-                if let Some(p) = &u.url
-                    && !playlists.contains(&p)
-                {
-                    playlists.push(p);
-                }
-            }
+            let playlists = crate::hls::master::rendition_playlists(&filtered.kept);
             let (mut media, _) = self.media_of(&playlists).await?;
             let renditions: Vec<(Url, Vec<Url>)> = playlists
                 .iter()
@@ -950,7 +934,7 @@ impl Play {
         let body = crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs| {
             // A prefix pattern matches the URL with its query as well.
             if !covered(abs) {
-                let k = strip_query(abs);
+                let k = without_query(abs);
                 if !covered(k) {
                     uncovered.push(k.to_owned());
                 }
@@ -980,7 +964,7 @@ impl Play {
             }
             crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs| {
                 extra
-                    .get(strip_query(abs))
+                    .get(without_query(abs))
                     .map_or(cf.as_str(), String::as_str)
             })
             .map_err(|e| PlayError::Content(e.to_string()))?

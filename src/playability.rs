@@ -169,11 +169,7 @@ async fn read_media(
         Err(e) => return Ok(Err(format!("the master cannot be read: {e}"))),
     };
     let mut out = HashMap::new();
-    for u in all.kept.iter().filter(|u| u.kind.is_rendition()) {
-        let Some(url) = &u.url else { continue };
-        if out.contains_key(url.as_str()) {
-            continue;
-        }
+    for url in crate::hls::master::rendition_playlists(&all.kept) {
         let key = url
             .as_str()
             .strip_prefix(CDN)

@@ -132,15 +132,12 @@ pub fn scope_master(
         .collect::<Result<Vec<_>, _>>()?;
     let mut forbidden = Vec::new();
     let mut playlists = Vec::new();
-    for u in filtered.removed.iter().filter(|u| u.kind.is_rendition()) {
+    for u in &filtered.removed {
         let url = url_of(u)?;
         forbidden.extend(media_uris(url)?);
-        if !allowed.contains(url) {
+        if u.kind.is_rendition() && !allowed.contains(url) {
             playlists.push(url.clone());
         }
-    }
-    for u in filtered.removed.iter().filter(|u| !u.kind.is_rendition()) {
-        forbidden.extend(media_uris(url_of(u)?)?);
     }
     let scoped = scopes(&allowed_uris, &forbidden, &playlists)?;
     Ok((allowed, scoped))

@@ -78,6 +78,20 @@ pub struct Filtered {
     pub removed: Vec<MasterUri>,
 }
 
+/// The distinct resolved playlist URLs of the rendition URIs in `uris`
+/// (two tags may name one playlist), in order.
+pub fn rendition_playlists<'a>(uris: impl IntoIterator<Item = &'a MasterUri>) -> Vec<&'a Url> {
+    let mut out: Vec<&Url> = Vec::new();
+    for u in uris.into_iter().filter(|u| u.kind.is_rendition()) {
+        if let Some(url) = &u.url
+            && !out.contains(&url)
+        {
+            out.push(url);
+        }
+    }
+    out
+}
+
 impl Filtered {
     /// The kept `EXT-X-STREAM-INF` variants, in output order.
     pub fn variants(&self) -> impl Iterator<Item = &MasterUri> {

@@ -132,10 +132,14 @@ impl Scopes {
     }
 }
 
+/// A URL without its query and fragment: what patterns are matched on.
+pub fn without_query(url: &str) -> &str {
+    &url[..url.find(['?', '#']).unwrap_or(url.len())]
+}
+
 /// The key a URL is compared by: without query and fragment.
 fn key(url: &Url) -> String {
-    let s = url.as_str();
-    s[..s.find(['?', '#']).unwrap_or(s.len())].to_owned()
+    without_query(url.as_str()).to_owned()
 }
 
 /// Every URI one rendition uses: its media playlist and each http(s) or
