@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
                     {
                         missed += 1;
                     }
-                    query.as_str()
+                    Some(query.as_str())
                 },
             );
             assert_eq!(missed, 0);
@@ -96,7 +96,7 @@ fn bench(c: &mut Criterion) {
                 query.len(),
                 |abs| {
                     let k = &abs[..abs.find('?').unwrap_or(abs.len())];
-                    split.get(k).map_or(query.as_str(), String::as_str)
+                    Some(split.get(k).map_or(query.as_str(), String::as_str))
                 },
             )
         })

@@ -11,6 +11,9 @@ BIN="${CARGO_TARGET_DIR:-target}/debug/playgate"
 cargo build --quiet --bin playgate
 if [ ! -f keys/dev/cloudfront_private.pem ]; then
   "$BIN" keygen --out keys/dev
+elif [ ! -f keys/dev/content_kek ]; then
+  # A key set from before encryption: add the key that wraps content keys.
+  "$BIN" keygen --out keys/dev --kek-only
 fi
 "$BIN" check-config --config "$CONFIG" >/dev/null
 

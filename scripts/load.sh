@@ -10,6 +10,10 @@
 #    viewer tokens and 3 tiers, 15% URL-mode media playlists, 5% cookie
 #    signing, for MIX_DURATION (10s) flat out: requests/s, p50/p99/p999,
 #    errors. Then the same mix at half that rate: p99 at half load.
+# 3. The key endpoint under the launch mix: while the mix runs flat out,
+#    two light probes (wrk -c2 each, at the same time) ask for a content
+#    key (the free viewer's cookie) and for the master; their p50/p99 and
+#    the ratio key/master (target <= 1.2).
 # Env: ROUNDS, DURATION, MIX_DURATION, CONNECTIONS (64), THREADS (1),
 # TOKENS, PROFILE=FILE (a perf profile of playgate during its run).
 set -euo pipefail
@@ -119,4 +123,36 @@ for name, r in (("flat out", f), ("half rate (fixed delay)", h)):
     print(f"{name:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['p999_ms']:>8.2f} {errors:>7.0f}")
 if any(v for k, v in {**f, **h}.items() if k.startswith("errors_")):
     sys.exit("some requests failed")
+PY
+
+# 3. Key endpoint vs master, both measured while the mix runs flat out.
+probe_secs=$(( ${MIX_DURATION%s} - 2 ))
+[ "$probe_secs" -ge 2 ] || probe_secs=2
+mix keyload >/dev/null &
+mix_pid=$!
+sleep 1
+timeout 120 wrk -t1 -c2 -d"${probe_secs}s" --latency -H "Cookie: $key_cookie" "$key_url" > "$work/probe-key.txt" &
+key_probe=$!
+timeout 120 wrk -t1 -c2 -d"${probe_secs}s" --latency -H "Authorization: Bearer $token" "$master" > "$work/probe-master.txt"
+wait "$key_probe" "$mix_pid"
+for f in probe-key probe-master; do
+  if grep -q "Non-2xx" "$work/$f.txt"; then echo "$f: some responses were not 2xx:" >&2; cat "$work/$f.txt" >&2; exit 1; fi
+done
+python3 - "$work" "$probe_secs" <<'PY'
+import re, sys
+work, secs = sys.argv[1:]
+def parse(name):
+    text = open(f"{work}/probe-{name}.txt").read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", text, re.M)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rps, pct(50), pct(99)
+k, m = parse("key"), parse("master")
+print()
+print(f"key endpoint vs master under the launch mix (flat out); probes wrk -t1 -c2 -d{secs}s each, at the same time")
+print(f"{'probe':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+print(f"{'key (cookie, 16 bytes)':<34} {k[0]:>8.0f} {k[1]:>8.2f} {k[2]:>8.2f}")
+print(f"{'master (JWT, free tier)':<34} {m[0]:>8.0f} {m[1]:>8.2f} {m[2]:>8.2f}")
+print(f"ratio key/master: p50 {k[1] / m[1]:.2f}, p99 {k[2] / m[2]:.2f} (target <= 1.2)")
 PY

@@ -51,6 +51,10 @@ enum Command {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+        /// Write only `content_kek` (the key that wraps content keys), for
+        /// a key set made before encryption existed.
+        #[arg(long)]
+        kek_only: bool,
     },
     /// Mint a viewer token with the config's dev issuer.
     Token {
@@ -114,6 +118,10 @@ enum Command {
         asset: String,
         #[arg(long)]
         title: Option<String>,
+        /// Encrypt a copy of the tree first (AES-128, a key per rendition,
+        /// as the local encoder does); the directory itself is not changed.
+        #[arg(long)]
+        encrypt: bool,
         dir: PathBuf,
     },
 }
@@ -234,7 +242,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, log_format } => serve(&config, log_format),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Keygen { out, ec, force } => keygen(&out, ec, force),
+        Command::Keygen {
+            out,
+            ec,
+            force,
+            kek_only,
+        } => keygen(&out, ec, force, kek_only),
         Command::Token {
             config,
             sub,
@@ -263,8 +276,9 @@ pub fn main() -> ExitCode {
             config,
             asset,
             title,
+            encrypt,
             dir,
-        } => publish(&config, &asset, title, &dir),
+        } => publish(&config, &asset, title, encrypt, &dir),
         Command::Doctor { config } => doctor(&config),
         Command::Health { url } => health(&url),
     };
@@ -385,7 +399,13 @@ fn health(url: &str) -> Result<ExitCode, Fail> {
     }
 }
 
-fn publish(path: &Path, asset: &str, title: Option<String>, dir: &Path) -> Result<ExitCode, Fail> {
+fn publish(
+    path: &Path,
+    asset: &str,
+    title: Option<String>,
+    encrypt: bool,
+    dir: &Path,
+) -> Result<ExitCode, Fail> {
     let config = load_config(path)?;
     if config.mode != crate::config::Mode::Local {
         return Err(Fail(
@@ -408,10 +428,40 @@ fn publish(path: &Path, asset: &str, title: Option<String>, dir: &Path) -> Resul
             .seed_tiers(config.tiers.iter())
             .await
             .map_err(|e| Fail(e.to_string()))?;
-        let version =
-            crate::publish::publish_dir(&store, &objects, &id, title, dir, SystemClock.now_epoch())
+        let (tree, keys) = if encrypt {
+            let p = crate::protect::from_config(&config, None)
                 .await
-                .map_err(|e| Fail(e.to_string()))?;
+                .map_err(Fail)?
+                .ok_or_else(|| Fail("--encrypt needs protection.kek_file or kek_env".into()))?;
+            let copy = config
+                .pipeline
+                .work_dir
+                .join(format!("publish-{}", uuid::Uuid::new_v4().simple()));
+            crate::publish::copy_tree(dir, &copy)
+                .map_err(|e| Fail(format!("cannot copy {}: {e}", dir.display())))?;
+            let keys = p.encrypt_dir(&id, &copy).await;
+            let keys = keys.map_err(|e| {
+                let _ = std::fs::remove_dir_all(&copy);
+                Fail(format!("cannot encrypt {}: {e}", dir.display()))
+            })?;
+            (Some(copy), keys)
+        } else {
+            (None, Vec::new())
+        };
+        let published = crate::publish::publish_dir_with_keys(
+            &store,
+            &objects,
+            &id,
+            title,
+            tree.as_deref().unwrap_or(dir),
+            SystemClock.now_epoch(),
+            keys,
+        )
+        .await;
+        if let Some(t) = &tree {
+            let _ = std::fs::remove_dir_all(t);
+        }
+        let version = published.map_err(|e| Fail(e.to_string()))?;
         let asset = store
             .get_asset(&id)
             .await
@@ -586,9 +636,28 @@ fn write_new(path: &Path, bytes: &[u8], private: bool, force: bool) -> Result<()
     Ok(())
 }
 
-fn keygen(out: &Path, ec: bool, force: bool) -> Result<ExitCode, Fail> {
+fn keygen(out: &Path, ec: bool, force: bool, kek_only: bool) -> Result<ExitCode, Fail> {
     std::fs::create_dir_all(out)
         .map_err(|e| Fail(format!("cannot create {}: {e}", out.display())))?;
+    let mut kek = [0u8; 32];
+    openssl::rand::rand_bytes(&mut kek).map_err(|e| Fail(format!("no randomness: {e}")))?;
+    let kek: String = kek
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .chain(["\n".into()])
+        .collect();
+    if kek_only {
+        let path = out.join("content_kek");
+        if !force && path.exists() {
+            return Err(Fail(format!(
+                "{} exists; pass --force to replace it (keys it wrapped stop unwrapping)",
+                path.display()
+            )));
+        }
+        write_new(&path, kek.as_bytes(), true, force)?;
+        println!("wrote {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let (cf_private, cf_public) = crate::cloudfront::keys::generate(ec)?;
     let (jwt_private, jwt_public) = crate::cloudfront::keys::generate(false)?;
     let suffix: String = uuid::Uuid::new_v4()
@@ -599,12 +668,13 @@ fn keygen(out: &Path, ec: bool, force: bool) -> Result<ExitCode, Fail> {
         .take(10)
         .collect();
     let id = format!("KDEV{suffix}\n");
-    let files: [(&str, &[u8], bool); 5] = [
+    let files: [(&str, &[u8], bool); 6] = [
         ("cloudfront_private.pem", &cf_private, true),
         ("cloudfront_public.pem", &cf_public, false),
         ("cloudfront_key_pair_id", id.as_bytes(), false),
         ("jwt_private.pem", &jwt_private, true),
         ("jwt_public.pem", &jwt_public, false),
+        ("content_kek", kek.as_bytes(), true),
     ];
     if !force && let Some((name, _, _)) = files.iter().find(|(n, _, _)| out.join(n).exists()) {
         return Err(Fail(format!(

@@ -26,7 +26,9 @@
 //! - `origin`: where playback reads playlists, with coalescing and stale-if-error.
 //! - `ingest`: the `playgate ingest` client (upload, transcode, wait).
 //! - `publish`: an encoded directory becomes an asset's next version.
-//! - `play`: the playback service behind the play and sign endpoints, with its caches.
+//! - `play`: the playback service behind the play, sign and key endpoints, with its caches.
+//! - `protect`: content protection: content keys (made, wrapped by a local
+//!   KEK or KMS), key tokens, encrypting an encoded HLS tree (AES-128).
 //! - `metrics`: Prometheus registry.
 //!
 //! The entry point for embedding and tests is [`run`].
@@ -51,6 +53,7 @@ pub mod pipeline;
 pub mod play;
 pub mod playability;
 pub mod playback;
+pub mod protect;
 pub mod publish;
 pub mod readthrough;
 pub mod secret;

@@ -25,6 +25,11 @@ pub struct CacheLabels {
     pub cache: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -35,6 +40,8 @@ pub struct Metrics {
     pub origin_stale_served: Counter,
     /// Requests the local edge refused (CloudFront's 403).
     pub edge_denied: Counter,
+    /// Content keys the key endpoint issued or refused.
+    pub content_keys: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -80,8 +87,15 @@ impl Metrics {
             "Requests the local edge refused",
             edge_denied.clone(),
         );
+        let content_keys = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "content_keys",
+            "Content keys issued or refused by the key endpoint",
+            content_keys.clone(),
+        );
         Metrics {
             registry,
+            content_keys,
             origin_stale_served,
             edge_denied,
             requests,
@@ -89,6 +103,15 @@ impl Metrics {
             cache_hits,
             cache_misses,
         }
+    }
+
+    /// The counter of one key-endpoint outcome (`issued`, `refused`).
+    pub fn content_keys(&self, outcome: &str) -> Counter {
+        self.content_keys
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .clone()
     }
 
     pub fn render(&self) -> String {

@@ -57,6 +57,10 @@ pub enum PlayError {
     Store(#[from] StoreError),
     #[error("the asset's origin content cannot be served: {0}")]
     Content(String),
+    #[error("key refused: {0}")]
+    KeyRefused(crate::protect::token::Refusal),
+    #[error(transparent)]
+    Key(#[from] crate::protect::KeyError),
     #[error("{asked} is not available for this asset: {reason}")]
     DeliveryUnavailable {
         /// What was asked for (`cookie delivery`, `URL delivery`).
@@ -132,6 +136,16 @@ impl From<&PlayError> for crate::error::Error {
             PlayError::Refused(_) => {
                 Error::Forbidden("The signature is missing, invalid or expired.".into())
             }
+            PlayError::KeyRefused(r @ crate::protect::token::Refusal::Missing) => {
+                Error::Unauthorized(format!("{}.", capitalised(&r.to_string())))
+            }
+            PlayError::KeyRefused(r) => {
+                Error::Forbidden(format!("{}.", capitalised(&r.to_string())))
+            }
+            PlayError::Key(crate::protect::KeyError::Unavailable(why)) => {
+                Error::Unavailable(why.clone())
+            }
+            PlayError::Key(other) => Error::internal(other.to_string()),
             PlayError::Origin(OriginError::NotFound(_)) => Error::NotFound,
             PlayError::Origin(OriginError::Unavailable(why)) => Error::Unavailable(why.clone()),
             PlayError::Store(StoreError::Unavailable(why)) => Error::Unavailable(why.clone()),
@@ -406,6 +420,23 @@ pub struct Play {
     /// Per (asset, version), built when a URL-delivery media playlist
     /// needs more than the viewer's signature; for `cache.origin_fresh`.
     plans: moka::future::Cache<(AssetId, u32), Arc<RenditionPlan>>,
+    protection: Option<Arc<crate::protect::Protection>>,
+    counted_keys: KeyCounters,
+}
+
+/// `playgate_content_keys_total{outcome}`.
+struct KeyCounters {
+    issued: prometheus_client::metrics::counter::Counter,
+    refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl KeyCounters {
+    fn new(metrics: &Metrics) -> Self {
+        KeyCounters {
+            issued: metrics.content_keys("issued"),
+            refused: metrics.content_keys("refused"),
+        }
+    }
 }
 
 fn ipv4_cidr(ip: IpAddr) -> Option<Cidr> {
@@ -456,8 +487,17 @@ impl Play {
             counted_assets: Counters::new(&metrics, "assets"),
             counted_masters: Counters::new(&metrics, "masters"),
             counted_signatures: Counters::new(&metrics, "signatures"),
+            counted_keys: KeyCounters::new(&metrics),
             origin,
+            protection: None,
         }
+    }
+
+    /// Encrypted versions' keys: cookies and key tokens for them, and the
+    /// key endpoint.
+    pub fn with_protection(mut self, protection: Option<Arc<crate::protect::Protection>>) -> Self {
+        self.protection = protection;
+        self
     }
 
     fn cdn_base(&self) -> &str {
@@ -560,7 +600,7 @@ impl Play {
             self.counted_masters.count(true);
             return Ok(hit);
         }
-        let build = self.build(key.clone(), viewer.rules);
+        let build = self.build(key.clone(), viewer.rules, &asset);
         let entry = self
             .masters
             .entry_by_ref(&key)
@@ -589,6 +629,7 @@ impl Play {
         &self,
         key: MasterKey,
         rules: &TierRules,
+        asset: &Asset,
     ) -> Result<Arc<Entitlement>, PlayError> {
         let base = format!("{}/assets/{}/v{}", self.cdn_base(), key.asset, key.version);
         let (object, url) = match key.format {
@@ -645,20 +686,33 @@ impl Play {
                     &scoped,
                     |scope| self.signature(&scope.pattern(), &opts),
                 )?;
-                let renditions = filtered
+                let renditions: Vec<String> = filtered
                     .kept
                     .iter()
                     .filter(|u| u.kind.is_rendition())
                     .filter_map(|u| u.url.as_ref().map(Url::to_string))
                     .collect();
-                self.entitlement(
+                // Cookie delivery: the media playlists come from the CDN
+                // as stored, so the key URIs in them carry nothing; a
+                // cookie for the gateway's key path does.
+                let key_cookie = (delivery == Delivery::Cookies)
+                    .then(|| self.key_cookie(&key, asset, &renditions))
+                    .flatten();
+                let mut ent = self.entitlement(
                     &key,
                     delivery,
                     auth.playlist,
                     auth.grants,
                     renditions,
                     stale,
-                )
+                );
+                if let Some(c) = key_cookie {
+                    if let Ok(v) = axum::http::HeaderValue::from_str(&c.set_cookie) {
+                        ent.set_cookie.push(v);
+                    }
+                    ent.cookies.push(c);
+                }
+                ent
             }
             Format::Dash => {
                 let opts_mpd = crate::dash::mpd::MpdOptions {
@@ -715,8 +769,22 @@ impl Play {
             let uris = match read {
                 Some(Ok(f)) => {
                     stale |= f.stale;
-                    crate::hls::scope::media_uris(purl, &f.bytes)
-                        .map_err(|e| PlayError::Content(e.to_string()))?
+                    let mut uris = crate::hls::scope::media_uris(purl, &f.bytes)
+                        .map_err(|e| PlayError::Content(e.to_string()))?;
+                    // Only what the CDN serves is in a CDN scope: not the
+                    // gateway's key endpoint, even on the CDN's host (local
+                    // mode; a distribution routing /v1/* to the gateway).
+                    let cdn = self.cdn_base();
+                    uris.retain(|u| {
+                        u.as_str()
+                            .strip_prefix(cdn)
+                            .is_some_and(|r| r.starts_with('/'))
+                            && !self
+                                .protection
+                                .as_ref()
+                                .is_some_and(|p| p.is_key_url(u.as_str()))
+                    });
+                    uris
                 }
                 Some(Err(OriginError::NotFound(_))) => {
                     return Err(PlayError::Content(format!(
@@ -898,7 +966,7 @@ impl Play {
         if !rest.ends_with(".m3u8") {
             return Err(PlayError::NoSuchPlaylist);
         }
-        let (_, version) = self.playable_asset(id).await?;
+        let (asset, version) = self.playable_asset(id).await?;
         let object = ObjectKey::parse(&format!("assets/{id}/v{version}/hls/{rest}"))
             .map_err(|_| PlayError::NoSuchPlaylist)?;
         let cdn_url = format!("{}/{}", self.cdn_base(), object.as_str());
@@ -922,6 +990,29 @@ impl Play {
             other => PlayError::Origin(other),
         })?;
         let url = Url::parse(&wire).map_err(|e| PlayError::Content(e.to_string()))?;
+        // The key URIs get a key token for this playlist's rendition (and
+        // never a CDN signature: `is_key` below).
+        let tokens = self.key_tokens(
+            &asset,
+            version,
+            rest,
+            policy.expires,
+            policy.ip.and(client_ip),
+        );
+        let keyed = match &tokens {
+            Some((p, t)) => crate::hls::media::with_key_queries(&fetched.bytes, |uri| {
+                let kid = p.key_id_of(id, uri)?;
+                t.get(kid)
+                    .map(|tok| format!("{}={tok}", crate::protect::TOKEN_PARAM))
+            })
+            .map_err(|e| PlayError::Content(e.to_string()))?,
+            None => std::borrow::Cow::Borrowed(&fetched.bytes[..]),
+        };
+        let is_key = |abs: &str| {
+            tokens
+                .as_ref()
+                .is_some_and(|(p, _)| p.key_id_of(id, abs).is_some())
+        };
         // The viewer's signature covers the whole rendition (one pattern
         // per rendition): it goes on every URI, as the viewer holds it, in
         // one pass. Otherwise (a name that is a prefix of a forbidden one)
@@ -931,7 +1022,10 @@ impl Play {
         // expiry) are at hand.
         let covered = matcher(&policy.resource);
         let mut uncovered: Vec<String> = Vec::new();
-        let body = crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs| {
+        let body = crate::hls::media::sign_each(&keyed, Some(&url), cf.len(), |abs| {
+            if is_key(abs) {
+                return None;
+            }
             // A prefix pattern matches the URL with its query as well.
             if !covered(abs) {
                 let k = without_query(abs);
@@ -939,7 +1033,7 @@ impl Play {
                     uncovered.push(k.to_owned());
                 }
             }
-            cf.as_str()
+            Some(cf.as_str())
         })
         .map_err(|e| PlayError::Content(e.to_string()))?;
         let body = if uncovered.is_empty() {
@@ -962,10 +1056,15 @@ impl Play {
                     extra.insert(k, sig.query());
                 }
             }
-            crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs| {
-                extra
-                    .get(without_query(abs))
-                    .map_or(cf.as_str(), String::as_str)
+            crate::hls::media::sign_each(&keyed, Some(&url), cf.len(), |abs| {
+                if is_key(abs) {
+                    return None;
+                }
+                Some(
+                    extra
+                        .get(without_query(abs))
+                        .map_or(cf.as_str(), String::as_str),
+                )
             })
             .map_err(|e| PlayError::Content(e.to_string()))?
         };
@@ -980,6 +1079,156 @@ impl Play {
             max_age,
             stale: fetched.stale,
         })
+    }
+}
+
+impl Play {
+    /// The keys of `version` of `asset` (none when it is not encrypted).
+    fn version_keys<'a>(
+        asset: &'a Asset,
+        version: u32,
+    ) -> impl Iterator<Item = &'a crate::protect::ContentKey> + 'a {
+        asset
+            .content_keys
+            .iter()
+            .filter(move |k| k.version == version)
+    }
+
+    /// Cookie delivery: the `playgate-keys` cookie for the kept
+    /// renditions' keys, for the gateway's key path of this asset, when
+    /// the version is encrypted.
+    fn key_cookie(&self, key: &MasterKey, asset: &Asset, kept: &[String]) -> Option<CookieGrant> {
+        let p = self.protection.as_ref()?;
+        let hls = format!(
+            "{}/assets/{}/v{}/hls/",
+            self.cdn_base(),
+            key.asset,
+            key.version
+        );
+        let names: Vec<&str> = kept
+            .iter()
+            .filter_map(|u| u.strip_prefix(hls.as_str())?.split('/').next())
+            .collect();
+        let granted: Vec<&str> = Self::version_keys(asset, key.version)
+            .map(|k| k.rendition.as_str())
+            .filter(|r| names.contains(r))
+            .collect();
+        if granted.is_empty() {
+            return None;
+        }
+        let token = p.tokens.issue(
+            key.asset.as_str(),
+            &granted,
+            key.expires,
+            key.ip.map(crate::protect::token::canonical),
+        );
+        let cdn = &self.config.cdn;
+        let path = format!(
+            "{}/v1/keys/{}",
+            Url::parse(&self.config.server.public_url)
+                .map(|u| u.path().trim_end_matches('/').to_owned())
+                .unwrap_or_default(),
+            key.asset
+        );
+        let attrs = CookieAttrs {
+            domain: None,
+            path: &path,
+            secure: cdn.cookie_secure,
+            http_only: true,
+            same_site: cdn.same_site,
+            expires: key.expires,
+            max_age: None,
+        };
+        Some(CookieGrant {
+            name: crate::protect::COOKIE,
+            set_cookie: set_cookie(crate::protect::COOKIE, &token, &attrs),
+            value: token,
+            path,
+            domain: None,
+            expires: key.expires,
+            secure: cdn.cookie_secure,
+            http_only: true,
+            same_site: match cdn.same_site {
+                crate::config::SameSite::None => "None",
+                crate::config::SameSite::Lax => "Lax",
+                crate::config::SameSite::Strict => "Strict",
+            },
+        })
+    }
+
+    /// URL delivery: a key token per key id of the rendition whose
+    /// playlist `rest` is (`720p/index.m3u8`), until `expires`.
+    fn key_tokens(
+        &self,
+        asset: &Asset,
+        version: u32,
+        rest: &str,
+        expires: u64,
+        ip: Option<IpAddr>,
+    ) -> Option<(&crate::protect::Protection, HashMap<String, String>)> {
+        let p = self.protection.as_deref()?;
+        let rendition = rest.split_once('/')?.0;
+        let tokens: HashMap<String, String> = Self::version_keys(asset, version)
+            .filter(|k| k.rendition == rendition)
+            .map(|k| {
+                let t = p.tokens.issue(
+                    asset.id.as_str(),
+                    &[rendition],
+                    expires,
+                    ip.map(crate::protect::token::canonical),
+                );
+                (k.id.clone(), t)
+            })
+            .collect();
+        (!tokens.is_empty()).then_some((p, tokens))
+    }
+
+    /// `GET /v1/keys/{asset}/{key}`: the clear key, if `token` opens its
+    /// rendition for a client at `client`.
+    pub async fn content_key(
+        &self,
+        id: &AssetId,
+        key_id: &str,
+        token: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<crate::protect::ClearKey, PlayError> {
+        let out = self.content_key_inner(id, key_id, token, client).await;
+        match &out {
+            Ok(_) => self.counted_keys.issued.inc(),
+            Err(_) => self.counted_keys.refused.inc(),
+        };
+        out
+    }
+
+    async fn content_key_inner(
+        &self,
+        id: &AssetId,
+        key_id: &str,
+        token: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<crate::protect::ClearKey, PlayError> {
+        let p = self.protection.as_ref().ok_or(PlayError::UnknownAsset)?;
+        // Unknown asset, unknown key: 404 either way, before the token
+        // is looked at, so ids cannot be probed with a token.
+        let (asset, _) = self.playable_asset(id).await?;
+        let key = asset
+            .content_keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or(PlayError::UnknownAsset)?;
+        let token = token.ok_or(PlayError::KeyRefused(
+            crate::protect::token::Refusal::Missing,
+        ))?;
+        p.tokens
+            .check(
+                token,
+                id.as_str(),
+                &key.rendition,
+                client,
+                self.clock.now_epoch(),
+            )
+            .map_err(PlayError::KeyRefused)?;
+        Ok(p.clear_key(id, key).await?)
     }
 }
 

@@ -58,6 +58,22 @@ fn files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()
     Ok(())
 }
 
+/// Copies the tree `from` into `to` (created), files and directories only.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let kind = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if kind.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
 /// The frame captures a version holds under `{version}/thumbs/`, in order
 /// (file names).
 pub async fn thumbnails_of(
@@ -83,6 +99,21 @@ pub async fn publish_dir(
     title: Option<String>,
     dir: &Path,
     now: u64,
+) -> Result<u32, PublishError> {
+    publish_dir_with_keys(store, objects, id, title, dir, now, Vec::new()).await
+}
+
+/// `publish_dir` for an encrypted tree: `keys` (its content keys, from
+/// `Protection::encrypt_dir`) are stored with the version, in the same
+/// write that makes it current.
+pub async fn publish_dir_with_keys(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    id: &AssetId,
+    title: Option<String>,
+    dir: &Path,
+    now: u64,
+    mut keys: Vec<crate::protect::ContentKey>,
 ) -> Result<u32, PublishError> {
     if !dir.join("hls/master.m3u8").is_file() {
         return Err(PublishError::NoMaster(dir.to_owned()));
@@ -122,9 +153,13 @@ pub async fn publish_dir(
     let playability = report_for(store, objects, id, version, now).await?;
     playability.log(id);
     let playability = Some(playability);
+    for k in &mut keys {
+        k.version = version;
+    }
     let (asset, expect) = match old {
         Some(v) => (
             Asset {
+                content_keys: v.value.content_keys.iter().cloned().chain(keys).collect(),
                 title: title.or(v.value.title.clone()),
                 status: AssetStatus::Ready,
                 current_version: Some(version),
@@ -148,6 +183,7 @@ pub async fn publish_dir(
                 failure: None,
                 playability,
                 source: None,
+                content_keys: keys,
                 created_at: now,
             },
             Expect::Absent,

@@ -32,6 +32,8 @@ pub struct Services {
     /// Mode aws: direct-to-S3 uploads into the source bucket.
     pub uploads: Option<Arc<crate::storage::s3::S3Uploads>>,
     pub cdn: Arc<dyn crate::cdn::Invalidator>,
+    /// Content keys and key tokens; `None` when nothing wraps keys.
+    pub protection: Option<Arc<crate::protect::Protection>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -56,6 +58,8 @@ pub enum StartupError {
     Origin(#[from] crate::origin::OriginError),
     #[error("mode = \"aws\" needs an [aws] section")]
     AwsModeUnavailable,
+    #[error("protection: {0}")]
+    Protection(String),
 }
 
 impl AppState {
@@ -66,6 +70,7 @@ impl AppState {
         let mut backend = crate::pipeline::runner::Backend::Local;
         let mut sns = None;
         let mut cdn: Arc<dyn crate::cdn::Invalidator> = Arc::new(crate::cdn::NoCdnCache);
+        let mut sdk_config = None;
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
             Mode::Local => (
                 Arc::new(SqliteStore::open(&config.store.sqlite_path)?),
@@ -77,6 +82,7 @@ impl AppState {
                     .as_ref()
                     .ok_or(StartupError::AwsModeUnavailable)?;
                 let sdk = crate::aws::sdk_config(aws).await;
+                sdk_config = Some(sdk.clone());
                 cdn = Arc::new(crate::cdn::CloudFrontInvalidator::new(
                     &sdk,
                     aws.cloudfront_distribution_id.clone(),
@@ -141,6 +147,9 @@ impl AppState {
             )?),
             None => Arc::new(crate::origin::StoreOrigin(objects.clone())),
         };
+        let protection = crate::protect::from_config(&config, sdk_config.as_ref())
+            .await
+            .map_err(StartupError::Protection)?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let keys = Arc::new(keys);
@@ -154,7 +163,8 @@ impl AppState {
             clock.clone(),
             metrics.clone(),
             origin,
-        );
+        )
+        .with_protection(protection.clone());
         let pipeline = crate::pipeline::runner::Pipeline::start(
             config.clone(),
             store.clone(),
@@ -162,6 +172,7 @@ impl AppState {
             clock.clone(),
             sns,
             backend,
+            protection.clone(),
         );
         match pipeline.resume().await {
             Ok(0) => {}
@@ -181,6 +192,7 @@ impl AppState {
             pipeline,
             uploads,
             cdn,
+            protection,
         })))
     }
 }

@@ -36,6 +36,8 @@ listen = "{listen}"
 root = "{d}/data"
 [store]
 sqlite_path = "{d}/data/playgate.db"
+[protection]
+kek_file = "{d}/keys/content_kek"
 [[signing.keys]]
 id_file = "{d}/keys/cloudfront_key_pair_id"
 private_key_file = "{d}/keys/cloudfront_private.pem"
@@ -873,6 +875,21 @@ fn credentials_in(text: &str) -> Vec<String> {
     out
 }
 
+/// The `URI` of a media playlist's `EXT-X-KEY`.
+fn key_uri(playlist: &str) -> String {
+    let line = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-KEY:"))
+        .unwrap_or_else(|| panic!("no EXT-X-KEY: the encode is not encrypted:\n{playlist}"));
+    line.split("URI=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// The whole local flow (upload, encode with a signed webhook, cookie and
 /// URL playback through the edge, the sign API, the MediaConvert hook)
 /// with every crate logging at `trace`: no private key, token, signature,
@@ -1026,6 +1043,26 @@ delivery = "urls"
             .collect();
         let edge = c.get(&media).header("cookie", jar.join("; ")).send().await.unwrap();
         assert_eq!(edge.status(), 200, "{media}");
+        // The encode is encrypted: the media playlist names the gateway's
+        // key, which the master's key cookie opens.
+        let playlist = edge.text().await.unwrap();
+        let key_cookie = cookies
+            .iter()
+            .find(|c| c.starts_with("playgate-keys="))
+            .expect("the master sets the key cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let key = c
+            .get(key_uri(&playlist))
+            .header("cookie", &key_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(key.status(), 200, "the key with the cookie");
+        let mut keys = vec![key.bytes().await.unwrap().to_vec()];
+        let mut key_tokens = vec![key_cookie.trim_start_matches("playgate-keys=").to_owned()];
 
         // URL delivery: the master (token in the query, its name
         // percent-encoded, as the extractor still reads it), a media
@@ -1044,6 +1081,11 @@ delivery = "urls"
         seen.push_str(&media);
         let seg = media.lines().find(|l| l.starts_with("http") && !l.starts_with('#')).unwrap();
         assert_eq!(c.get(seg).send().await.unwrap().status(), 200, "{seg}");
+        let key_url = key_uri(&media);
+        let key = c.get(&key_url).send().await.unwrap();
+        assert_eq!(key.status(), 200, "the key with its token: {key_url}");
+        keys.push(key.bytes().await.unwrap().to_vec());
+        key_tokens.push(key_url.split("kt=").nth(1).unwrap().to_owned());
 
         // The sign API, the hook (right and wrong secret), /v1/me.
         for (path, body) in [
@@ -1065,8 +1107,9 @@ delivery = "urls"
                 .unwrap();
         }
         c.get(format!("{base}/v1/me")).bearer_auth(&free).send().await.unwrap();
-        seen
+        (seen, keys, key_tokens)
     });
+    let (seen, keys, key_tokens) = seen;
     // The webhook goes out after the job's end, off its path: wait for it.
     for _ in 0..100 {
         if !received.lock().unwrap().is_empty() {
@@ -1100,6 +1143,21 @@ delivery = "urls"
         secrets.push(t.rsplit('.').next().unwrap().to_owned());
     }
     secrets.extend(pem_lines(&d.join("keys")));
+    secrets.push(
+        std::fs::read_to_string(d.join("keys/content_kek"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+    );
+    // Content keys as hex, base64 and Rust's Debug of bytes; key tokens.
+    for k in &keys {
+        assert_eq!(k.len(), 16);
+        use base64::Engine;
+        secrets.push(k.iter().map(|b| format!("{b:02x}")).collect());
+        secrets.push(base64::engine::general_purpose::STANDARD.encode(k));
+        secrets.push(format!("{k:?}")[1..20].to_owned());
+    }
+    secrets.extend(key_tokens);
     let creds = credentials_in(&seen);
     assert!(
         creds.len() >= 6,

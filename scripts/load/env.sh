@@ -3,6 +3,8 @@
 # asset `load`, and writes $work/mix.tsv: master requests over TOKENS
 # viewer tokens spread across the free/standard/premium tiers, URL-mode
 # media playlists (tier `mobile`), and cookie signing with an API key.
+# Also the clip encrypted (`publish --encrypt`) as asset `load-enc`, and
+# a free viewer's key request for it: $key_url with $key_cookie.
 # Leaves: $BIN, $work, $PG_PORT, $PG_PID, $pids, $master, $token; a trap
 # stops everything on exit. Env: TOKENS (1000).
 # Other settings: PLAYGATE__SECTION__KEY variables in the environment.
@@ -63,6 +65,9 @@ TOML
 "$BIN" check-config --config "$work/playgate.toml" >/dev/null
 bash scripts/make-clip.sh "$work/clip" 4
 "$BIN" publish --config "$work/playgate.toml" --asset load "$work/clip" >/dev/null
+# Encrypted (HLS only: clear-key protection has no DASH).
+mkdir -p "$work/clip-enc" && cp -r "$work/clip/hls" "$work/clip-enc/"
+"$BIN" publish --config "$work/playgate.toml" --asset load-enc --encrypt "$work/clip-enc" >/dev/null
 
 "$BIN" serve --config "$work/playgate.toml" >"$work/playgate.log" 2>&1 &
 PG_PID=$!
@@ -73,6 +78,14 @@ for _ in $(seq 1 100); do
 done
 token="$("$BIN" token --config "$work/playgate.toml" --sub load --tier free --ttl 2h)"
 master="http://127.0.0.1:$PG_PORT/v1/play/load/master.m3u8"
+# The key endpoint: the 360p key of load-enc with the cookie a free
+# viewer's master sets.
+key_cookie="$(curl -fsS -o /dev/null -D - -H "Authorization: Bearer $token" \
+  "http://127.0.0.1:$PG_PORT/v1/play/load-enc/master.m3u8" \
+  | sed -n 's/^[Ss]et-[Cc]ookie: \(playgate-keys=[^;]*\).*/\1/p' | tr -d '\r')"
+key_url="$(grep '^#EXT-X-KEY:' "$work/data/assets/load-enc/v1/hls/360p/index.m3u8" | head -n1 | sed 's/.*URI="\([^"]*\)".*/\1/')"
+[ -n "$key_cookie" ] && [ -n "$key_url" ] || { echo "no key cookie or key URI for load-enc" >&2; exit 1; }
+curl -fsS -o /dev/null -H "Cookie: $key_cookie" "$key_url" || { echo "the key request fails" >&2; exit 1; }
 
 echo "minting $TOKENS viewer tokens…" >&2
 tiers=(free standard premium)

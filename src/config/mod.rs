@@ -146,7 +146,26 @@ pub struct Config {
     pub demo: DemoConfig,
     pub pipeline: PipelineConfig,
     pub notify: NotifyConfig,
+    pub protection: ProtectionConfig,
     pub aws: Option<AwsConfig>,
+}
+
+/// Content protection (`crate::protect`): what wraps the content keys
+/// and signs key tokens. Secrets from `*_file`/`*_env` only.
+#[derive(Debug, Clone, Default)]
+pub struct ProtectionConfig {
+    /// Local envelope key: 64 hex digits (`playgate keygen` writes one).
+    pub kek: Option<Secret<String>>,
+    /// Mode aws: the KMS key (id, ARN or alias) content keys are data keys of.
+    pub kms_key_id: Option<String>,
+    /// The key tokens' HMAC secret; derived from the KEK when absent.
+    pub token_secret: Option<Secret<String>>,
+}
+
+impl ProtectionConfig {
+    pub fn configured(&self) -> bool {
+        self.kek.is_some() || self.kms_key_id.is_some()
+    }
 }
 
 /// Where encode results are announced (besides the log), and the secret
@@ -196,6 +215,9 @@ pub struct PipelineConfig {
     pub encode_timeout: Duration,
     /// …plus this many seconds per second of source.
     pub encode_timeout_factor: f64,
+    /// New encodes are encrypted (AES-128, one key per rendition); the
+    /// default in mode local (mode aws: set it with protection.kms_key_id).
+    pub encrypt: bool,
     pub ladder: crate::pipeline::ladder::LadderConfig,
 }
 
@@ -607,6 +629,25 @@ impl Config {
         }
         if self.pipeline.concurrency == 0 {
             bad("pipeline.concurrency", "must be at least 1".into());
+        }
+        if self.pipeline.encrypt && !self.protection.configured() {
+            bad(
+                "pipeline.encrypt",
+                "new encodes are encrypted (the default) but nothing wraps their keys: set protection.kek_file/_env (`playgate keygen` writes content_kek) or protection.kms_key_id, or pipeline.encrypt = false".into(),
+            );
+        }
+        if self.protection.kms_key_id.is_some() && self.mode != Mode::Aws {
+            bad(
+                "protection.kms_key_id",
+                "KMS wraps content keys in mode aws; mode local uses protection.kek_file/_env"
+                    .into(),
+            );
+        }
+        if self.protection.kms_key_id.is_some() && self.protection.token_secret.is_none() {
+            bad(
+                "protection.token_secret_file",
+                "with KMS, key tokens need their own secret (token_secret_file or token_secret_env)".into(),
+            );
         }
         if self.pipeline.ladder.segment_seconds == 0 || self.pipeline.ladder.gop_seconds <= 0.0 {
             bad(
@@ -1121,6 +1162,8 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
             probe_timeout: dur(s, "probe_timeout", "2m"),
             encode_timeout: dur(s, "encode_timeout", "10m"),
             encode_timeout_factor: s.or("encode_timeout_factor", 20.0),
+            // Mode aws turns it on with protection.kms_key_id.
+            encrypt: s.or("encrypt", mode == Mode::Local),
             ladder: crate::pipeline::ladder::LadderConfig {
                 segment_seconds: s.or("segment_seconds", default.segment_seconds),
                 gop_seconds: s.or("gop_seconds", default.gop_seconds),
@@ -1172,6 +1215,30 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
             mediaconvert_hook_secret,
         }
     });
+    let protection = root.sub("protection", |s| {
+        let kek = read_secret(s, "kek");
+        if let Some(k) = &kek
+            && let Err(why) = crate::protect::LocalKek::from_hex(k)
+        {
+            s.problem("kek_file", why);
+        }
+        let kms_key_id: Option<String> = s.opt("kms_key_id");
+        if kek.is_some() && kms_key_id.is_some() {
+            s.problem("kms_key_id", "set one of kek_file/_env and kms_key_id");
+        }
+        let token_secret = read_secret(s, "token_secret");
+        if token_secret.as_ref().is_some_and(|t| t.expose().len() < 32) {
+            s.problem(
+                "token_secret_file",
+                "the key-token secret must be at least 32 characters",
+            );
+        }
+        ProtectionConfig {
+            kek,
+            kms_key_id,
+            token_secret,
+        }
+    });
     let demo = root.sub("demo", |s| DemoConfig {
         enabled: s.or("enabled", mode == Mode::Local),
         hlsjs_dir: s.or("hlsjs_dir", PathBuf::from("web/node_modules/hls.js/dist")),
@@ -1220,6 +1287,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
         demo,
         pipeline,
         notify,
+        protection,
         aws,
     })
 }

@@ -4,12 +4,50 @@ fn load(text: &str) -> Result<Config, ConfigErrors> {
     Config::from_toml(text, Path::new("t.toml"), Vec::new())
 }
 
-const MIN: &str = r#"
+const MIN: &str = concat!(
+    r#"
 [[signing.keys]]
 id = "K1"
 public_key_file = "/dev/null"
 private_key_file = "/dev/null"
-"#;
+[protection]
+kek_file = ""#,
+    env!("CARGO_MANIFEST_DIR"),
+    r#"/tests/fixtures/test_content_kek"
+"#
+);
+
+#[test]
+fn encryption_needs_a_key_that_wraps_content_keys() {
+    let no_kek = MIN.split("[protection]").next().unwrap();
+    let e = load(no_kek).unwrap_err();
+    assert!(
+        e.0.iter()
+            .any(|i| i.path == "pipeline.encrypt" && i.reason.contains("kek_file")),
+        "{e:?}"
+    );
+    let off = load(&format!("{no_kek}[pipeline]\nencrypt = false\n")).unwrap();
+    assert!(!off.pipeline.encrypt && !off.protection.configured());
+    let on = load(MIN).unwrap();
+    assert!(on.pipeline.encrypt && on.protection.configured());
+    assert!(
+        !format!("{on:?}").contains(&"5a".repeat(32)),
+        "the KEK printed"
+    );
+    let bad = load(&format!("{no_kek}[protection]\nkek_file = \"/dev/null\"\n")).unwrap_err();
+    assert!(
+        bad.0.iter().any(|i| i.path == "protection.kek_file"),
+        "{bad:?}"
+    );
+    let inline = load(&format!("{no_kek}[protection]\nkek = \"00\"\n")).unwrap_err();
+    assert!(
+        inline
+            .0
+            .iter()
+            .any(|i| i.reason.contains("not written inline")),
+        "{inline:?}"
+    );
+}
 
 #[test]
 fn defaults_fill_an_almost_empty_file() {
@@ -151,6 +189,10 @@ fn the_shipped_configs_have_only_file_problems() {
         (
             "MEDIACONVERT_HOOK_SECRET".to_owned(),
             "hook-secret-0123456789".to_owned(),
+        ),
+        (
+            "PLAYGATE_KEY_TOKEN_SECRET".to_owned(),
+            "key-token-secret-0123456789abcdef0123".to_owned(),
         ),
     ];
     for (file, env) in [

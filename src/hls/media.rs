@@ -122,13 +122,14 @@ fn push_query(out: &mut String, uri: &str, query: &str) {
 fn push_signed<'q>(
     out: &mut String,
     uri: &str,
-    query: &mut impl FnMut(&str) -> &'q str,
+    query: &mut impl FnMut(&str) -> Option<&'q str>,
     base: Option<&Resolver<'_>>,
 ) {
     let Some(r) = base else {
         out.push_str(uri);
-        let q = query(uri);
-        push_query(out, uri, q);
+        if let Some(q) = query(uri) {
+            push_query(out, uri, q);
+        }
         return;
     };
     // A URI with a variable is resolved after substitution, when the
@@ -151,8 +152,9 @@ fn push_signed<'q>(
     let start = out.len();
     r.push(out, uri);
     if r.same_origin(&out[start..]) {
-        let q = query(&out[start..]);
-        push_query(out, uri, q);
+        if let Some(q) = query(&out[start..]) {
+            push_query(out, uri, q);
+        }
     } else {
         out.truncate(start);
         out.push_str(uri);
@@ -167,17 +169,18 @@ pub fn sign(playlist: &[u8], query: &str) -> Result<String, HlsError> {
 /// Signs every URI in `playlist` with `query`, first making relative URIs
 /// absolute against `base` (the playlist's CDN URL) when one is given.
 pub fn sign_at(playlist: &[u8], query: &str, base: Option<&Url>) -> Result<String, HlsError> {
-    sign_each(playlist, base, query.len(), |_| query)
+    sign_each(playlist, base, query.len(), |_| Some(query))
 }
 
 /// Signs every URI in `playlist` with the query `query_for` gives for it
-/// (the URI made absolute when there is a `base`, as written otherwise);
-/// `typical` is a query's usual length, to size the output.
+/// (the URI made absolute when there is a `base`, as written otherwise;
+/// `None` leaves it unsigned); `typical` is a query's usual length, to
+/// size the output.
 pub fn sign_each<'q>(
     playlist: &[u8],
     base: Option<&Url>,
     typical: usize,
-    mut query_for: impl FnMut(&str) -> &'q str,
+    mut query_for: impl FnMut(&str) -> Option<&'q str>,
 ) -> Result<String, HlsError> {
     let query = &mut query_for;
     let lines = lines(playlist)?;
@@ -272,7 +275,7 @@ fn sign_uri_attribute<'q>(
     out: &mut String,
     text: &str,
     tag: &str,
-    query: &mut impl FnMut(&str) -> &'q str,
+    query: &mut impl FnMut(&str) -> Option<&'q str>,
     base: Option<&Resolver<'_>>,
 ) {
     let prefix_len = 1 + tag.len() + 1; // '#' + tag + ':'
@@ -296,9 +299,91 @@ fn sign_uri_attribute<'q>(
     }
 }
 
+/// Appends a query to the `URI` of each `EXT-X-KEY` for which
+/// `query_for` (given the URI as written) has one — the gateway's key
+/// token, which is not a CDN signature and goes where no CDN signature
+/// may. Every other byte is copied; nothing is copied when no key line
+/// changes.
+pub fn with_key_queries<'p>(
+    playlist: &'p [u8],
+    mut query_for: impl FnMut(&str) -> Option<String>,
+) -> Result<std::borrow::Cow<'p, [u8]>, HlsError> {
+    const TAG: &[u8] = b"#EXT-X-KEY:";
+    if !playlist.windows(TAG.len()).any(|w| w == TAG) {
+        return Ok(std::borrow::Cow::Borrowed(playlist));
+    }
+    let mut out = String::with_capacity(playlist.len() + 256);
+    let mut changed = false;
+    for line in lines(playlist)? {
+        let text = line.text;
+        let uri = (tag_name(text) == Some("EXT-X-KEY"))
+            .then(|| {
+                let prefix_len = "#EXT-X-KEY:".len();
+                let a = super::attributes(text.get(prefix_len..)?)
+                    .into_iter()
+                    .find(|a| a.name == "URI" && a.quoted())?;
+                let q = query_for(a.value())?;
+                let close = prefix_len + a.offset + 1 + a.value().len();
+                Some((close, a.value().contains('?'), q))
+            })
+            .flatten();
+        match uri {
+            Some((close, has_query, q)) => {
+                changed = true;
+                out.push_str(&text[..close]);
+                out.push(if has_query { '&' } else { '?' });
+                out.push_str(&q);
+                out.push_str(&text[close..]);
+            }
+            None => out.push_str(text),
+        }
+        out.push_str(line.ending);
+    }
+    Ok(if changed {
+        std::borrow::Cow::Owned(out.into_bytes())
+    } else {
+        std::borrow::Cow::Borrowed(playlist)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_queries_go_on_key_uris_only() {
+        let input = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://gw/v1/keys/a/k1\",IV=0x1\r\n#EXTINF:1,\nseg.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://other/k?x=1\"\n#EXTINF:1,\nseg2.m4s\n";
+        let out = with_key_queries(input.as_bytes(), |u| {
+            u.starts_with("https://").then(|| format!("kt={}", u.len()))
+        })
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://gw/v1/keys/a/k1?kt=23\",IV=0x1\r\n#EXTINF:1,\nseg.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://other/k?x=1&kt=19\"\n#EXTINF:1,\nseg2.m4s\n"
+        );
+        let none = with_key_queries(input.as_bytes(), |_| None).unwrap();
+        assert!(matches!(none, std::borrow::Cow::Borrowed(_)));
+        let plain = b"#EXTM3U\n#EXTINF:1,\nseg.m4s\n";
+        assert!(matches!(
+            with_key_queries(plain, |_| Some("kt=1".into())).unwrap(),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn none_leaves_a_uri_unsigned() {
+        let input =
+            "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"/v1/keys/a/k\"\n#EXTINF:1,\nseg.m4s\n";
+        let base = Url::parse("http://h/cdn/assets/a/v1/hls/360p/index.m3u8").unwrap();
+        let out = sign_each(input.as_bytes(), Some(&base), 3, |abs| {
+            (!abs.contains("/v1/keys/")).then_some("S=1")
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"http://h/v1/keys/a/k\"\n#EXTINF:1,\nhttp://h/cdn/assets/a/v1/hls/360p/seg.m4s?S=1\n"
+        );
+    }
 
     const Q: &str = "Policy=P&Signature=S&Key-Pair-Id=K";
 

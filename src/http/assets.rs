@@ -35,6 +35,25 @@ struct AssetEdit {
     min_tier: Option<TierName>,
 }
 
+/// An asset as the API shows it: the stored record without its wrapped
+/// keys; `encryption` names the current version's protected renditions.
+fn view(asset: &Asset) -> serde_json::Value {
+    let mut v = serde_json::to_value(asset).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("content_keys");
+        let current: Vec<&str> = asset
+            .content_keys
+            .iter()
+            .filter(|k| Some(k.version) == asset.current_version)
+            .map(|k| k.rendition.as_str())
+            .collect();
+        let encryption =
+            (!current.is_empty()).then(|| json!({"method": "AES-128", "renditions": current}));
+        o.insert("encryption".into(), encryption.unwrap_or_default());
+    }
+    v
+}
+
 fn one(state: &AppState, asset: &Asset, revision: u64) -> Response {
     // Signed for the default lifetime: what an operator or a CMS shows.
     let thumbnails = asset.current_version.and_then(|v| {
@@ -47,7 +66,7 @@ fn one(state: &AppState, asset: &Asset, revision: u64) -> Response {
         state.play.thumbnails(asset, v, expires)
     });
     json_with_etag(
-        json!({"asset": asset, "revision": revision, "thumbnails": thumbnails}),
+        json!({"asset": view(asset), "revision": revision, "thumbnails": thumbnails}),
         revision,
     )
 }
@@ -77,7 +96,7 @@ pub async fn list(
         .flatten();
     let items: Vec<_> = page
         .iter()
-        .map(|v| json!({"asset": v.value, "revision": v.revision}))
+        .map(|v| json!({"asset": view(&v.value), "revision": v.revision}))
         .collect();
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
@@ -132,6 +151,7 @@ pub async fn put(
             failure: None,
             playability: None,
             source: None,
+            content_keys: Vec::new(),
             created_at: state.clock.now_epoch(),
         },
         Some(v) => Asset {
@@ -157,7 +177,10 @@ pub async fn delete(
     let v = state.store.get_asset(&id).await?.ok_or(Error::NotFound)?;
     let mut asset = v.value;
     let mut revision = v.revision;
-    if asset.status != AssetStatus::Deleted {
+    // Crypto-shredding: the wrapped keys go with the delete, so segments
+    // the CDN or anyone still holds can never be decrypted again.
+    let shredded = std::mem::take(&mut asset.content_keys);
+    if asset.status != AssetStatus::Deleted || !shredded.is_empty() {
         asset.status = AssetStatus::Deleted;
         revision = state
             .store
@@ -166,6 +189,9 @@ pub async fn delete(
         tracing::info!(target: "playgate::audit", who = %who.who(), action = "asset.delete", asset = %id, "asset changed");
     }
     state.play.forget(&id).await;
+    if let Some(p) = &state.protection {
+        p.forget(&id, &shredded);
+    }
     // Every DELETE (a retry too) asks again, with the same reference, so a
     // failed invalidation is fixed by repeating the request.
     match state

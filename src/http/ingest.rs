@@ -176,6 +176,7 @@ pub async fn create_upload(
             etag: None,
             upload_id,
         }),
+        content_keys: Vec::new(),
         created_at: now,
     };
     state.store.put_asset(&asset, Expect::Absent).await?;

@@ -174,6 +174,8 @@ const SECRET_PARAMS: &[&str] = &[
     "key-pair-id",
     "api_key",
     "access_token",
+    // Key tokens (`crate::protect::TOKEN_PARAM`).
+    "kt",
 ];
 
 /// The request target with secret query values replaced by `[redacted]`.

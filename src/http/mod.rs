@@ -9,6 +9,7 @@ pub mod edge;
 pub mod extract;
 pub mod hooks;
 pub mod ingest;
+pub mod keys;
 pub mod middleware;
 pub mod ops;
 pub mod play;
@@ -28,7 +29,8 @@ fn play_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/play/{asset}/master.m3u8", get(play::master))
         .route("/v1/play/{asset}/manifest.mpd", get(play::mpd))
         .route("/v1/play/{asset}/session", post(play::session))
-        .route("/v1/play/{asset}/hls/{*rest}", get(play::media));
+        .route("/v1/play/{asset}/hls/{*rest}", get(play::media))
+        .route("/v1/keys/{asset}/{key}", get(keys::key));
     if state.config.mode == crate::config::Mode::Local {
         r = r.route("/cdn/{*path}", get(edge::serve));
     }

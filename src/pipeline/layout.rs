@@ -224,6 +224,150 @@ fn unreadable(key: &str, why: impl ToString) -> LayoutError {
     }
 }
 
+/// One group master's variant: its attributes and URI.
+struct Variant {
+    attrs: Vec<(String, String)>,
+    uri: String,
+}
+
+impl Variant {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn number(&self, name: &str) -> Option<u64> {
+        self.get(name)?.parse().ok()
+    }
+}
+
+/// The `EXT-X-STREAM-INF` variants of a master (attributes as written).
+fn variants(text: &str) -> Vec<Variant> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().map(str::trim);
+    while let Some(l) = lines.next() {
+        let Some(list) = l.strip_prefix("#EXT-X-STREAM-INF:") else {
+            continue;
+        };
+        let attrs = crate::hls::attributes(list)
+            .iter()
+            .map(|a| (a.name.to_owned(), a.raw.to_owned()))
+            .collect();
+        if let Some(uri) = lines
+            .by_ref()
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            out.push(Variant {
+                attrs,
+                uri: uri.to_owned(),
+            });
+        }
+    }
+    out
+}
+
+/// An encrypted MediaConvert job writes one group per rendition
+/// (`hls/{rendition}/master.m3u8`, each listing its one output) and no
+/// `hls/master.m3u8`: this writes that master from theirs — the audio
+/// group's variant as the `EXT-X-MEDIA` audio rendition, each video
+/// variant with the audio's bit rate and codec added and `AUDIO` naming
+/// it. `Ok(false)` when there is a master already, or no group masters.
+pub async fn compose_master(objects: &dyn ObjectStore, version: &str) -> Result<bool, LayoutError> {
+    let hls = format!("{version}/hls/");
+    let master_key = format!("{hls}master.m3u8");
+    match objects.head(&object_key(&master_key)?).await {
+        Ok(_) => return Ok(false),
+        Err(StorageError::NotFound(_)) => {}
+        Err(e) => return Err(LayoutError::Storage(e)),
+    }
+    let mut groups: Vec<String> = objects
+        .list(&hls)
+        .await
+        .map_err(LayoutError::Storage)?
+        .iter()
+        .filter_map(|k| k.as_str().strip_prefix(&hls)?.strip_suffix("/master.m3u8"))
+        .filter(|dir| !dir.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    if groups.is_empty() {
+        return Ok(false);
+    }
+    groups.sort();
+    let mut audio: Option<(String, Variant)> = None;
+    let mut video: Vec<(String, Variant)> = Vec::new();
+    for dir in groups {
+        let key = format!("{hls}{dir}/master.m3u8");
+        let text = read(objects, &key).await?;
+        let text = std::str::from_utf8(&text).map_err(|e| unreadable(&key, e))?;
+        let mut found = variants(text);
+        if found.len() != 1 {
+            return Err(unreadable(
+                &key,
+                "a rendition group's master lists one variant",
+            ));
+        }
+        let v = found.remove(0);
+        if v.uri.contains(['/', '?', '#', ':']) {
+            return Err(unreadable(&key, "its variant is not a file beside it"));
+        }
+        if v.get("RESOLUTION").is_some() {
+            video.push((dir, v));
+        } else if audio.is_none() {
+            audio = Some((dir, v));
+        } else {
+            return Err(unreadable(&key, "a second audio-only group"));
+        }
+    }
+    if video.is_empty() {
+        return Err(LayoutError::Missing(format!(
+            "{hls}…: a video rendition group"
+        )));
+    }
+    video.sort_by_key(|(_, v)| v.number("BANDWIDTH").unwrap_or(0));
+    let mut m = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some((dir, a)) = &audio {
+        m.push_str(&format!(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"{dir}/{}\"\n",
+            a.uri
+        ));
+    }
+    for (dir, v) in &video {
+        let mut attrs = Vec::new();
+        for (name, raw) in &v.attrs {
+            let value = match (name.as_str(), &audio) {
+                ("BANDWIDTH" | "AVERAGE-BANDWIDTH", Some((_, a))) => {
+                    let add = a.number(name).or(a.number("BANDWIDTH")).unwrap_or(0);
+                    (raw.parse::<u64>().unwrap_or(0) + add).to_string()
+                }
+                ("CODECS", Some((_, a))) => match a.get("CODECS") {
+                    Some(ac) => format!("\"{},{}\"", raw.trim_matches('"'), ac.trim_matches('"')),
+                    None => raw.clone(),
+                },
+                ("AUDIO", _) => continue,
+                _ => raw.clone(),
+            };
+            attrs.push(format!("{name}={value}"));
+        }
+        if audio.is_some() {
+            attrs.push(format!("AUDIO=\"{AUDIO_GROUP}\""));
+        }
+        m.push_str(&format!(
+            "#EXT-X-STREAM-INF:{}\n{dir}/{}\n",
+            attrs.join(","),
+            v.uri
+        ));
+    }
+    objects
+        .put(&object_key(&master_key)?, m.into_bytes().into())
+        .await
+        .map_err(LayoutError::Storage)?;
+    Ok(true)
+}
+
+/// The audio group of a composed master.
+const AUDIO_GROUP: &str = "program_audio";
+
 /// Makes `{version}/hls/` (e.g. `assets/a/v3`) path-separable, moving files
 /// when it is not; the rendition directories.
 pub async fn ensure_separable(
@@ -395,6 +539,73 @@ pub async fn apply(objects: &dyn ObjectStore, m: &Moves) -> Result<Separable, La
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn put(objects: &dyn ObjectStore, key: &str, text: &str) {
+        objects
+            .put(
+                &ObjectKey::parse(key).unwrap(),
+                text.as_bytes().to_vec().into(),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_master_of_an_encrypted_job_is_composed_from_its_groups() {
+        let d = tempfile::tempdir().unwrap();
+        let objects = crate::storage::local::LocalStore::open(d.path()).unwrap();
+        let v = "assets/a/v1";
+        let head = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n";
+        put(&objects, &format!("{v}/hls/360p/master.m3u8"), &format!("{head}#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=800000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS=\"avc1.64001e\"\nmaster_360p.m3u8\n")).await;
+        put(&objects, &format!("{v}/hls/270p/master.m3u8"), &format!("{head}#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=480x270,CODECS=\"avc1.640015\"\nmaster_270p.m3u8\n")).await;
+        put(
+            &objects,
+            &format!("{v}/hls/audio/master.m3u8"),
+            &format!(
+                "{head}#EXT-X-STREAM-INF:BANDWIDTH=160000,CODECS=\"mp4a.40.2\"\nmaster_audio.m3u8\n"
+            ),
+        )
+        .await;
+        put(
+            &objects,
+            &format!("{v}/hls/360p/master_360p.m3u8"),
+            "#EXTM3U\n",
+        )
+        .await;
+        assert!(compose_master(&objects, v).await.unwrap());
+        let got = objects
+            .get(&ObjectKey::parse(&format!("{v}/hls/master.m3u8")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&got).unwrap(),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"program_audio\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"audio/master_audio.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=560000,RESOLUTION=480x270,CODECS=\"avc1.640015,mp4a.40.2\",AUDIO=\"program_audio\"\n270p/master_270p.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1060000,AVERAGE-BANDWIDTH=960000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"program_audio\"\n360p/master_360p.m3u8\n"
+        );
+        // Once there, the master is kept (a second COMPLETE changes nothing).
+        assert!(!compose_master(&objects, v).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_group_master_pointing_elsewhere_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let objects = crate::storage::local::LocalStore::open(d.path()).unwrap();
+        let v = "assets/a/v1";
+        assert!(
+            !compose_master(&objects, v).await.unwrap(),
+            "no groups: nothing to do"
+        );
+        put(
+            &objects,
+            &format!("{v}/hls/360p/master.m3u8"),
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=2x2\n../720p/master_720p.m3u8\n",
+        )
+        .await;
+        let e = compose_master(&objects, v).await.unwrap_err();
+        assert!(e.to_string().contains("not a file beside it"), "{e}");
+    }
 
     #[test]
     fn directories_and_names() {

@@ -2,7 +2,7 @@
 //! aws-sdk-mediaconvert's types, and the three calls playgate makes
 //! (CreateJob, GetJob for the reconciler, CancelJob).
 //!
-//! Layout (DESIGN.md, "Pipeline"): one HLS output group writing
+//! Layout (DESIGN.md, "Pipeline"), clear: one HLS output group writing
 //! `assets/{id}/v{n}/hls/master.m3u8` with `SINGLE_DIRECTORY` — the layout
 //! MediaConvert documents: `master_{rung}.m3u8` and
 //! `master_{rung}_00001.ts` beside the master — one output per rung (name
@@ -13,6 +13,11 @@
 //! `thumbs/thumb.NNNNNNN.jpg`. playgate assumes no layout: on COMPLETE it
 //! reads the master and its playlists and moves each rendition into its own
 //! directory when they share one (`pipeline::layout`).
+//!
+//! Encrypted (`pipeline.encrypt`): MediaConvert keys a whole output group
+//! with one `StaticKeyProvider`, so each rendition gets a group of its own
+//! (`hls/{rendition}/master.m3u8` and its files), keyed with its own key
+//! (`job_settings`); playgate writes the master on COMPLETE.
 //!
 //! The client talks to the regional endpoint from `aws.mediaconvert_endpoint`
 //! (DescribeEndpoints is deprecated and not called).
@@ -29,10 +34,11 @@ use aws_sdk_mediaconvert::types::{
     H264QvbrSettings, H264RateControlMode, H264SceneChangeDetect, H264Settings, H265CodecProfile,
     H265FramerateControl, H265GopSizeUnits, H265QvbrSettings, H265RateControlMode,
     H265SceneChangeDetect, H265Settings, H265WriteMp4PackagingType, HlsAudioTrackType,
-    HlsCodecSpecification, HlsDirectoryStructure, HlsGroupSettings, HlsIFrameOnlyManifest,
+    HlsCodecSpecification, HlsDirectoryStructure, HlsEncryptionSettings, HlsEncryptionType,
+    HlsGroupSettings, HlsIFrameOnlyManifest, HlsInitializationVectorInManifest, HlsKeyProviderType,
     HlsManifestDurationFormat, HlsOutputSelection, HlsSegmentControl, HlsSettings,
     HlsStreamInfResolution, Input, InputRotate, InputTimecodeSource, JobSettings, M3u8Settings,
-    Output, OutputGroup, OutputGroupSettings, OutputGroupType, OutputSettings,
+    Output, OutputGroup, OutputGroupSettings, OutputGroupType, OutputSettings, StaticKeyProvider,
     StatusUpdateInterval, VideoCodec, VideoCodecSettings, VideoDescription, VideoSelector,
 };
 
@@ -143,22 +149,102 @@ fn audio(bitrate: u64) -> AudioDescription {
         .build()
 }
 
+/// One rendition's static key for an encrypted job: the rendition
+/// (`720p`, `audio`), the gateway URL that releases it, the key.
+pub struct JobKey {
+    pub rendition: String,
+    pub url: String,
+    pub key: crate::protect::ClearKey,
+}
+
+/// `StaticKeyProvider` for one rendition: `StaticKeyValue` "a
+/// 32-character hexidecimal string", `Url` the gateway's key URL (what the
+/// `EXT-X-KEY` names), `KEYFORMAT` identity. No `ConstantInitializationVector`:
+/// "If this parameter is not set then the Initialization Vector will
+/// follow the segment number by default" — and the IV is left out of the
+/// manifest, so players use the media sequence number (RFC 8216 §5.2).
+fn encryption(k: &JobKey) -> HlsEncryptionSettings {
+    let hex: String = k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
+    HlsEncryptionSettings::builder()
+        .encryption_method(HlsEncryptionType::Aes128)
+        .r#type(HlsKeyProviderType::StaticKey)
+        .initialization_vector_in_manifest(HlsInitializationVectorInManifest::Exclude)
+        .static_key_provider(
+            StaticKeyProvider::builder()
+                .static_key_value(hex)
+                .url(&k.url)
+                .key_format("identity")
+                .key_format_versions("1")
+                .build(),
+        )
+        .build()
+}
+
+/// An HLS output group writing `{destination}.m3u8` and, beside it, each
+/// output's manifest and segments (`SINGLE_DIRECTORY`).
+fn hls_group(
+    name: &str,
+    destination: String,
+    plan: &Plan,
+    outputs: Vec<Output>,
+    key: Option<&JobKey>,
+) -> OutputGroup {
+    let settings = HlsGroupSettings::builder()
+        .destination(destination)
+        .directory_structure(HlsDirectoryStructure::SingleDirectory)
+        .segment_length(bits(u64::from(plan.segment_seconds)))
+        .min_segment_length(0)
+        .segment_control(HlsSegmentControl::SegmentedFiles)
+        .output_selection(HlsOutputSelection::ManifestsAndSegments)
+        .codec_specification(HlsCodecSpecification::Rfc4281)
+        .stream_inf_resolution(HlsStreamInfResolution::Include)
+        .manifest_duration_format(HlsManifestDurationFormat::Integer)
+        .set_encryption(key.map(encryption));
+    OutputGroup::builder()
+        .name(name)
+        .output_group_settings(
+            OutputGroupSettings::builder()
+                .r#type(OutputGroupType::HlsGroupSettings)
+                .hls_group_settings(settings.build())
+                .build(),
+        )
+        .set_outputs(Some(outputs))
+        .build()
+}
+
 /// The job's settings: `input` (`s3://…`) encoded into `output`
 /// (`s3://bucket/assets/{id}/v{n}/`) as the plan says.
-pub fn job_settings(plan: &Plan, input: &str, output: &str) -> JobSettings {
+///
+/// Clear (`keys` empty): one HLS group writing `hls/master.m3u8` with every
+/// rendition beside it (playgate moves them into a directory each on
+/// COMPLETE, `pipeline::layout`). Encrypted: an HLS group's encryption is
+/// one key for all its outputs, so each rendition gets a group of its own
+/// (`hls/{rendition}/master.m3u8`, its manifest and segments beside it),
+/// keyed with its own key; no I-frame manifests (byte ranges of encrypted
+/// segments do not decrypt on their own); the audio group's output is an
+/// audio-only variant; playgate writes `hls/master.m3u8` from the groups'
+/// masters on COMPLETE (`pipeline::layout::compose_master`).
+pub fn job_settings(plan: &Plan, input: &str, output: &str, keys: &[JobKey]) -> JobSettings {
     let output = output.trim_end_matches('/');
+    let encrypted = !keys.is_empty();
+    let key_of = |r: &str| keys.iter().find(|k| k.rendition == r);
     let mut hls = Vec::new();
     for (r, gop) in plan.renditions.iter().zip(&plan.gop_frames) {
-        let mut settings =
-            HlsSettings::builder().i_frame_only_manifest(HlsIFrameOnlyManifest::Include);
+        let mut settings = HlsSettings::builder().i_frame_only_manifest(if encrypted {
+            HlsIFrameOnlyManifest::Exclude
+        } else {
+            HlsIFrameOnlyManifest::Include
+        });
         // The video side names the audio groups it plays with
         // (`audioRenditionSets`: "List all the audio groups that are used
         // with the video output stream"); `audioGroupId` is the audio
-        // output's own group.
-        if plan.audio_bitrate.is_some() {
+        // output's own group. Only within one group: an encrypted job's
+        // audio is in a group of its own.
+        if plan.audio_bitrate.is_some() && !encrypted {
             settings = settings.audio_rendition_sets(AUDIO_GROUP);
         }
-        hls.push(
+        hls.push((
+            r.name.clone(),
             Output::builder()
                 .name_modifier(format!("_{}", r.name))
                 .container_settings(m3u8())
@@ -169,10 +255,16 @@ pub fn job_settings(plan: &Plan, input: &str, output: &str) -> JobSettings {
                         .build(),
                 )
                 .build(),
-        );
+        ));
     }
     if let Some(rate) = plan.audio_bitrate {
-        hls.push(
+        let track = if encrypted {
+            HlsAudioTrackType::AudioOnlyVariantStream
+        } else {
+            HlsAudioTrackType::AlternateAudioAutoSelectDefault
+        };
+        hls.push((
+            "audio".to_owned(),
             Output::builder()
                 .name_modifier("_audio")
                 .container_settings(m3u8())
@@ -182,43 +274,35 @@ pub fn job_settings(plan: &Plan, input: &str, output: &str) -> JobSettings {
                         .hls_settings(
                             HlsSettings::builder()
                                 .audio_group_id(AUDIO_GROUP)
-                                .audio_track_type(
-                                    HlsAudioTrackType::AlternateAudioAutoSelectDefault,
-                                )
+                                .audio_track_type(track)
                                 .build(),
                         )
                         .build(),
                 )
                 .build(),
-        );
+        ));
     }
-    let hls_group = OutputGroup::builder()
-        .name("HLS")
-        .output_group_settings(
-            OutputGroupSettings::builder()
-                .r#type(OutputGroupType::HlsGroupSettings)
-                .hls_group_settings(
-                    HlsGroupSettings::builder()
-                        .destination(format!("{output}/hls/master"))
-                        // The layout the documentation fully names (child
-                        // manifests and segments beside the master); playgate
-                        // moves each rendition into its own directory on
-                        // COMPLETE (`pipeline::layout`).
-                        .directory_structure(HlsDirectoryStructure::SingleDirectory)
-                        .segment_length(bits(u64::from(plan.segment_seconds)))
-                        .min_segment_length(0)
-                        .segment_control(HlsSegmentControl::SegmentedFiles)
-                        .output_selection(HlsOutputSelection::ManifestsAndSegments)
-                        .codec_specification(HlsCodecSpecification::Rfc4281)
-                        .stream_inf_resolution(HlsStreamInfResolution::Include)
-                        .manifest_duration_format(HlsManifestDurationFormat::Integer)
-                        .build(),
+    let mut groups: Vec<OutputGroup> = if encrypted {
+        hls.into_iter()
+            .map(|(name, o)| {
+                hls_group(
+                    &format!("HLS {name}"),
+                    format!("{output}/hls/{name}/master"),
+                    plan,
+                    vec![o],
+                    key_of(&name),
                 )
-                .build(),
-        )
-        .set_outputs(Some(hls))
-        .build();
-    let mut groups = vec![hls_group];
+            })
+            .collect()
+    } else {
+        vec![hls_group(
+            "HLS",
+            format!("{output}/hls/master"),
+            plan,
+            hls.into_iter().map(|(_, o)| o).collect(),
+            None,
+        )]
+    };
     // Thumbnails from the smallest rung (its size keeps them light).
     if let Some(small) = plan.renditions.first() {
         let capture = VideoDescription::builder()
@@ -353,6 +437,7 @@ impl MediaConvert {
         job: &Job,
         source_key: &str,
         plan: &Plan,
+        keys: &[JobKey],
     ) -> Result<(String, u32), SubmitError> {
         let input = format!("s3://{}/{}", self.source_bucket, source_key);
         let output = format!(
@@ -370,7 +455,7 @@ impl MediaConvert {
             .user_metadata("job_id", job.id.as_str())
             .user_metadata("version", job.version.to_string())
             .status_update_interval(StatusUpdateInterval::Seconds10)
-            .settings(job_settings(plan, &input, &output))
+            .settings(job_settings(plan, &input, &output, keys))
             .send()
             .await
             .map_err(|e| {
@@ -498,7 +583,12 @@ mod tests {
 
     fn settings(source: &Source) -> (Plan, JobSettings) {
         let p = plan(source, &LadderConfig::default()).unwrap();
-        let s = job_settings(&p, "s3://src/sources/a/in.mp4", "s3://out/assets/a/v3/");
+        let s = job_settings(
+            &p,
+            "s3://src/sources/a/in.mp4",
+            "s3://out/assets/a/v3/",
+            &[],
+        );
         (p, s)
     }
 
@@ -511,6 +601,84 @@ mod tests {
             has_audio,
             duration: 60.0,
         }
+    }
+
+    #[test]
+    fn an_encrypted_job_has_a_keyed_group_per_rendition() {
+        let p = plan(&source(1280, 720, 30.0, true), &LadderConfig::default()).unwrap();
+        let names: Vec<String> = p
+            .renditions
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(["audio".to_owned()])
+            .collect();
+        let keys: Vec<JobKey> = names
+            .iter()
+            .enumerate()
+            .map(|(i, r)| JobKey {
+                rendition: r.clone(),
+                url: format!("https://gw/v1/keys/a/k{i}"),
+                key: crate::secret::Secret::new([i as u8 + 0xa0; 16]),
+            })
+            .collect();
+        let s = job_settings(&p, "s3://src/in.mp4", "s3://out/assets/a/v3/", &keys);
+        let hls: Vec<_> = s
+            .output_groups()
+            .iter()
+            .filter(|g| {
+                g.output_group_settings()
+                    .and_then(|o| o.hls_group_settings())
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(hls.len(), names.len(), "a group per rendition");
+        for (i, (g, name)) in hls.iter().zip(&names).enumerate() {
+            let settings = g
+                .output_group_settings()
+                .unwrap()
+                .hls_group_settings()
+                .unwrap();
+            assert_eq!(
+                settings.destination(),
+                Some(format!("s3://out/assets/a/v3/hls/{name}/master").as_str())
+            );
+            let e = settings.encryption().unwrap();
+            assert_eq!(e.encryption_method(), Some(&HlsEncryptionType::Aes128));
+            assert_eq!(e.r#type(), Some(&HlsKeyProviderType::StaticKey));
+            assert_eq!(e.constant_initialization_vector(), None);
+            let k = e.static_key_provider().unwrap();
+            assert_eq!(k.url(), Some(format!("https://gw/v1/keys/a/k{i}").as_str()));
+            assert_eq!(
+                k.static_key_value(),
+                Some(format!("{:02x}", i + 0xa0).repeat(16).as_str())
+            );
+            let outputs = g.outputs();
+            assert_eq!(outputs.len(), 1);
+            let o = outputs[0]
+                .output_settings()
+                .unwrap()
+                .hls_settings()
+                .unwrap();
+            assert_eq!(o.audio_rendition_sets(), None, "no group to point at");
+            if name == "audio" {
+                assert_eq!(
+                    o.audio_track_type(),
+                    Some(&HlsAudioTrackType::AudioOnlyVariantStream)
+                );
+            } else {
+                assert_eq!(
+                    o.i_frame_only_manifest(),
+                    Some(&HlsIFrameOnlyManifest::Exclude)
+                );
+            }
+        }
+        let clear = job_settings(&p, "s3://src/in.mp4", "s3://out/assets/a/v3/", &[]);
+        let first = clear.output_groups()[0]
+            .output_group_settings()
+            .unwrap()
+            .hls_group_settings()
+            .unwrap();
+        assert!(first.encryption().is_none());
     }
 
     #[test]

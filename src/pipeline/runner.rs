@@ -80,6 +80,8 @@ pub struct Pipeline {
     /// Jobs whose output is being moved into per-rendition directories
     /// (a duplicate COMPLETE meanwhile changes nothing).
     publishing: Mutex<std::collections::HashSet<JobId>>,
+    /// Makes the content keys of encrypted encodes (`pipeline.encrypt`).
+    protection: Option<Arc<crate::protect::Protection>>,
 }
 
 fn job_id(asset: &AssetId, attempt: u32) -> JobId {
@@ -98,6 +100,7 @@ impl Pipeline {
         clock: crate::clock::SharedClock,
         sns: Option<super::notify::Sns>,
         backend: Backend,
+        protection: Option<Arc<crate::protect::Protection>>,
     ) -> Arc<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JobId>();
         let permits = Arc::new(tokio::sync::Semaphore::new(config.pipeline.concurrency));
@@ -111,6 +114,7 @@ impl Pipeline {
             cancels: Mutex::new(HashMap::new()),
             sns,
             publishing: Mutex::new(Default::default()),
+            protection,
         });
         let weak = Arc::downgrade(&p);
         tokio::spawn(async move {
@@ -494,7 +498,51 @@ impl Pipeline {
             .await
             .map_err(|e| SubmitError::Retry(e.to_string()))?
             .ok_or_else(|| SubmitError::Retry("the job changed before CreateJob".into()))?;
-        mc.submit(&job, key.as_str(), &plan).await
+        let keys = self.job_keys(&job, &plan).await?;
+        mc.submit(&job, key.as_str(), &plan, &keys).await
+    }
+
+    /// An encrypted job's keys (none when `pipeline.encrypt` is off): one
+    /// per rendition, stored (wrapped) on the asset for the job's version
+    /// before MediaConvert is asked, so no output exists whose keys are
+    /// not kept.
+    async fn job_keys(
+        &self,
+        job: &Job,
+        plan: &super::ladder::Plan,
+    ) -> Result<Vec<super::mediaconvert::JobKey>, SubmitError> {
+        if !self.config.pipeline.encrypt {
+            return Ok(Vec::new());
+        }
+        let p = self.protection.as_ref().ok_or_else(|| {
+            SubmitError::Fail("pipeline.encrypt is on but nothing wraps keys".into())
+        })?;
+        let names = plan
+            .renditions
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(plan.audio_bitrate.map(|_| "audio".to_owned()));
+        let (mut stored, mut keys) = (Vec::new(), Vec::new());
+        for rendition in names {
+            let (mut record, key) = p
+                .new_key(&job.asset_id, &rendition)
+                .await
+                .map_err(|e| SubmitError::Retry(e.to_string()))?;
+            record.version = job.version;
+            keys.push(super::mediaconvert::JobKey {
+                url: p.key_url(&job.asset_id, &record.id),
+                rendition,
+                key,
+            });
+            stored.push(record);
+        }
+        self.set_asset(&job.asset_id, |a| {
+            a.content_keys.retain(|k| k.version != job.version);
+            a.content_keys.extend(stored.iter().cloned());
+        })
+        .await
+        .map_err(|e| SubmitError::Retry(format!("the content keys could not be stored: {e}")))?;
+        Ok(keys)
     }
 
     /// A probe of the source failed: fatal for the job only when S3 served
@@ -664,6 +712,16 @@ impl Pipeline {
         let fail = |why: String| JobEvent::Error {
             message: format!("the job completed but its output cannot be published: {why}"),
         };
+        // An encrypted job wrote a master per rendition group, none for
+        // the whole: write it (idempotent: a master there is kept).
+        if let Err(e) = super::layout::compose_master(self.objects.as_ref(), &version).await {
+            return match e {
+                LayoutError::Storage(e) => Err(PipelineError::Backend(format!(
+                    "cannot read the job's output yet: {e}"
+                ))),
+                e => Ok(self.record(&job.id, fail(e.to_string())).await?.is_some()),
+            };
+        }
         let moves = match super::layout::inspect(self.objects.as_ref(), &version).await {
             Ok(Inspection::Separable(renditions)) => {
                 return self.publish_version(job, renditions).await;
@@ -880,13 +938,24 @@ impl Pipeline {
         .await;
         reporter.abort();
         encoded.map_err(|e| e.to_string())?;
-        crate::publish::publish_dir(
+        // Encrypted before anything leaves the work directory: the clear
+        // segments are never published.
+        let keys = match (&self.protection, self.config.pipeline.encrypt) {
+            (Some(p), true) => p
+                .encrypt_dir(&job.asset_id, &work)
+                .await
+                .map_err(|e| format!("the encode could not be encrypted: {e}"))?,
+            (None, true) => return Err("pipeline.encrypt is on but nothing wraps keys".into()),
+            (_, false) => Vec::new(),
+        };
+        crate::publish::publish_dir_with_keys(
             self.store.as_ref(),
             self.objects.as_ref(),
             &job.asset_id,
             None,
             &work,
             self.clock.now_epoch(),
+            keys,
         )
         .await
         .map_err(|e| e.to_string())

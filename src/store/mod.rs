@@ -150,6 +150,10 @@ pub struct Asset {
     /// when the upload lands).
     #[serde(default)]
     pub source: Option<SourceObject>,
+    /// The content keys of its encrypted versions, wrapped
+    /// (`crate::protect`); emptied when the asset is deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_keys: Vec<crate::protect::ContentKey>,
     pub created_at: u64,
 }
 

@@ -120,3 +120,35 @@ pub fn json_cookies(body: &serde_json::Value) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// A copy of the clip encrypted as the local encoder encrypts its output
+/// (a key per rendition, from the app's protection), published as
+/// `asset`; the copy's directory (its segments are the encrypted ones).
+pub async fn publish_encrypted(
+    app: &crate::helpers::TestApp,
+    asset: &str,
+) -> (tempfile::TempDir, Vec<playgate::protect::ContentKey>) {
+    let id = playgate::domain::AssetId::parse(asset).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    playgate::publish::copy_tree(&clip().join("hls"), &copy.path().join("hls")).unwrap();
+    let protection = app
+        .state
+        .protection
+        .as_ref()
+        .expect("protection is configured");
+    let keys = protection.encrypt_dir(&id, copy.path()).await.unwrap();
+    assert_eq!(keys.len(), RENDITIONS.len(), "a key per rendition");
+    let v = playgate::publish::publish_dir_with_keys(
+        app.state.store.as_ref(),
+        app.state.objects.as_ref(),
+        &id,
+        Some("encrypted clip".into()),
+        copy.path(),
+        crate::helpers::now(),
+        keys.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, 1);
+    (copy, keys)
+}

@@ -28,6 +28,10 @@ pub fn write_keys(dir: &Path) -> PathBuf {
     std::fs::write(keys.join("cloudfront_key_pair_id"), "KTESTKEY01\n").unwrap();
     std::fs::write(keys.join("jwt_private.pem"), jwt_priv).unwrap();
     std::fs::write(keys.join("jwt_public.pem"), jwt_pub).unwrap();
+    let mut kek = [0u8; 32];
+    openssl::rand::rand_bytes(&mut kek).unwrap();
+    let hex: String = kek.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(keys.join("content_kek"), hex + "\n").unwrap();
     keys
 }
 
@@ -48,6 +52,8 @@ shutdown_grace = "5s"
 root = "{d}/data"
 [store]
 sqlite_path = "{d}/data/playgate.db"
+[protection]
+kek_file = "{d}/keys/content_kek"
 [[signing.keys]]
 id_file = "{d}/keys/cloudfront_key_pair_id"
 private_key_file = "{d}/keys/cloudfront_private.pem"

@@ -36,6 +36,7 @@ async fn job_in_flight(app: &TestApp, asset: &str) -> Job {
         failure: None,
         playability: None,
         source: None,
+        content_keys: Vec::new(),
         created_at: crate::helpers::now(),
     };
     app.state.store.put_asset(&a, Expect::Absent).await.unwrap();

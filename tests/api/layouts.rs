@@ -142,6 +142,7 @@ async fn app() -> TestApp {
         failure: None,
         playability: None,
         source: None,
+        content_keys: Vec::new(),
         created_at: crate::helpers::now(),
     };
     playgate::store::StoreExt::put_asset(

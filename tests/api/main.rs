@@ -9,6 +9,7 @@ mod clip;
 mod helpers;
 mod hooks;
 mod jwks;
+mod keys;
 mod layouts;
 #[path = "../common/media.rs"]
 mod media;

@@ -9,12 +9,17 @@ use std::process::Command;
 pub(crate) const KEY: &str = "ingest-key";
 
 pub(crate) async fn app() -> TestApp {
+    app_with_pipeline("").await
+}
+
+/// `app()` with extra `[pipeline]` settings.
+async fn app_with_pipeline(extra: &str) -> TestApp {
     spawn_app_edited(
         "",
         |t| {
             with_api_key(
                 format!(
-                    "{t}{}\n[pipeline]\nsegment_seconds = 1\n",
+                    "{t}{}\n[pipeline]\nsegment_seconds = 1\n{extra}",
                     crate::play::EXTRA_TIERS
                 ),
                 KEY,
@@ -230,10 +235,46 @@ async fn upload_transcode_and_play() {
         403,
         "the thumbnails' signature opens no rendition"
     );
-    assert!(text.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{text}");
-    for rendition in ["270p", "360p"] {
-        one_key_frame_per_entry(&app, &id, rendition, dir.path()).await;
+    // Encrypted by default: each rendition's stored playlist names its own
+    // key at the gateway, its segments do not decode as stored, and there
+    // are no I-frame playlists (byte ranges of CBC-encrypted files).
+    assert!(!text.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{text}");
+    let hls = app.dir.path().join(format!("data/assets/{id}/v1/hls"));
+    let mut key_uris = Vec::new();
+    for rendition in ["270p", "360p", "audio"] {
+        let playlist =
+            std::fs::read_to_string(hls.join(format!("{rendition}/index.m3u8"))).unwrap();
+        let key = playlist
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-KEY:METHOD=AES-128,URI=\""))
+            .unwrap_or_else(|| panic!("{rendition} is not encrypted:\n{playlist}"));
+        assert!(
+            key.starts_with(&app.url(&format!("/v1/keys/{id}/"))),
+            "{key}"
+        );
+        key_uris.push(key.to_owned());
+        assert!(!hls.join(format!("{rendition}/iframes.m3u8")).exists());
     }
+    key_uris.sort();
+    key_uris.dedup();
+    assert_eq!(key_uris.len(), 3, "a key per rendition: {key_uris:?}");
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(hls.join("360p/seg_00000.m4s"))
+        .output()
+        .unwrap();
+    assert!(
+        !probe.status.success() || !probe.stderr.is_empty(),
+        "ffprobe read a stored segment: {}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
 }
 
 /// Every entry of a rendition's I-frame playlist, read as a player would
@@ -649,7 +690,9 @@ async fn the_webhook_hears_of_the_encode_signed_and_retried() {
 /// same 2.002 s as the others'; ffprobe reads the key frames' times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_frames_and_segments_line_up_across_rungs() {
-    let app = app().await;
+    // A clear encode: ffprobe reads the stored playlists directly, and
+    // I-frame playlists exist only for clear renditions.
+    let app = app_with_pipeline("encrypt = false\n").await;
     let dir = tempfile::tempdir().unwrap();
     let src = ffmpeg_source(
         dir.path(),
@@ -702,4 +745,8 @@ async fn key_frames_and_segments_line_up_across_rungs() {
     );
     let master = std::fs::read_to_string(hls.join("master.m3u8")).unwrap();
     assert!(master.contains("FRAME-RATE=14.985"), "{master}");
+    assert!(master.contains("#EXT-X-I-FRAME-STREAM-INF:"), "{master}");
+    for rendition in ["270p", "360p"] {
+        one_key_frame_per_entry(&app, &id, rendition, dir.path()).await;
+    }
 }

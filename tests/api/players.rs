@@ -145,6 +145,41 @@ async fn ffmpeg_copies_exactly_the_tiers_streams_with_cookies_and_with_signed_ur
     );
 }
 
+/// An encrypted asset (a key per rendition): ffmpeg fetches each key from
+/// the gateway — with the master's key cookie (through the jar proxy) and
+/// with the key token on the key URI (URL delivery) — and decrypts every
+/// segment; `-xerror` and an empty stderr mean no segment failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_plays_an_encrypted_asset_with_keys_from_the_gateway() {
+    let app = app_with_clip().await;
+    let _copy = crate::clip::publish_encrypted(&app, "enc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = |tier: &str| {
+        app.url(&format!(
+            "/v1/play/enc/master.m3u8?token={}",
+            app.viewer_token(tier)
+        ))
+    };
+    let cookies = ffmpeg_copy(
+        url("free"),
+        Some(cookie_jar_proxy().await),
+        &dir.path().join("cookies.mkv"),
+    )
+    .await;
+    assert_eq!(cookies, vec!["audio", "video 360", "video 480"]);
+    let urls = ffmpeg_copy(url("mobile"), None, &dir.path().join("urls.mkv")).await;
+    assert_eq!(urls, vec!["audio", "video 360", "video 480"]);
+    // The keys came from the gateway, as many as the streams.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let issued: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("playgate_content_keys_total{outcome=\"issued\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(issued >= 6.0, "keys issued: {issued}");
+}
+
 /// `node web/tests/{script} ARGS…`: a browser run in Debian's Chromium;
 /// the JSON line it prints.
 pub(crate) async fn browser(script: &str, args: Vec<String>) -> serde_json::Value {
@@ -176,12 +211,17 @@ pub(crate) async fn browser(script: &str, args: Vec<String>) -> serde_json::Valu
 
 /// `node web/tests/play.mjs`: hls.js in Debian's Chromium plays the clip
 /// from `/demo` for `tier`; returns what the page reports.
-async fn play_in_chromium(app: &TestApp, tier: &str, shot: &Path) -> serde_json::Value {
+async fn play_in_chromium(
+    app: &TestApp,
+    asset: &str,
+    tier: &str,
+    shot: &Path,
+) -> serde_json::Value {
     browser(
         "play.mjs",
         vec![
             app.url(""),
-            "clip".into(),
+            asset.into(),
             tier.to_owned(),
             shot.display().to_string(),
         ],
@@ -205,10 +245,17 @@ async fn hlsjs_in_chromium_plays_exactly_the_tiers_levels_from_the_demo_page() {
     )
     .await;
     crate::clip::publish(&app, "clip").await;
-    for (tier, heights) in [("free", vec![360, 480]), ("premium", vec![360, 480, 720])] {
-        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-{tier}.png"));
+    // The same clip encrypted: hls.js fetches the keys with the cookie the
+    // master set and decrypts every segment it plays.
+    let _copy = crate::clip::publish_encrypted(&app, "enc").await;
+    for (asset, tier, heights) in [
+        ("clip", "free", vec![360, 480]),
+        ("clip", "premium", vec![360, 480, 720]),
+        ("enc", "free", vec![360, 480]),
+    ] {
+        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-{asset}-{tier}.png"));
         let _ = std::fs::remove_file(&shot);
-        let seen = play_in_chromium(&app, tier, &shot).await;
+        let seen = play_in_chromium(&app, asset, tier, &shot).await;
         assert!(seen["error"].is_null(), "{tier}: player error: {seen}");
         let mut got: Vec<u64> = seen["levels"]
             .as_array()
@@ -230,4 +277,12 @@ async fn hlsjs_in_chromium_plays_exactly_the_tiers_levels_from_the_demo_page() {
             shot.display()
         );
     }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("playgate_content_keys_total{outcome=\"issued\"}")
+                && !l.ends_with(" 0")
+        ),
+        "hls.js fetched the keys from the gateway:\n{metrics}"
+    );
 }

@@ -31,6 +31,15 @@
 //! captures `{destination}.NNNNNNN.jpg` from 0 ("Files will be named as
 //! filename.NNNNNNN.jpg where N is the 0-based frame sequence number zero
 //! padded to 7 decimal places", FrameCaptureSettings in the API model).
+//! An HLS group with `encryption` (`STATIC_KEY`, `AES128`) has its
+//! segments encrypted with the group's `staticKeyValue` ("a 32-character
+//! hexidecimal string") in AES-128-CBC, the IV "the segment number by
+//! default" (no `constantInitializationVector`: HlsEncryptionSettings in
+//! the API model), and each child manifest names the key
+//! (`#EXT-X-KEY:METHOD=AES-128,URI="{url}"`, with the KEYFORMAT attributes
+//! asked for). An audio output whose `audioTrackType` is
+//! `AUDIO_ONLY_VARIANT_STREAM` is an `EXT-X-STREAM-INF` of its group's
+//! master ("Represented as an EXT-X-STREAM-INF in the HLS manifest").
 //! Unlike MediaConvert it writes no I-frame manifests (ffmpeg cannot write
 //! byte ranges into the segments it also writes) and audio segments in TS,
 //! not raw AAC. Made with `start`, a job copies a prepared HLS tree (one
@@ -568,6 +577,26 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
             let (dir, base) = destination.rsplit_once('/').unwrap();
             let per_stream = hls["directoryStructure"] == "SUBDIRECTORY_PER_STREAM";
             let segment = hls["segmentLength"].as_u64().unwrap_or(6);
+            let key = hls.pointer("/encryption/staticKeyProvider").map(|p| {
+                assert_eq!(hls["encryption"]["type"], "STATIC_KEY");
+                assert_eq!(hls["encryption"]["encryptionMethod"], "AES128");
+                let hex = p["staticKeyValue"].as_str().unwrap();
+                let key: Vec<u8> = (0..32)
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                let mut line = format!(
+                    "#EXT-X-KEY:METHOD=AES-128,URI=\"{}\"",
+                    p["url"].as_str().unwrap()
+                );
+                if let Some(f) = p["keyFormat"].as_str() {
+                    line.push_str(&format!(",KEYFORMAT=\"{f}\""));
+                }
+                if let Some(v) = p["keyFormatVersions"].as_str() {
+                    line.push_str(&format!(",KEYFORMATVERSIONS=\"{v}\""));
+                }
+                (key, line)
+            });
             let mut media = Vec::new();
             let mut variants = Vec::new();
             for (i, o) in g["outputs"].as_array().unwrap().iter().enumerate() {
@@ -581,7 +610,16 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
                     .unwrap();
                 let playlist = std::fs::read_to_string(out.join("index.m3u8")).unwrap();
                 let mut child = String::new();
+                let mut keyed = false;
                 for line in playlist.lines() {
+                    if let Some((_, key_line)) = &key
+                        && line.starts_with("#EXTINF")
+                        && !keyed
+                    {
+                        child.push_str(key_line);
+                        child.push('\n');
+                        keyed = true;
+                    }
                     if let Some(n) = line
                         .strip_prefix("seg_")
                         .and_then(|l| l.strip_suffix(".ts"))
@@ -592,10 +630,19 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
                         } else {
                             name
                         };
-                        files.push((
-                            format!("{dir}/{rel}"),
-                            std::fs::read(out.join(format!("seg_{n}.ts"))).unwrap(),
-                        ));
+                        let mut bytes = std::fs::read(out.join(format!("seg_{n}.ts"))).unwrap();
+                        if let Some((k, _)) = &key {
+                            let mut iv = [0u8; 16];
+                            iv[8..].copy_from_slice(&n.parse::<u64>().unwrap().to_be_bytes());
+                            bytes = openssl::symm::encrypt(
+                                openssl::symm::Cipher::aes_128_cbc(),
+                                k,
+                                Some(&iv),
+                                &bytes,
+                            )
+                            .unwrap();
+                        }
+                        files.push((format!("{dir}/{rel}"), bytes));
                         child.push_str(&rel);
                     } else {
                         child.push_str(line);
@@ -607,7 +654,17 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
                     .pointer("/outputSettings/hlsSettings")
                     .cloned()
                     .unwrap_or_default();
-                if let Some(group) = hs["audioGroupId"].as_str() {
+                if o.get("videoDescription").is_none()
+                    && hs["audioTrackType"] == "AUDIO_ONLY_VARIANT_STREAM"
+                {
+                    let rate = o
+                        .pointer("/audioDescriptions/0/codecSettings/aacSettings/bitrate")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(96_000);
+                    variants.push(format!(
+                        "#EXT-X-STREAM-INF:BANDWIDTH={rate},CODECS=\"mp4a.40.2\"\n{stream}.m3u8\n"
+                    ));
+                } else if let Some(group) = hs["audioGroupId"].as_str() {
                     media.push(format!(
                         "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"{stream}.m3u8\"\n"
                     ));
@@ -621,12 +678,17 @@ async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &
                     let fps = settings["framerateNumerator"].as_f64().unwrap()
                         / settings["framerateDenominator"].as_f64().unwrap();
                     let audio = hs["audioRenditionSets"].as_str();
+                    let video_codec = if c["codec"] == "H_265" {
+                        "hvc1.1.6.L120.90"
+                    } else {
+                        "avc1.64001f"
+                    };
                     variants.push(format!(
-                        "#EXT-X-STREAM-INF:BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={fps:.3},CODECS=\"{}\"{}\n{stream}.m3u8\n",
-                        settings["maxBitrate"].as_u64().unwrap_or(1) + 160_000,
+                        "#EXT-X-STREAM-INF:BANDWIDTH={},RESOLUTION={}x{},FRAME-RATE={fps:.3},CODECS=\"{video_codec}{}\"{}\n{stream}.m3u8\n",
+                        settings["maxBitrate"].as_u64().unwrap_or(1) + if audio.is_some() { 160_000 } else { 0 },
                         v["width"],
                         v["height"],
-                        if c["codec"] == "H_265" { "hvc1.1.6.L120.90,mp4a.40.2" } else { "avc1.64001f,mp4a.40.2" },
+                        if audio.is_some() { ",mp4a.40.2" } else { "" },
                         audio.map(|a| format!(",AUDIO=\"{a}\"")).unwrap_or_default()
                     ));
                 }

@@ -7,12 +7,14 @@ The body is the JSON the SDK sent (restJson wire names, e.g. `nameModifier`).
 Each wire name is mapped to the model's member name through the member's
 `locationName`; a name the model does not have is an error. The result is
 then checked with botocore's own `ParamValidator` (required members, types,
-minimum lengths and values), and here for what it leaves out: enum values
-and maximum values. Prints one line per problem and exits 1, or prints
+minimum lengths and values), and here for what it leaves out: enum values,
+maximum values and patterns (e.g. StaticKeyValue `^[A-Za-z0-9]{32}$`; a
+pattern Python's `re` cannot read, such as a Java `\p{…}` class, is skipped). Prints one line per problem and exits 1, or prints
 `ok` and exits 0.
 """
 
 import json
+import re
 import sys
 
 import botocore.session
@@ -54,6 +56,13 @@ def to_members(shape, value, path, problems):
     enum = shape.metadata.get("enum")
     if enum and value not in enum:
         problems.append(f"{path}: {value!r} is not one of {shape.name}'s values {enum}")
+    pattern = shape.metadata.get("pattern")
+    if pattern and isinstance(value, str):
+        try:
+            if not re.search(pattern, value):
+                problems.append(f"{path}: {value!r} does not match {shape.name}'s pattern {pattern}")
+        except re.error:
+            pass
     maximum = shape.metadata.get("max")
     if maximum is not None:
         size = len(value) if isinstance(value, (str, list)) else value

@@ -48,6 +48,10 @@ fn example_env() -> Vec<(String, String)> {
             "MEDIACONVERT_HOOK_SECRET".into(),
             "hook-secret-0123456789".into(),
         ),
+        (
+            "PLAYGATE_KEY_TOKEN_SECRET".into(),
+            "key-token-secret-0123456789abcdef0123".into(),
+        ),
     ]
 }
 

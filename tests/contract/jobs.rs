@@ -7,6 +7,7 @@ use playgate::pipeline::ladder::{LadderConfig, Source, plan};
 use playgate::pipeline::mediaconvert::MediaConvert;
 use playgate::store::{Job, JobState};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,12 +63,18 @@ async fn mediaconvert_client_speaks_the_wire_protocol() {
         created_at: 0,
         submissions: 0,
     };
-    let (id, version) = mc.submit(&job, "sources/clip/in.mp4", &p).await.unwrap();
+    let (id, version) = mc
+        .submit(&job, "sources/clip/in.mp4", &p, &[])
+        .await
+        .unwrap();
     assert_eq!(
         version, 3,
         "the version the job writes, from its userMetadata"
     );
-    let again = mc.submit(&job, "sources/clip/in.mp4", &p).await.unwrap();
+    let again = mc
+        .submit(&job, "sources/clip/in.mp4", &p, &[])
+        .await
+        .unwrap();
     assert_eq!(
         (id.clone(), version),
         again,
@@ -444,6 +451,22 @@ async fn encoding_pipeline(
     crate::gateway::Gateway,
     Arc<dyn playgate::storage::ObjectStore>,
 ) {
+    encoding_pipeline_with(m, dir, "", "", &[]).await
+}
+
+/// `encoding_pipeline` with extra `[pipeline]` keys, whole sections and
+/// environment.
+async fn encoding_pipeline_with(
+    m: &crate::moto::Moto,
+    dir: &std::path::Path,
+    pipeline: &str,
+    sections: &str,
+    env: &[(&str, &str)],
+) -> (
+    StandIn,
+    crate::gateway::Gateway,
+    Arc<dyn playgate::storage::ObjectStore>,
+) {
     let sdk = crate::moto::moto_sdk(&m.url).await;
     let (_dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
     let sources = playgate::storage::s3::S3Store::new(&sdk, "pgtest-src", true);
@@ -452,14 +475,15 @@ async fn encoding_pipeline(
     let stand_in = StandIn::start_encoding(outputs.clone(), Arc::new(sources)).await;
     let hook = dir.join("hook");
     std::fs::write(&hook, "mediaconvert-hook-secret-123").unwrap();
-    let g = crate::gateway::Gateway::start(
+    let g = crate::gateway::Gateway::start_with_env(
         dir,
         &m.url,
         &format!(
-            "[notify]\nmediaconvert_hook_secret_file = \"{}\"\n[pipeline]\nreconcile_after = \"1s\"\nreconcile_every = \"1s\"\n",
+            "[notify]\nmediaconvert_hook_secret_file = \"{}\"\n[pipeline]\nreconcile_after = \"1s\"\nreconcile_every = \"1s\"\n{pipeline}{sections}",
             hook.display()
         ),
         &format!("mediaconvert_endpoint = \"{}\"", stand_in.url),
+        env,
     )
     .await;
     stand_in.send_events_to(
@@ -549,4 +573,236 @@ async fn a_lost_create_job_answer_never_encodes_twice_into_the_same_keys() {
         Vec::<String>::new(),
         "no object written twice"
     );
+}
+
+/// A `[protection]` section whose content keys are data keys of a new KMS
+/// key in moto (its id returned too), with a key-token secret in `dir`.
+pub(crate) async fn kms_protection(
+    sdk: &aws_config::SdkConfig,
+    dir: &std::path::Path,
+) -> (String, String) {
+    let key = aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .description("playgate content keys")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let secret = dir.join("key-token-secret");
+    std::fs::write(&secret, "key-token-secret-0123456789abcdef0123").unwrap();
+    let section = format!(
+        "[protection]\nkms_key_id = \"{key}\"\ntoken_secret_file = \"{}\"\n",
+        secret.display()
+    );
+    (section, key)
+}
+
+/// An encrypted job in mode aws (`pipeline.encrypt`, keys as KMS data
+/// keys from moto's KMS): CreateJob has a group per rendition, each with
+/// its own `StaticKeyProvider` naming the gateway's key URL (the body
+/// passes botocore's model, patterns included: the stand-in checks it);
+/// the asset keeps only KMS blobs; the master is composed on COMPLETE; the
+/// key endpoint releases each key to a tier that has the rendition and
+/// refuses a lower tier; the key opens the segments MediaConvert wrote;
+/// nothing of a key reaches the gateway's log at trace level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_job_keys_each_rendition_and_plays_through_the_key_endpoint() {
+    let Some(m) = crate::moto::moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = crate::moto::moto_sdk(&m.url).await;
+    let (protection, kms_key) = kms_protection(&sdk, dir.path()).await;
+    let (stand_in, g, outputs) = encoding_pipeline_with(
+        &m,
+        dir.path(),
+        "encrypt = true\n",
+        &format!("{protection}[tiers.tiny]\nmax_height = 300\n"),
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let source = crate::media::small_source(dir.path(), 2);
+    let id = upload(&client, &g.base, &source).await;
+    let job = transcode(&client, &g.base, &id).await;
+    let job = wait_for_job(&client, &g.base, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "COMPLETE", "{job}\n{}", g.log());
+
+    // The request: a keyed group per rendition, distinct keys.
+    let body = stand_in.created().last().cloned().unwrap();
+    let mut static_keys: HashMap<String, (String, String)> = HashMap::new();
+    for group in body["settings"]["outputGroups"].as_array().unwrap() {
+        let Some(hls) = group.pointer("/outputGroupSettings/hlsGroupSettings") else {
+            continue;
+        };
+        let outputs = group["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), 1, "one rendition per group: {group}");
+        let rendition = outputs[0]["nameModifier"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('_');
+        assert_eq!(
+            hls["destination"],
+            format!("s3://pgtest-out/assets/{id}/v1/hls/{rendition}/master").as_str()
+        );
+        let p = &hls["encryption"]["staticKeyProvider"];
+        let url = p["url"].as_str().unwrap().to_owned();
+        assert!(
+            url.starts_with(&format!("https://play.example.com/v1/keys/{id}/")),
+            "{url}"
+        );
+        static_keys.insert(
+            rendition.to_owned(),
+            (url, p["staticKeyValue"].as_str().unwrap().to_owned()),
+        );
+    }
+    let mut names: Vec<&str> = static_keys.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["270p", "360p", "audio"]);
+    let mut values: Vec<&str> = static_keys.values().map(|(_, k)| k.as_str()).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 3, "a key per rendition");
+
+    // The record holds KMS blobs only; the API names the protected renditions.
+    let a = asset(&client, &g.base, &id).await;
+    assert_eq!(a["encryption"]["method"], "AES-128", "{a}");
+    let dynamo = playgate::store::dynamodb::DynamoStore::new(&sdk, "pgtest-records");
+    let record = playgate::store::StoreExt::get_asset(&dynamo, &id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let stored = serde_json::to_string(&record).unwrap();
+    assert!(
+        record
+            .content_keys
+            .iter()
+            .all(|k| k.wrapper == format!("kms:{kms_key}"))
+    );
+    for (_, hex) in static_keys.values() {
+        assert!(
+            !stored.to_lowercase().contains(&hex.to_lowercase()),
+            "a clear key is stored"
+        );
+    }
+
+    // The composed master: the audio rendition and both rungs.
+    let master = outputs
+        .get(
+            &playgate::storage::ObjectKey::parse(&format!("assets/{id}/v1/hls/master.m3u8"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let master = String::from_utf8(master.to_vec()).unwrap();
+    assert!(
+        master.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"program_audio\"")
+            && master.contains("URI=\"audio/master_audio.m3u8\"")
+            && master.contains("\n270p/master_270p.m3u8\n")
+            && master.contains("\n360p/master_360p.m3u8\n")
+            && master.matches("AUDIO=\"program_audio\"").count() == 2,
+        "{master}"
+    );
+
+    // The key endpoint: the cookie of a free master opens all three; the
+    // tiny tier (270p) is refused 360p's.
+    let cookie = |tier: &str| {
+        let (client, base, token) = (client.clone(), g.base.clone(), g.viewer_token(tier));
+        let id = id.clone();
+        async move {
+            let r = client
+                .get(format!("{base}/v1/play/{id}/master.m3u8"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with("playgate-keys="))
+                .expect("a key cookie")
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (free, tiny) = (cookie("free").await, cookie("tiny").await);
+    let fetch = |url: &str, cookie: &str| {
+        let path = url
+            .strip_prefix("https://play.example.com")
+            .unwrap()
+            .to_owned();
+        client
+            .get(format!("{}{path}", g.base))
+            .header("cookie", cookie.to_owned())
+            .send()
+    };
+    for (rendition, (url, hex)) in &static_keys {
+        let r = fetch(url, &free).await.unwrap();
+        assert_eq!(r.status(), 200, "{rendition}");
+        let got: String = r
+            .bytes()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            &got,
+            &hex.to_lowercase(),
+            "{rendition}: the key MediaConvert used"
+        );
+    }
+    let (url_360, hex_360) = &static_keys["360p"];
+    assert_eq!(fetch(url_360, &tiny).await.unwrap().status(), 403);
+    assert_eq!(
+        fetch(&static_keys["270p"].0, &tiny).await.unwrap().status(),
+        200
+    );
+
+    // The key opens what MediaConvert wrote: the first segment is TS.
+    let seg = outputs
+        .get(
+            &playgate::storage::ObjectKey::parse(&format!(
+                "assets/{id}/v1/hls/360p/master_360p_00001.ts"
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let key: Vec<u8> = (0..32)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex_360[i..i + 2], 16).unwrap())
+        .collect();
+    assert_ne!(seg.first(), Some(&0x47), "stored encrypted");
+    let mut iv = [0u8; 16];
+    iv[15] = 1;
+    let clear =
+        playgate::protect::encrypt::decrypt_segment(&key.try_into().unwrap(), &iv, &seg).unwrap();
+    assert_eq!(clear.first(), Some(&0x47), "MPEG-TS sync byte");
+
+    // Trace logging was on; no key in any spelling reached the log.
+    let log = g.log();
+    assert!(log.contains("TRACE"), "trace logging was on");
+    for (_, hex) in static_keys.values() {
+        use base64::Engine;
+        let raw: Vec<u8> = (0..32)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        for spelled in [
+            hex.to_lowercase(),
+            hex.to_uppercase(),
+            base64::engine::general_purpose::STANDARD.encode(&raw),
+        ] {
+            assert!(
+                !log.contains(&spelled),
+                "a content key is in the gateway's log"
+            );
+        }
+    }
 }

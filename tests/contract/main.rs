@@ -481,6 +481,7 @@ pub(crate) async fn job_awaiting_mediaconvert(
         failure: None,
         playability: None,
         source: None,
+        content_keys: Vec::new(),
         created_at: 0,
     };
     dynamo.put_asset(&asset, Expect::Absent).await.unwrap();

@@ -24,6 +24,19 @@ fn cookie_for(jar: &[(String, String)], path: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mediaconvert_output_plays_per_tier_at_the_edge() {
+    plays_per_tier_at_the_edge(false).await;
+}
+
+/// The same with `pipeline.encrypt` (KMS data keys from moto's KMS): a
+/// MediaConvert group per rendition, the master composed, the segments
+/// encrypted at rest, and ffmpeg plays the URL tier through the edge with
+/// each key fetched from the gateway with its key token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_mediaconvert_output_plays_per_tier_at_the_edge() {
+    plays_per_tier_at_the_edge(true).await;
+}
+
+async fn plays_per_tier_at_the_edge(encrypted: bool) {
     let Some(m) = crate::moto::moto() else { return };
     let sdk = crate::moto::moto_sdk(&m.url).await;
     let (_dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
@@ -41,6 +54,12 @@ async fn mediaconvert_output_plays_per_tier_at_the_edge() {
     );
     let hook = dir.path().join("hook");
     std::fs::write(&hook, "mediaconvert-hook-secret-123").unwrap();
+    let protection = if encrypted {
+        let (section, _) = crate::jobs::kms_protection(&sdk, dir.path()).await;
+        format!("[pipeline]\nencrypt = true\n{section}")
+    } else {
+        String::new()
+    };
     // A webhook receiver: what the job's end announces.
     let (announced_tx, mut announced) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -74,7 +93,7 @@ delivery = "urls"
 mediaconvert_hook_secret_file = "{hook}"
 webhook_url = "http://{receiver_addr}/hook"
 webhook_secret_file = "{webhook}"
-"#,
+{protection}"#,
             hook = hook.display(),
             webhook = dir.path().join("webhook").display()
         ),
@@ -232,7 +251,31 @@ webhook_secret_file = "{webhook}"
             (path, pair)
         })
         .collect();
-    assert_eq!(jar.len(), 6, "two renditions' triples: {jar:?}");
+    let key_cookies = jar
+        .iter()
+        .filter(|(p, _)| p.starts_with("/v1/keys/"))
+        .count();
+    assert_eq!(
+        key_cookies,
+        usize::from(encrypted),
+        "the key cookie, when encrypted: {jar:?}"
+    );
+    assert_eq!(
+        jar.len() - key_cookies,
+        6,
+        "two renditions' triples: {jar:?}"
+    );
+    if encrypted {
+        let seg = all_files("270p")
+            .into_iter()
+            .find(|f| f.ends_with(".ts"))
+            .unwrap();
+        let bytes = outputs
+            .get(&playgate::storage::ObjectKey::parse(&seg).unwrap())
+            .await
+            .unwrap();
+        assert_ne!(bytes.first(), Some(&0x47), "{seg} is stored encrypted");
+    }
     let body = master.text().await.unwrap();
     assert!(!body.contains("360p"), "{body}");
     for (rendition, open) in [("270p", true), ("audio", true), ("360p", false)] {
@@ -419,7 +462,9 @@ async fn both_documented_layouts_become_one_directory_per_rendition() {
         created_at: 0,
         submissions: 0,
     };
-    mc.submit(&job, "sources/a/in.mp4", &plan).await.unwrap();
+    mc.submit(&job, "sources/a/in.mp4", &plan, &[])
+        .await
+        .unwrap();
     let mut sent = stand_in.created()[0].clone();
     for _ in 0..100 {
         if outputs.list("assets/a/v1/thumbs/").await.unwrap().len() == 1 {

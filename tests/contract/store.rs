@@ -120,6 +120,14 @@ async fn typed_records_round_trip(s: &dyn Store) {
         failure: None,
         playability: None,
         source: None,
+        // The wrapped form only (what `protect` stores).
+        content_keys: vec![playgate::protect::ContentKey {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            version: 2,
+            rendition: "720p".into(),
+            wrapped: "AAECAw==".into(),
+            wrapper: "local:abcdef".into(),
+        }],
         created_at: 1,
     };
     let rev = s.put_asset(&asset, Expect::Absent).await.unwrap();

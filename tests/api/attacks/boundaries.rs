@@ -21,6 +21,7 @@ async fn local_job(app: &TestApp, asset: &str, backend: Option<&str>) -> Job {
         failure: None,
         playability: None,
         source: None,
+        content_keys: Vec::new(),
         created_at: now(),
     };
     app.state.store.put_asset(&a, Expect::Absent).await.unwrap();

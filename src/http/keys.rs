@@ -1,0 +1,63 @@
+//! `GET /v1/keys/{asset}/{key}`: the 16 bytes of a content key
+//! (`application/octet-stream`, `private, no-store`), only for a key token
+//! that grants the key's rendition: `?kt=` (URL delivery: the gateway put
+//! it on the key URI of the media playlist) or the `playgate-keys` cookie
+//! (cookie delivery: set with the master, for this path only).
+//!
+//! 404 for an unknown asset or key (before any token is looked at); 401
+//! without a token; 403 for a token that is expired, for another asset or
+//! address, or that does not grant the key's rendition.
+
+use crate::domain::AssetId;
+use crate::error::{Error, Result};
+use crate::http::extract::Path;
+use crate::protect::{COOKIE, TOKEN_PARAM, is_key_id};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+/// The key token: the query's `kt`, else the cookie.
+fn token_of(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let from_query = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == TOKEN_PARAM)
+            .map(|(_, v)| v.into_owned())
+    });
+    from_query.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == COOKIE)
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+pub async fn key(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((asset, key)): Path<(AssetId, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if !is_key_id(&key) {
+        return Err(Error::NotFound);
+    }
+    let token = token_of(&uri, &headers);
+    let clear = state
+        .play
+        .content_key(&asset, &key, token.as_deref(), Some(peer.ip()))
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        clear.expose().to_vec(),
+    )
+        .into_response())
+}
