@@ -1183,16 +1183,17 @@ impl Play {
         (!tokens.is_empty()).then_some((p, tokens))
     }
 
-    /// `GET /v1/keys/{asset}/{key}`: the clear key, if `token` opens its
-    /// rendition for a client at `client`.
+    /// `GET /v1/keys/{asset}/{key}`: the clear key, if one of `tokens`
+    /// opens its rendition for a client at `client` (else the first
+    /// token's refusal).
     pub async fn content_key(
         &self,
         id: &AssetId,
         key_id: &str,
-        token: Option<&str>,
+        tokens: &[String],
         client: Option<IpAddr>,
     ) -> Result<crate::protect::ClearKey, PlayError> {
-        let out = self.content_key_inner(id, key_id, token, client).await;
+        let out = self.content_key_inner(id, key_id, tokens, client).await;
         match &out {
             Ok(_) => self.counted_keys.issued.inc(),
             Err(_) => self.counted_keys.refused.inc(),
@@ -1204,7 +1205,7 @@ impl Play {
         &self,
         id: &AssetId,
         key_id: &str,
-        token: Option<&str>,
+        tokens: &[String],
         client: Option<IpAddr>,
     ) -> Result<crate::protect::ClearKey, PlayError> {
         let p = self.protection.as_ref().ok_or(PlayError::UnknownAsset)?;
@@ -1216,18 +1217,18 @@ impl Play {
             .iter()
             .find(|k| k.id == key_id)
             .ok_or(PlayError::UnknownAsset)?;
-        let token = token.ok_or(PlayError::KeyRefused(
-            crate::protect::token::Refusal::Missing,
-        ))?;
-        p.tokens
-            .check(
-                token,
-                id.as_str(),
-                &key.rendition,
-                client,
-                self.clock.now_epoch(),
-            )
-            .map_err(PlayError::KeyRefused)?;
+        let now = self.clock.now_epoch();
+        let checked: Vec<_> = tokens
+            .iter()
+            .map(|t| p.tokens.check(t, id.as_str(), &key.rendition, client, now))
+            .collect();
+        if !checked.iter().any(Result::is_ok) {
+            let first = checked
+                .into_iter()
+                .find_map(Result::err)
+                .unwrap_or(crate::protect::token::Refusal::Missing);
+            return Err(PlayError::KeyRefused(first));
+        }
         Ok(p.clear_key(id, key).await?)
     }
 }

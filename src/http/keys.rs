@@ -18,23 +18,24 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
-/// The key token: the query's `kt`, else the cookie.
-fn token_of(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let from_query = uri.query().and_then(|q| {
+/// The key tokens offered, in order: the query's `kt`, then every
+/// `playgate-keys` cookie (a browser may hold an older one beside the
+/// current; any one that opens the key will do). At most 8.
+fn tokens_of(uri: &Uri, headers: &HeaderMap) -> Vec<String> {
+    let query = uri.query().into_iter().flat_map(|q| {
         form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == TOKEN_PARAM)
+            .filter(|(k, _)| k == TOKEN_PARAM)
             .map(|(_, v)| v.into_owned())
     });
-    from_query.or_else(|| {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v.to_owned())
-    })
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .filter(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned());
+    query.chain(cookies).take(8).collect()
 }
 
 pub async fn key(
@@ -47,10 +48,10 @@ pub async fn key(
     if !is_key_id(&key) {
         return Err(Error::NotFound);
     }
-    let token = token_of(&uri, &headers);
+    let tokens = tokens_of(&uri, &headers);
     let clear = state
         .play
-        .content_key(&asset, &key, token.as_deref(), Some(peer.ip()))
+        .content_key(&asset, &key, &tokens, Some(peer.ip()))
         .await?;
     Ok((
         [

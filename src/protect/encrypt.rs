@@ -135,6 +135,28 @@ fn encrypt_rendition(dir: &Path, key: &ClearKey, url: &str) -> Result<String, En
     Ok(out)
 }
 
+/// The media playlists a master names (variants and `EXT-X-MEDIA`
+/// renditions; not I-frame playlists, which encryption drops).
+fn master_playlists(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("#EXT-X-I-FRAME-STREAM-INF") {
+            continue;
+        }
+        if !line.starts_with('#') {
+            out.push(line);
+        } else if line.starts_with("#EXT-X-MEDIA:")
+            && let Some(uri) = line
+                .split("URI=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+        {
+            out.push(uri);
+        }
+    }
+    out
+}
+
 /// Encrypts every rendition named in `keys` (rendition, key URL, key)
 /// under `dir/hls/`; drops I-frame playlists from the tree and the master.
 /// A rendition is rewritten only after all its segments are; an error
@@ -148,6 +170,23 @@ pub fn encrypt_tree(dir: &Path, keys: &[(String, String, ClearKey)]) -> Result<(
             why: "an encrypted version has no DASH (clear-key protection is HLS AES-128)".into(),
         });
     }
+    // Every playlist the master names must be one of these renditions'
+    // `index.m3u8`: anything else would be published in the clear.
+    let master = hls.join("master.m3u8");
+    let text = std::fs::read_to_string(&master).map_err(io(&master))?;
+    for uri in master_playlists(&text) {
+        let ours = uri
+            .strip_suffix("/index.m3u8")
+            .is_some_and(|r| keys.iter().any(|(k, _, _)| k == r));
+        if !ours {
+            return Err(EncryptError::Playlist {
+                path: master.clone(),
+                why: format!(
+                    "{uri} is not a rendition directory's index.m3u8; only that layout (the local encoder's) is encrypted"
+                ),
+            });
+        }
+    }
     for (rendition, url, key) in keys {
         let rdir = hls.join(rendition);
         let playlist = encrypt_rendition(&rdir, key, url)?;
@@ -158,8 +197,6 @@ pub fn encrypt_tree(dir: &Path, keys: &[(String, String, ClearKey)]) -> Result<(
             std::fs::remove_file(&iframes).map_err(io(&iframes))?;
         }
     }
-    let master = hls.join("master.m3u8");
-    let text = std::fs::read_to_string(&master).map_err(io(&master))?;
     if text.contains("#EXT-X-I-FRAME-STREAM-INF") {
         let kept: String = text
             .lines()
@@ -278,6 +315,29 @@ mod tests {
             b"five five five five",
             "nothing was encrypted"
         );
+    }
+
+    #[test]
+    fn a_master_naming_any_other_playlist_is_refused() {
+        for master in [
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\n720p/index.m3u8\n",
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nmaster_360p.m3u8\n",
+            "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"a\",URI=\"audio/index.m3u8\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/index.m3u8\n",
+        ] {
+            let d = tree();
+            std::fs::write(d.path().join("hls/master.m3u8"), master).unwrap();
+            let err = encrypt_tree(
+                d.path(),
+                &[("360p".into(), "u".into(), Secret::new([1; 16]))],
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("only that layout"), "{err}");
+            assert_eq!(
+                std::fs::read(d.path().join("hls/360p/seg_00005.m4s")).unwrap(),
+                b"five five five five",
+                "nothing was encrypted"
+            );
+        }
     }
 
     #[test]
