@@ -5,7 +5,11 @@
 #    real ffmpeg clip, viewer JWT on every request, cookies set on every
 #    response) next to nginx serving the same filtered master as a static
 #    file, with the same wrk settings in this run: ROUNDS (3) alternating
-#    runs of DURATION (5s) each, medians, the ratio (target >= 0.7).
+#    runs of DURATION (5s) each, medians, the ratio (target >= 0.8).
+#    Then, for each server, what a request costs as the kernel counts it
+#    (scripts/load/counts.sh): user and kernel CPU and context switches
+#    per request over a 3 s run, and system calls per request under
+#    `strace -c -f` in a separate 2 s pass.
 # 2. The launch mix (scripts/load/mix.lua): 80% masters over TOKENS (1000)
 #    viewer tokens and 3 tiers, 15% URL-mode media playlists, 5% cookie
 #    signing, for MIX_DURATION (10s) flat out: requests/s, p50/p99/p999,
@@ -95,7 +99,33 @@ print(f"wrk -t{threads} -c{conns} -d{duration} x {rounds} alternating rounds, lo
 print(f"{'server':<34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   runs req/s")
 print(f"{'playgate (JWT + filter + cookies)':<34} {pg[0]:>10.0f} {pg[1]:>8.2f} {pg[2]:>8.2f}   {' '.join(f'{r:.0f}' for r in pg_runs)}")
 print(f"{'nginx (static file)':<34} {ng[0]:>10.0f} {ng[1]:>8.2f} {ng[2]:>8.2f}   {' '.join(f'{r:.0f}' for r in ng_runs)}")
-print(f"ratio playgate/nginx: {pg[0] / ng[0]:.2f} (target >= 0.7)")
+print(f"ratio playgate/nginx: {pg[0] / ng[0]:.2f} (target >= 0.8)")
+PY
+
+# 1b. The cost of one request, counted.
+source scripts/load/counts.sh
+nginx_master="$(cat "$work/nginx.pid")"
+nginx_pids="$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')"
+COUNT_PIDS="$PG_PID" per_request playgate "$master" "Authorization: Bearer $token"
+COUNT_PIDS="$nginx_pids" per_request nginx "http://127.0.0.1:$NGINX_PORT/master.m3u8"
+COUNT_PIDS="$PG_PID" syscalls playgate "$master" "Authorization: Bearer $token"
+COUNT_PIDS="$nginx_pids" syscalls nginx "http://127.0.0.1:$NGINX_PORT/master.m3u8"
+python3 - "$work" <<'PY'
+import sys
+work = sys.argv[1]
+def kv(name):
+    out = {}
+    for line in open(f"{work}/counts-{name}.txt"):
+        for pair in line.split():
+            k, v = pair.split("=", 1)
+            out[k] = v
+    return out
+print()
+print("per request (user/kernel CPU and context switches over a 3 s run; system calls under strace -c -f in a separate 2 s pass)")
+print(f"{'server':<10} {'user us':>8} {'kernel us':>10} {'ctx sw':>7} {'syscalls':>9}   most frequent (per request)")
+for name in ("playgate", "nginx"):
+    r = kv(name)
+    print(f"{name:<10} {float(r['user_us']):>8.2f} {float(r['kernel_us']):>10.2f} {float(r['ctx']):>7.3f} {float(r['syscalls']):>9.2f}   {r['top']}")
 PY
 
 # 2. The mix, flat out, then at half the rate it reached.

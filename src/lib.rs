@@ -93,63 +93,166 @@ pub async fn run(
 /// When `shutdown` resolves, the listener closes, in-flight requests
 /// finish (idle connections close), and after `server.shutdown_grace`
 /// whatever is left is dropped.
+///
+/// With `server.worker_threads` = N > 0 (the default: one per core), N
+/// threads each run a single-threaded runtime and serve the connections
+/// handed to them, start to end, as nginx runs one worker per core: a
+/// request never wakes another thread. Connections are dealt round-robin
+/// by one acceptor (on the caller's runtime), so the workers carry equal
+/// shares whatever the kernel's wake-up order. With 0, connections are
+/// tasks on the caller's (work-stealing) runtime.
 pub async fn serve(
     state: state::AppState,
     make: impl FnOnce(state::AppState) -> axum::Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let grace = state.config.server.shutdown_grace;
-    let header_timeout = state.config.server.header_timeout;
+    let conn = Connections {
+        grace: state.config.server.shutdown_grace,
+        header_timeout: state.config.server.header_timeout,
+    };
+    let threads = state.config.server.worker_threads;
     let app = make(state);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    if threads == 0 {
+        conn.serve(app, Incoming::Listener(listener), shutdown)
+            .await;
+        tracing::info!("stopped");
+        return Ok(());
+    }
+    let mut workers = Vec::with_capacity(threads);
+    let mut hand_to = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let app = app.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), RunError>>();
+        std::thread::Builder::new()
+            .name(format!("playgate-io-{i}"))
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| {
+                        // Ends when the acceptor drops its sender.
+                        rt.block_on(conn.serve(app, Incoming::Handed(rx), std::future::pending()))
+                    })
+                    .map_err(RunError::from);
+                let _ = done_tx.send(served);
+            })?;
+        hand_to.push(tx);
+        workers.push(done_rx);
+    }
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut next = 0usize;
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+        tokio::select! {
+            accepted = listener.accept() => match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
+                Ok(handed) => {
+                    let _ = hand_to[next % threads].send(handed);
+                    next = next.wrapping_add(1);
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: wait, go on.
                     tracing::warn!(reason = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
                 }
             },
             () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let svc = tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo::<SocketAddr>(peer));
-                req
-            },
-        );
-        let conn = http.serve_connection(
-            TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(svc),
-        );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(reason = %e, "connection ended with an error");
-            }
-        });
+        }
     }
     drop(listener);
-    tracing::info!("shutdown requested; draining in-flight requests");
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
+    drop(hand_to);
+    for w in workers {
+        if let Ok(Err(e)) = w.await {
+            return Err(e);
         }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where a connection loop's connections come from: its own listener, or
+/// an acceptor handing them over (`None` once it stops).
+enum Incoming {
+    Listener(TcpListener),
+    Handed(tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>),
+}
+
+impl Incoming {
+    async fn next(&mut self) -> Option<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> {
+        match self {
+            Incoming::Listener(l) => Some(l.accept().await),
+            Incoming::Handed(rx) => {
+                let (s, peer) = rx.recv().await?;
+                Some(tokio::net::TcpStream::from_std(s).map(|s| (s, peer)))
+            }
+        }
+    }
+}
+
+/// How connections are served (one accept loop's settings).
+#[derive(Clone, Copy)]
+struct Connections {
+    grace: std::time::Duration,
+    header_timeout: std::time::Duration,
+}
+
+impl Connections {
+    /// Serves what `incoming` yields until it ends or `shutdown`, then
+    /// drains for `grace`.
+    async fn serve(
+        self,
+        app: axum::Router,
+        mut incoming: Incoming,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                next = incoming.next() => match next {
+                    Some(Ok(a)) => a,
+                    Some(Err(e)) => {
+                        // Out of file descriptors and the like: wait, go on.
+                        tracing::warn!(reason = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    None => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = tower::ServiceExt::map_request(
+                app.clone(),
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo::<SocketAddr>(peer));
+                    req
+                },
+            );
+            let conn = http.serve_connection(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(svc),
+            );
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(reason = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(incoming);
+        tracing::info!("shutdown requested; draining in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(self.grace) => {
+                tracing::warn!(grace_secs = self.grace.as_secs(), "grace period over; closing remaining connections");
+            }
+        }
+    }
 }

@@ -596,9 +596,15 @@ impl Play {
             expires,
             ip,
         };
-        if let Some(hit) = self.masters.get(&key).await {
+        // Never longer than the shared entry would stay fresh.
+        let near_ttl = self.config.cache.origin_fresh.min(near::TTL);
+        if let Some(hit) = near::get(&key, near_ttl) {
             self.counted_masters.count(true);
             return Ok(hit);
+        }
+        if let Some(hit) = self.masters.get(&key).await {
+            self.counted_masters.count(true);
+            return Ok(near::put(key, hit));
         }
         let build = self.build(key.clone(), viewer.rules, &asset);
         let entry = self
@@ -608,7 +614,7 @@ impl Play {
             .await
             .map_err(Arc::unwrap_or_clone)?;
         self.counted_masters.count(!entry.is_fresh());
-        Ok(entry.into_value())
+        Ok(near::put(key, entry.into_value()))
     }
 
     /// Reads `url` (a CDN URL of this deployment) from the origin.
@@ -1230,6 +1236,80 @@ impl Play {
             return Err(PlayError::KeyRefused(first));
         }
         Ok(p.clear_key(id, key).await?)
+    }
+}
+
+/// Each thread's own copies of the entitlements it served in the last
+/// second (at most `cache.origin_fresh`), in front of the shared `masters` cache: a popular master is
+/// then answered without touching memory another core writes (the shared
+/// entry's reference counts, moka's bookkeeping), which under load cost
+/// more than the lookup itself. The key is the masters cache's (version,
+/// tier rules by identity, expiry bucket, …), so a new version or new
+/// rules never meet an old copy; the asset's state and `min_tier` are
+/// checked before either cache. At most `CAPACITY` keys a thread (then it
+/// starts over); never an entitlement built from stale origin copies.
+mod near {
+    use super::{Entitlement, MasterKey};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const CAPACITY: usize = 256;
+    pub(super) const TTL: Duration = Duration::from_secs(1);
+
+    type Copies = HashMap<MasterKey, (Arc<Entitlement>, Instant)>;
+
+    thread_local! {
+        static NEAR: RefCell<Copies> = RefCell::new(HashMap::new());
+    }
+
+    /// This thread's copy of `key`'s entitlement, made less than `ttl` ago.
+    pub(super) fn get(key: &MasterKey, ttl: Duration) -> Option<Arc<Entitlement>> {
+        NEAR.with(|n| {
+            let n = n.borrow();
+            let (e, at) = n.get(key)?;
+            (at.elapsed() < ttl).then(|| e.clone())
+        })
+    }
+
+    /// Keeps this thread's copy of `shared`; returns it (or `shared`).
+    pub(super) fn put(key: MasterKey, shared: Arc<Entitlement>) -> Arc<Entitlement> {
+        if shared.stale {
+            return shared;
+        }
+        let own = Arc::new(shared.own_copy());
+        NEAR.with(|n| {
+            let mut n = n.borrow_mut();
+            if n.len() >= CAPACITY {
+                n.clear();
+            }
+            n.insert(key, (own.clone(), Instant::now()));
+        });
+        own
+    }
+}
+
+impl Entitlement {
+    /// A copy sharing no buffer with `self` (the body and header values
+    /// copied, not reference-counted).
+    fn own_copy(&self) -> Entitlement {
+        Entitlement {
+            asset: self.asset.clone(),
+            format: self.format,
+            delivery: self.delivery,
+            body: bytes::Bytes::copy_from_slice(&self.body),
+            grants: self.grants.clone(),
+            cookies: self.cookies.clone(),
+            set_cookie: self
+                .set_cookie
+                .iter()
+                .filter_map(|v| axum::http::HeaderValue::from_bytes(v.as_bytes()).ok())
+                .collect(),
+            renditions: self.renditions.clone(),
+            expires: self.expires,
+            stale: self.stale,
+        }
     }
 }
 

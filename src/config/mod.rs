@@ -278,6 +278,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
+    /// Threads serving connections, each with its own single-threaded
+    /// runtime (one per core by default); 0: the shared work-stealing
+    /// runtime.
+    pub worker_threads: usize,
     pub shutdown_grace: Duration,
     pub max_body: u64,
     pub max_concurrency: usize,
@@ -590,6 +594,12 @@ impl Config {
             && !is_http_url(u)
         {
             bad("origin.http_base", "must be an absolute http(s) URL".into());
+        }
+        if self.server.worker_threads > 256 {
+            bad(
+                "server.worker_threads",
+                "at most 256 (one per core is the default; 0 serves on the shared runtime)".into(),
+            );
         }
         if self.server.header_timeout.is_zero() {
             bad("server.header_timeout", "must be more than zero".into());
@@ -947,6 +957,10 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
             public_url: s.or("public_url", format!("http://{listen}")),
             request_timeout: dur(s, "request_timeout", "30s"),
             header_timeout: dur(s, "header_timeout", "10s"),
+            worker_threads: s.or(
+                "worker_threads",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             shutdown_grace: dur(s, "shutdown_grace", "20s"),
             max_body: s.or("max_body", Size(1 << 20)).0,
             max_concurrency: s.or("max_concurrency", 1024usize),

@@ -4,6 +4,17 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn shutdown_finishes_the_in_flight_request() {
+    finishes_the_in_flight_request("").await;
+}
+
+/// The same with connections served on the shared runtime
+/// (`server.worker_threads = 0`) instead of one thread per core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_in_flight_request_on_the_shared_runtime() {
+    finishes_the_in_flight_request("worker_threads = 0").await;
+}
+
+async fn finishes_the_in_flight_request(server: &str) {
     let started = std::sync::Arc::new(tokio::sync::Notify::new());
     let s2 = started.clone();
     let routes = axum::Router::new().route(
@@ -17,7 +28,7 @@ async fn shutdown_finishes_the_in_flight_request() {
             }
         }),
     );
-    let mut app = spawn_app_with("", routes).await;
+    let mut app = spawn_app_with(server, routes).await;
     let url = app.url("/test/slow");
     let client = app.client.clone();
     let in_flight = tokio::spawn(async move { client.get(url).send().await });
