@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
                 black_box(p.as_bytes()),
                 Some(&base),
                 query.len(),
-                |abs| {
+                |abs, _| {
                     // As `Play::signed_media` checks.
                     if !covered(abs) && !covered(&abs[..abs.find(['?', '#']).unwrap_or(abs.len())])
                     {
@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
                 black_box(p.as_bytes()),
                 Some(&base),
                 query.len(),
-                |abs| {
+                |abs, _| {
                     let k = &abs[..abs.find('?').unwrap_or(abs.len())];
                     Some(split.get(k).map_or(query.as_str(), String::as_str))
                 },

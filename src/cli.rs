@@ -641,11 +641,7 @@ fn keygen(out: &Path, ec: bool, force: bool, kek_only: bool) -> Result<ExitCode,
         .map_err(|e| Fail(format!("cannot create {}: {e}", out.display())))?;
     let mut kek = [0u8; 32];
     openssl::rand::rand_bytes(&mut kek).map_err(|e| Fail(format!("no randomness: {e}")))?;
-    let kek: String = kek
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .chain(["\n".into()])
-        .collect();
+    let kek = crate::domain::hex(&kek) + "\n";
     if kek_only {
         let path = out.join("content_kek");
         if !force && path.exists() {

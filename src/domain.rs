@@ -115,9 +115,35 @@ id_type!(
     JobId, "job id", "[A-Za-z0-9][A-Za-z0-9_-]{0,127}", 128, alnum, alnum_dash
 );
 
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 bytes from 64 hex digits.
+pub fn hex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let hex = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let b: [u8; 32] = std::array::from_fn(|i| (i * 8) as u8);
+        assert_eq!(hex32(&hex(&b)), Some(b));
+        assert_eq!(&hex(&[0, 15, 255]), "000fff");
+        assert_eq!(hex32("zz"), None);
+    }
 
     #[test]
     fn asset_ids() {

@@ -698,27 +698,15 @@ impl Play {
                     .filter(|u| u.kind.is_rendition())
                     .filter_map(|u| u.url.as_ref().map(Url::to_string))
                     .collect();
-                // Cookie delivery: the media playlists come from the CDN
-                // as stored, so the key URIs in them carry nothing; a
-                // cookie for the gateway's key path does.
-                let key_cookie = (delivery == Delivery::Cookies)
-                    .then(|| self.key_cookie(&key, asset, &renditions))
-                    .flatten();
-                let mut ent = self.entitlement(
+                self.entitlement(
                     &key,
+                    asset,
                     delivery,
                     auth.playlist,
                     auth.grants,
                     renditions,
                     stale,
-                );
-                if let Some(c) = key_cookie {
-                    if let Ok(v) = axum::http::HeaderValue::from_str(&c.set_cookie) {
-                        ent.set_cookie.push(v);
-                    }
-                    ent.cookies.push(c);
-                }
-                ent
+                )
             }
             Format::Dash => {
                 let opts_mpd = crate::dash::mpd::MpdOptions {
@@ -753,7 +741,15 @@ impl Play {
                     .filter(|r| r.kept)
                     .map(|r| r.id.clone())
                     .collect();
-                self.entitlement(&key, Delivery::Cookies, f.mpd, grants, renditions, stale)
+                self.entitlement(
+                    &key,
+                    asset,
+                    Delivery::Cookies,
+                    f.mpd,
+                    grants,
+                    renditions,
+                    stale,
+                )
             }
         };
         Ok(Arc::new(ent))
@@ -888,9 +884,14 @@ impl Play {
         })
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one entitlement, each built by the caller"
+    )]
     fn entitlement(
         &self,
         key: &MasterKey,
+        asset: &Asset,
         delivery: Delivery,
         body: String,
         grants: Vec<Grant>,
@@ -898,7 +899,12 @@ impl Play {
         stale: bool,
     ) -> Entitlement {
         let cookies = if delivery == Delivery::Cookies {
-            self.cookies(&grants, key.expires)
+            // The media playlists come from the CDN as stored, so the key
+            // URIs in them carry nothing; a cookie for the gateway's key
+            // path does.
+            let mut c = self.cookies(&grants, key.expires);
+            c.extend(self.key_cookie(key, asset, &renditions));
+            c
         } else {
             Vec::new()
         };
@@ -922,41 +928,53 @@ impl Play {
 
     /// The cookies that carry `grants` until `expires`.
     fn cookies(&self, grants: &[Grant], expires: u64) -> Vec<CookieGrant> {
-        let cdn = &self.config.cdn;
-        let same_site = match cdn.same_site {
-            crate::config::SameSite::None => "None",
-            crate::config::SameSite::Lax => "Lax",
-            crate::config::SameSite::Strict => "Strict",
-        };
+        let domain = self.config.cdn.cookie_domain.as_deref();
         let mut out = Vec::new();
         for g in grants {
             let Some(path) = g.scope.cookie_path() else {
                 continue;
             };
-            let attrs = CookieAttrs {
-                domain: cdn.cookie_domain.as_deref(),
-                path,
-                secure: cdn.cookie_secure,
-                http_only: true,
-                same_site: cdn.same_site,
-                expires,
-                max_age: None,
-            };
             for (name, value) in g.signature.cookies() {
-                out.push(CookieGrant {
-                    name,
-                    set_cookie: set_cookie(name, &value, &attrs),
-                    value,
-                    path: path.to_owned(),
-                    domain: cdn.cookie_domain.clone(),
-                    expires,
-                    secure: cdn.cookie_secure,
-                    http_only: true,
-                    same_site,
-                });
+                out.push(self.cookie(name, value, path, domain, expires));
             }
         }
         out
+    }
+
+    /// One HttpOnly cookie with the CDN cookies' `Secure` and `SameSite`.
+    fn cookie(
+        &self,
+        name: &'static str,
+        value: String,
+        path: &str,
+        domain: Option<&str>,
+        expires: u64,
+    ) -> CookieGrant {
+        let cdn = &self.config.cdn;
+        let attrs = CookieAttrs {
+            domain,
+            path,
+            secure: cdn.cookie_secure,
+            http_only: true,
+            same_site: cdn.same_site,
+            expires,
+            max_age: None,
+        };
+        CookieGrant {
+            name,
+            set_cookie: set_cookie(name, &value, &attrs),
+            value,
+            path: path.to_owned(),
+            domain: domain.map(str::to_owned),
+            expires,
+            secure: cdn.cookie_secure,
+            http_only: true,
+            same_site: match cdn.same_site {
+                crate::config::SameSite::None => "None",
+                crate::config::SameSite::Lax => "Lax",
+                crate::config::SameSite::Strict => "Strict",
+            },
+        }
     }
 
     /// URL delivery: the media playlist `rest` (e.g. `720p/index.m3u8`) of
@@ -996,8 +1014,8 @@ impl Play {
             other => PlayError::Origin(other),
         })?;
         let url = Url::parse(&wire).map_err(|e| PlayError::Content(e.to_string()))?;
-        // The key URIs get a key token for this playlist's rendition (and
-        // never a CDN signature: `is_key` below).
+        // The key URIs get a key token for this playlist's rendition,
+        // never a CDN signature, wherever the gateway is.
         let tokens = self.key_tokens(
             &asset,
             version,
@@ -1005,19 +1023,12 @@ impl Play {
             policy.expires,
             policy.ip.and(client_ip),
         );
-        let keyed = match &tokens {
-            Some((p, t)) => crate::hls::media::with_key_queries(&fetched.bytes, |uri| {
-                let kid = p.key_id_of(id, uri)?;
-                t.get(kid)
-                    .map(|tok| format!("{}={tok}", crate::protect::TOKEN_PARAM))
-            })
-            .map_err(|e| PlayError::Content(e.to_string()))?,
-            None => std::borrow::Cow::Borrowed(&fetched.bytes[..]),
-        };
-        let is_key = |abs: &str| {
-            tokens
-                .as_ref()
-                .is_some_and(|(p, _)| p.key_id_of(id, abs).is_some())
+        // `Some(query)` for the gateway's key URIs (`None` when not this
+        // rendition's), `None` for anything else.
+        let key_query = |abs: &str| -> Option<Option<&str>> {
+            let (p, t) = tokens.as_ref()?;
+            let kid = p.key_id_of(id, abs)?;
+            Some(t.get(kid).map(String::as_str))
         };
         // The viewer's signature covers the whole rendition (one pattern
         // per rendition): it goes on every URI, as the viewer holds it, in
@@ -1028,20 +1039,24 @@ impl Play {
         // expiry) are at hand.
         let covered = matcher(&policy.resource);
         let mut uncovered: Vec<String> = Vec::new();
-        let body = crate::hls::media::sign_each(&keyed, Some(&url), cf.len(), |abs| {
-            if is_key(abs) {
-                return None;
-            }
-            // A prefix pattern matches the URL with its query as well.
-            if !covered(abs) {
-                let k = without_query(abs);
-                if !covered(k) {
-                    uncovered.push(k.to_owned());
+        let body =
+            crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs, same| {
+                if let Some(q) = key_query(abs) {
+                    return q;
                 }
-            }
-            Some(cf.as_str())
-        })
-        .map_err(|e| PlayError::Content(e.to_string()))?;
+                if !same {
+                    return None;
+                }
+                // A prefix pattern matches the URL with its query as well.
+                if !covered(abs) {
+                    let k = without_query(abs);
+                    if !covered(k) {
+                        uncovered.push(k.to_owned());
+                    }
+                }
+                Some(cf.as_str())
+            })
+            .map_err(|e| PlayError::Content(e.to_string()))?;
         let body = if uncovered.is_empty() {
             body
         } else {
@@ -1062,8 +1077,11 @@ impl Play {
                     extra.insert(k, sig.query());
                 }
             }
-            crate::hls::media::sign_each(&keyed, Some(&url), cf.len(), |abs| {
-                if is_key(abs) {
+            crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs, same| {
+                if let Some(q) = key_query(abs) {
+                    return q;
+                }
+                if !same {
                     return None;
                 }
                 Some(
@@ -1128,7 +1146,6 @@ impl Play {
             key.expires,
             key.ip.map(crate::protect::token::canonical),
         );
-        let cdn = &self.config.cdn;
         let path = format!(
             "{}/v1/keys/{}",
             Url::parse(&self.config.server.public_url)
@@ -1136,34 +1153,13 @@ impl Play {
                 .unwrap_or_default(),
             key.asset
         );
-        let attrs = CookieAttrs {
-            domain: None,
-            path: &path,
-            secure: cdn.cookie_secure,
-            http_only: true,
-            same_site: cdn.same_site,
-            expires: key.expires,
-            max_age: None,
-        };
-        Some(CookieGrant {
-            name: crate::protect::COOKIE,
-            set_cookie: set_cookie(crate::protect::COOKIE, &token, &attrs),
-            value: token,
-            path,
-            domain: None,
-            expires: key.expires,
-            secure: cdn.cookie_secure,
-            http_only: true,
-            same_site: match cdn.same_site {
-                crate::config::SameSite::None => "None",
-                crate::config::SameSite::Lax => "Lax",
-                crate::config::SameSite::Strict => "Strict",
-            },
-        })
+        // Host-only: the gateway's own cookie.
+        Some(self.cookie(crate::protect::COOKIE, token, &path, None, key.expires))
     }
 
-    /// URL delivery: a key token per key id of the rendition whose
-    /// playlist `rest` is (`720p/index.m3u8`), until `expires`.
+    /// URL delivery: the query (`kt=…`) of a key token per key id of the
+    /// rendition whose playlist `rest` is (`720p/index.m3u8`), until
+    /// `expires`; `None` without protection.
     fn key_tokens(
         &self,
         asset: &Asset,
@@ -1183,10 +1179,10 @@ impl Play {
                     expires,
                     ip.map(crate::protect::token::canonical),
                 );
-                (k.id.clone(), t)
+                (k.id.clone(), format!("{}={t}", crate::protect::TOKEN_PARAM))
             })
             .collect();
-        (!tokens.is_empty()).then_some((p, tokens))
+        Some((p, tokens))
     }
 
     /// `GET /v1/keys/{asset}/{key}`: the clear key, if one of `tokens`
@@ -1199,43 +1195,36 @@ impl Play {
         tokens: &[String],
         client: Option<IpAddr>,
     ) -> Result<crate::protect::ClearKey, PlayError> {
-        let out = self.content_key_inner(id, key_id, tokens, client).await;
+        let out = async {
+            let p = self.protection.as_ref().ok_or(PlayError::UnknownAsset)?;
+            // Unknown asset, unknown key: 404 either way, before the token
+            // is looked at, so ids cannot be probed with a token.
+            let (asset, _) = self.playable_asset(id).await?;
+            let key = asset
+                .content_keys
+                .iter()
+                .find(|k| k.id == key_id)
+                .ok_or(PlayError::UnknownAsset)?;
+            let now = self.clock.now_epoch();
+            let checked: Vec<_> = tokens
+                .iter()
+                .map(|t| p.tokens.check(t, id.as_str(), &key.rendition, client, now))
+                .collect();
+            if !checked.iter().any(Result::is_ok) {
+                let first = checked
+                    .into_iter()
+                    .find_map(Result::err)
+                    .unwrap_or(crate::protect::token::Refusal::Missing);
+                return Err(PlayError::KeyRefused(first));
+            }
+            Ok(p.clear_key(id, key).await?)
+        }
+        .await;
         match &out {
             Ok(_) => self.counted_keys.issued.inc(),
             Err(_) => self.counted_keys.refused.inc(),
         };
         out
-    }
-
-    async fn content_key_inner(
-        &self,
-        id: &AssetId,
-        key_id: &str,
-        tokens: &[String],
-        client: Option<IpAddr>,
-    ) -> Result<crate::protect::ClearKey, PlayError> {
-        let p = self.protection.as_ref().ok_or(PlayError::UnknownAsset)?;
-        // Unknown asset, unknown key: 404 either way, before the token
-        // is looked at, so ids cannot be probed with a token.
-        let (asset, _) = self.playable_asset(id).await?;
-        let key = asset
-            .content_keys
-            .iter()
-            .find(|k| k.id == key_id)
-            .ok_or(PlayError::UnknownAsset)?;
-        let now = self.clock.now_epoch();
-        let checked: Vec<_> = tokens
-            .iter()
-            .map(|t| p.tokens.check(t, id.as_str(), &key.rendition, client, now))
-            .collect();
-        if !checked.iter().any(Result::is_ok) {
-            let first = checked
-                .into_iter()
-                .find_map(Result::err)
-                .unwrap_or(crate::protect::token::Refusal::Missing);
-            return Err(PlayError::KeyRefused(first));
-        }
-        Ok(p.clear_key(id, key).await?)
     }
 }
 

@@ -60,18 +60,6 @@ pub struct Authenticator {
     api_keys: Vec<ApiKey>,
 }
 
-fn hex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl Authenticator {
     pub fn from_config(auth: &crate::config::AuthConfig) -> Result<Self, jwt::IssuerError> {
         let issuers = jwt::Issuers::from_config(&auth.issuers)?;
@@ -79,7 +67,7 @@ impl Authenticator {
             .api_keys
             .iter()
             .filter_map(|k| {
-                hex32(k.sha256.expose()).map(|sha256| ApiKey {
+                crate::domain::hex32(k.sha256.expose()).map(|sha256| ApiKey {
                     name: k.name.clone(),
                     sha256,
                     scopes: k.scopes.clone(),

@@ -115,19 +115,19 @@ fn push_query(out: &mut String, uri: &str, query: &str) {
     out.push_str(query);
 }
 
-/// Appends `uri` with the signed query. With a base, the URI is made
-/// absolute first, and one on another origin (a third-party key server)
-/// is written as it is: our signature is for our CDN and must not travel
-/// anywhere else.
+/// Appends `uri` with the query `query` gives for it. With a base, the
+/// URI is made absolute first, and one on another origin (a third-party
+/// key server, the gateway's key endpoint) is written as it is, with a
+/// query only if `query` has one for a URI elsewhere.
 fn push_signed<'q>(
     out: &mut String,
     uri: &str,
-    query: &mut impl FnMut(&str) -> Option<&'q str>,
+    query: &mut impl FnMut(&str, bool) -> Option<&'q str>,
     base: Option<&Resolver<'_>>,
 ) {
     let Some(r) = base else {
         out.push_str(uri);
-        if let Some(q) = query(uri) {
+        if let Some(q) = query(uri, true) {
             push_query(out, uri, q);
         }
         return;
@@ -151,13 +151,14 @@ fn push_signed<'q>(
     };
     let start = out.len();
     r.push(out, uri);
-    if r.same_origin(&out[start..]) {
-        if let Some(q) = query(&out[start..]) {
-            push_query(out, uri, q);
-        }
-    } else {
+    let same = r.same_origin(&out[start..]);
+    let q = query(&out[start..], same);
+    if !same {
         out.truncate(start);
         out.push_str(uri);
+    }
+    if let Some(q) = q {
+        push_query(out, uri, q);
     }
 }
 
@@ -169,18 +170,24 @@ pub fn sign(playlist: &[u8], query: &str) -> Result<String, HlsError> {
 /// Signs every URI in `playlist` with `query`, first making relative URIs
 /// absolute against `base` (the playlist's CDN URL) when one is given.
 pub fn sign_at(playlist: &[u8], query: &str, base: Option<&Url>) -> Result<String, HlsError> {
-    sign_each(playlist, base, query.len(), |_| Some(query))
+    // Our signature is for our CDN: never on a URI elsewhere.
+    sign_each(playlist, base, query.len(), |_, same_origin| {
+        same_origin.then_some(query)
+    })
 }
 
-/// Signs every URI in `playlist` with the query `query_for` gives for it
-/// (the URI made absolute when there is a `base`, as written otherwise;
-/// `None` leaves it unsigned); `typical` is a query's usual length, to
-/// size the output.
+/// Signs every URI in `playlist` with the query `query_for(uri,
+/// same_origin)` gives for it: the URI made absolute when there is a
+/// `base` (as written otherwise), and whether it is on the base's origin
+/// (always true without a base); `None` leaves it as it is. A CDN
+/// signature belongs only on the same origin; a URI elsewhere may get
+/// another credential (the gateway's key token). `typical` is a query's
+/// usual length, to size the output.
 pub fn sign_each<'q>(
     playlist: &[u8],
     base: Option<&Url>,
     typical: usize,
-    mut query_for: impl FnMut(&str) -> Option<&'q str>,
+    mut query_for: impl FnMut(&str, bool) -> Option<&'q str>,
 ) -> Result<String, HlsError> {
     let query = &mut query_for;
     let lines = lines(playlist)?;
@@ -275,7 +282,7 @@ fn sign_uri_attribute<'q>(
     out: &mut String,
     text: &str,
     tag: &str,
-    query: &mut impl FnMut(&str) -> Option<&'q str>,
+    query: &mut impl FnMut(&str, bool) -> Option<&'q str>,
     base: Option<&Resolver<'_>>,
 ) {
     let prefix_len = 1 + tag.len() + 1; // '#' + tag + ':'
@@ -299,89 +306,25 @@ fn sign_uri_attribute<'q>(
     }
 }
 
-/// Appends a query to the `URI` of each `EXT-X-KEY` for which
-/// `query_for` (given the URI as written) has one — the gateway's key
-/// token, which is not a CDN signature and goes where no CDN signature
-/// may. Every other byte is copied; nothing is copied when no key line
-/// changes.
-pub fn with_key_queries<'p>(
-    playlist: &'p [u8],
-    mut query_for: impl FnMut(&str) -> Option<String>,
-) -> Result<std::borrow::Cow<'p, [u8]>, HlsError> {
-    const TAG: &[u8] = b"#EXT-X-KEY:";
-    if !playlist.windows(TAG.len()).any(|w| w == TAG) {
-        return Ok(std::borrow::Cow::Borrowed(playlist));
-    }
-    let mut out = String::with_capacity(playlist.len() + 256);
-    let mut changed = false;
-    for line in lines(playlist)? {
-        let text = line.text;
-        let uri = (tag_name(text) == Some("EXT-X-KEY"))
-            .then(|| {
-                let prefix_len = "#EXT-X-KEY:".len();
-                let a = super::attributes(text.get(prefix_len..)?)
-                    .into_iter()
-                    .find(|a| a.name == "URI" && a.quoted())?;
-                let q = query_for(a.value())?;
-                let close = prefix_len + a.offset + 1 + a.value().len();
-                Some((close, a.value().contains('?'), q))
-            })
-            .flatten();
-        match uri {
-            Some((close, has_query, q)) => {
-                changed = true;
-                out.push_str(&text[..close]);
-                out.push(if has_query { '&' } else { '?' });
-                out.push_str(&q);
-                out.push_str(&text[close..]);
-            }
-            None => out.push_str(text),
-        }
-        out.push_str(line.ending);
-    }
-    Ok(if changed {
-        std::borrow::Cow::Owned(out.into_bytes())
-    } else {
-        std::borrow::Cow::Borrowed(playlist)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn key_queries_go_on_key_uris_only() {
-        let input = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://gw/v1/keys/a/k1\",IV=0x1\r\n#EXTINF:1,\nseg.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://other/k?x=1\"\n#EXTINF:1,\nseg2.m4s\n";
-        let out = with_key_queries(input.as_bytes(), |u| {
-            u.starts_with("https://").then(|| format!("kt={}", u.len()))
-        })
-        .unwrap();
-        assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://gw/v1/keys/a/k1?kt=23\",IV=0x1\r\n#EXTINF:1,\nseg.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://other/k?x=1&kt=19\"\n#EXTINF:1,\nseg2.m4s\n"
-        );
-        let none = with_key_queries(input.as_bytes(), |_| None).unwrap();
-        assert!(matches!(none, std::borrow::Cow::Borrowed(_)));
-        let plain = b"#EXTM3U\n#EXTINF:1,\nseg.m4s\n";
-        assert!(matches!(
-            with_key_queries(plain, |_| Some("kt=1".into())).unwrap(),
-            std::borrow::Cow::Borrowed(_)
-        ));
-    }
-
-    #[test]
-    fn none_leaves_a_uri_unsigned() {
-        let input =
-            "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"/v1/keys/a/k\"\n#EXTINF:1,\nseg.m4s\n";
+    fn each_uri_gets_what_the_closure_gives_and_elsewhere_only_if_asked() {
+        let input = "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"/v1/keys/a/k\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://gw/v1/keys/a/k2\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://other/k?x=1\"\n#EXTINF:1,\nseg.m4s\n";
         let base = Url::parse("http://h/cdn/assets/a/v1/hls/360p/index.m3u8").unwrap();
-        let out = sign_each(input.as_bytes(), Some(&base), 3, |abs| {
-            (!abs.contains("/v1/keys/")).then_some("S=1")
+        let out = sign_each(input.as_bytes(), Some(&base), 3, |abs, same| {
+            if abs.starts_with("https://gw/") {
+                Some("kt=1")
+            } else {
+                (same && !abs.contains("/v1/keys/")).then_some("S=1")
+            }
         })
         .unwrap();
         assert_eq!(
             out,
-            "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"http://h/v1/keys/a/k\"\n#EXTINF:1,\nhttp://h/cdn/assets/a/v1/hls/360p/seg.m4s?S=1\n"
+            "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"http://h/v1/keys/a/k\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://gw/v1/keys/a/k2?kt=1\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"https://other/k?x=1\"\n#EXTINF:1,\nhttp://h/cdn/assets/a/v1/hls/360p/seg.m4s?S=1\n"
         );
     }
 

@@ -402,7 +402,7 @@ async fn receive(mut body: Body, path: &std::path::Path, size: u64) -> Result<St
     file.sync_all()
         .await
         .map_err(|e| Error::Unavailable(format!("upload scratch: {e}")))?;
-    Ok(hasher.finish().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::domain::hex(&hasher.finish()))
 }
 
 pub async fn transcode(

@@ -164,7 +164,7 @@ pub struct JobKey {
 /// follow the segment number by default" — and the IV is left out of the
 /// manifest, so players use the media sequence number (RFC 8216 §5.2).
 fn encryption(k: &JobKey) -> HlsEncryptionSettings {
-    let hex: String = k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::domain::hex(k.key.expose());
     HlsEncryptionSettings::builder()
         .encryption_method(HlsEncryptionType::Aes128)
         .r#type(HlsKeyProviderType::StaticKey)
@@ -374,8 +374,7 @@ pub fn request_token(job: &Job) -> String {
         return id.to_owned();
     }
     let hash = openssl::sha::sha256(id.as_bytes());
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("pg-{}", &hex[..40])
+    format!("pg-{}", &crate::domain::hex(&hash)[..40])
 }
 
 /// `userMetadata.version` as a number.

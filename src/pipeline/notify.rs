@@ -55,8 +55,7 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
             s.sign_to_vec()
         })
         .unwrap_or_default();
-    let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    format!("v1={hex}")
+    format!("v1={}", crate::domain::hex(&mac))
 }
 
 /// Publishes notifications to an SNS topic.

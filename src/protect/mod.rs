@@ -116,7 +116,7 @@ fn random<const N: usize>() -> Result<[u8; N], KeyError> {
 
 /// A new key id: 32 random hex digits.
 pub fn new_key_id() -> Result<String, KeyError> {
-    Ok(random::<16>()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::domain::hex(&random::<16>()?))
 }
 
 /// Whether `s` has the shape of a key id.
@@ -134,13 +134,12 @@ pub struct LocalKek {
 impl LocalKek {
     /// From 64 hex digits (`playgate keygen` writes `content_kek`).
     pub fn from_hex(hex: &Secret<String>) -> Result<Self, String> {
-        let kek: [u8; 32] = decode_hex(hex.expose().trim())
-            .and_then(|v| v.try_into().ok())
+        let kek = crate::domain::hex32(hex.expose().trim())
             .ok_or("the key-encryption key must be 64 hex digits (32 random bytes)")?;
         // An id that names the key without revealing it: the first bytes
         // of its SHA-256, as KMS names a key by id, not by material.
         let digest = openssl::sha::sha256(&kek);
-        let id = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::domain::hex(&digest[..6]);
         Ok(LocalKek {
             kek: Secret::new(kek),
             id,
@@ -198,16 +197,6 @@ impl KeyProvider for LocalKek {
             .map_err(|_| KeyError::Unwrap("the clear key is not 16 bytes".into()))?;
         Ok(Secret::new(key))
     }
-}
-
-pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The content-protection service: makes keys, unwraps them (a clear key
