@@ -2,8 +2,10 @@
 //! `NumberOfBytes = 16` gives the clear key and its `CiphertextBlob`,
 //! which is what is stored; `Decrypt` with the same encryption context
 //! gives it back. The context (asset, key id, rendition) binds a blob to
-//! its key: KMS documents that "to decrypt data, you must pass in the same
-//! encryption context" (the KMS Developer Guide, "Encryption context").
+//! its key: "The encryption context is cryptographically bound to the
+//! ciphertext so that the same encryption context is required to decrypt
+//! the data" (KMS Developer Guide, "Encryption context"). The calls are
+//! held to botocore's KMS model in `tests/contract/jobs.rs`.
 
 use super::{ClearKey, KeyContext, KeyError, KeyProvider};
 use crate::secret::Secret;

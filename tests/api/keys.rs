@@ -104,6 +104,20 @@ async fn a_lower_tier_never_gets_a_forbidden_renditions_key_even_with_its_segmen
         refused["detail"].as_str().unwrap().contains("rendition"),
         "{refused}"
     );
+    // The free cookie's grant widened to 720p, its signature kept.
+    let forged = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let value = free.trim_start_matches("playgate-keys=");
+        let (payload, sig) = value.split_once('.').unwrap();
+        let payload = String::from_utf8(b64.decode(payload).unwrap()).unwrap();
+        assert!(!payload.contains("720p"), "{payload}");
+        format!(
+            "playgate-keys={}.{sig}",
+            b64.encode(format!("{payload},720p"))
+        )
+    };
+    problem(get_key(&app, "enc", &top.id, Some(&forged)).await, 403).await;
     let ok = get_key(&app, "enc", &top.id, Some(&premium)).await;
     assert_eq!(ok.status(), 200, "premium has 720p");
     assert_eq!(ok.bytes().await.unwrap().len(), 16);

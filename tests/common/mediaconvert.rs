@@ -284,7 +284,16 @@ fn missing(body: &Value) -> Option<&'static str> {
 /// botocore's MediaConvert model (member names, required members, types,
 /// enums, ranges); its problems, one per line.
 pub async fn against_the_model(operation: &str, body: &Value) -> Result<(), String> {
-    let (operation, body) = (operation.to_owned(), body.to_string());
+    against_the_model_of("mediaconvert", operation, body).await
+}
+
+/// `against_the_model` for any service botocore publishes (`kms`, …).
+pub async fn against_the_model_of(
+    service: &str,
+    operation: &str,
+    body: &Value,
+) -> Result<(), String> {
+    let (service, operation, body) = (service.to_owned(), operation.to_owned(), body.to_string());
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut child = std::process::Command::new("python3")
@@ -292,7 +301,7 @@ pub async fn against_the_model(operation: &str, body: &Value) -> Result<(), Stri
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/contract/aws_model.py"
             ))
-            .args(["mediaconvert", &operation])
+            .args([&service, &operation])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -227,6 +227,8 @@ fn the_template_matches_the_config_and_the_code() {
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
     ] {
         assert!(
             actions.iter().any(|a| a == call),

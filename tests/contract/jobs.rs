@@ -806,3 +806,93 @@ async fn an_encrypted_job_keys_each_rendition_and_plays_through_the_key_endpoint
         }
     }
 }
+
+/// The KMS calls `protect::kms::Kms` makes, as the real aws-sdk-kms client
+/// sends them, held to KMS's model as botocore publishes it (member names,
+/// required members, `NumberOfBytes` in 1–1024, …) by a loopback proxy in
+/// front of moto's KMS; and KMS as its guide says: "The encryption context
+/// is cryptographically bound to the ciphertext so that the same
+/// encryption context is required to decrypt the data" (KMS Developer
+/// Guide, "Encryption context") — moto refuses another context too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_calls_fit_the_service_model_and_bind_their_context() {
+    use playgate::protect::{KeyContext, KeyProvider};
+    let Some(m) = crate::moto::moto() else { return };
+    type Verdicts = Vec<(String, Result<(), String>)>;
+    let seen: Arc<std::sync::Mutex<Verdicts>> = Default::default();
+    let (moto, log) = (m.url.clone(), seen.clone());
+    let proxy = axum::Router::new().fallback(
+        move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (moto, log) = (moto.clone(), log.clone());
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let op = target.rsplit('.').next().unwrap_or("").to_owned();
+                let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let verdict = crate::mediaconvert::against_the_model_of("kms", &op, &json).await;
+                log.lock().unwrap().push((op, verdict));
+                let mut req = reqwest::Client::new().post(&moto).body(body);
+                for (k, v) in &headers {
+                    if !matches!(k.as_str(), "host" | "content-length") {
+                        req = req.header(k, v);
+                    }
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status();
+                let mut out = axum::http::HeaderMap::new();
+                for (k, v) in resp.headers() {
+                    if !matches!(
+                        k.as_str(),
+                        "content-length" | "transfer-encoding" | "connection"
+                    ) {
+                        out.insert(k, v.clone());
+                    }
+                }
+                (status, out, resp.bytes().await.unwrap())
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+    let sdk = crate::moto::moto_sdk(&url).await;
+    let key = aws_sdk_kms::Client::new(&sdk)
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let kms = playgate::protect::kms::Kms::new(&sdk, key.clone());
+    let asset = playgate::domain::AssetId::parse("a").unwrap();
+    let cx = KeyContext {
+        asset: &asset,
+        key_id: "0123456789abcdef0123456789abcdef",
+        rendition: "720p",
+    };
+    let (clear, wrapped) = kms.generate(cx).await.unwrap();
+    assert!(!wrapped.windows(16).any(|w| w == clear.expose()));
+    let back = kms.unwrap(&wrapped, cx).await.unwrap();
+    assert_eq!(back.expose(), clear.expose());
+    let other = KeyContext {
+        rendition: "360p",
+        ..cx
+    };
+    assert!(
+        kms.unwrap(&wrapped, other).await.is_err(),
+        "another rendition's context does not decrypt"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let ops: Vec<&str> = seen.iter().map(|(op, _)| op.as_str()).collect();
+    assert_eq!(ops, ["CreateKey", "GenerateDataKey", "Decrypt", "Decrypt"]);
+    for (op, verdict) in &seen {
+        assert!(
+            verdict.is_ok(),
+            "{op} does not fit the KMS model: {verdict:?}"
+        );
+    }
+}
