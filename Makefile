@@ -35,8 +35,11 @@ supply-chain:
 	@bash scripts/advisories.sh
 	cargo machete
 
+# The two load-under-outage tests are kept out of the parallel run (they
+# measure under load, so they run alone, after it): `--ignored` here.
 unit:
 	cargo test --lib --bins --tests
+	cargo test --test contract -- --ignored --test-threads=1
 
 test: deps fmt cfn-lint supply-chain lint unit
 

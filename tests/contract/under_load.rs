@@ -25,7 +25,7 @@ struct Sample {
 /// for the store within `cache.stale_if_error`), and the last 2 s must be
 /// fresh again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow (18 s of load): scripts/faults.sh"]
+#[ignore = "18 s of load, run alone after the suite: `make test` (--ignored), scripts/faults.sh"]
 async fn a_store_outage_under_load_serves_every_cached_master() {
     const CLIENTS: usize = 32;
     let Some(m) = crate::moto::moto() else { return };
@@ -168,7 +168,7 @@ async fn a_store_outage_under_load_serves_every_cached_master() {
 /// again. When moto is back with its state every job completes, every
 /// asset is ready at v1, and nothing was failed on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow (several jobs through an outage): scripts/faults.sh"]
+#[ignore = "jobs through an outage under load, run alone after the suite: `make test` (--ignored), scripts/faults.sh"]
 async fn jobs_in_flight_survive_a_store_outage() {
     const JOBS: usize = 8;
     let Some(m) = crate::moto::moto() else { return };
