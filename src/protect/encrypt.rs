@@ -62,7 +62,7 @@ pub fn encrypt_segment(key: &[u8; 16], iv: &[u8; 16], clear: &[u8]) -> Result<Ve
         .map_err(|e| e.to_string())
 }
 
-/// The inverse (a player's side; used by tests and the doctor).
+/// The inverse (a player's side; the tests check segments with it).
 pub fn decrypt_segment(key: &[u8; 16], iv: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>, String> {
     openssl::symm::decrypt(openssl::symm::Cipher::aes_128_cbc(), key, Some(iv), sealed)
         .map_err(|e| e.to_string())
