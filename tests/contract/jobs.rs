@@ -575,13 +575,9 @@ async fn a_lost_create_job_answer_never_encodes_twice_into_the_same_keys() {
     );
 }
 
-/// A `[protection]` section whose content keys are data keys of a new KMS
-/// key in moto (its id returned too), with a key-token secret in `dir`.
-pub(crate) async fn kms_protection(
-    sdk: &aws_config::SdkConfig,
-    dir: &std::path::Path,
-) -> (String, String) {
-    let key = aws_sdk_kms::Client::new(sdk)
+/// A new symmetric KMS key's id.
+async fn new_kms_key(sdk: &aws_config::SdkConfig) -> String {
+    aws_sdk_kms::Client::new(sdk)
         .create_key()
         .description("playgate content keys")
         .send()
@@ -589,7 +585,16 @@ pub(crate) async fn kms_protection(
         .unwrap()
         .key_metadata
         .unwrap()
-        .key_id;
+        .key_id
+}
+
+/// A `[protection]` section whose content keys are data keys of a new KMS
+/// key in moto (its id returned too), with a key-token secret in `dir`.
+pub(crate) async fn kms_protection(
+    sdk: &aws_config::SdkConfig,
+    dir: &std::path::Path,
+) -> (String, String) {
+    let key = new_kms_key(sdk).await;
     let secret = dir.join("key-token-secret");
     std::fs::write(&secret, "key-token-secret-0123456789abcdef0123").unwrap();
     let section = format!(
@@ -859,15 +864,7 @@ async fn kms_calls_fit_the_service_model_and_bind_their_context() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, proxy).await });
     let sdk = crate::moto::moto_sdk(&url).await;
-    let key = aws_sdk_kms::Client::new(&sdk)
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
-    let kms = playgate::protect::kms::Kms::new(&sdk, key.clone());
+    let kms = playgate::protect::kms::Kms::new(&sdk, new_kms_key(&sdk).await);
     let asset = playgate::domain::AssetId::parse("a").unwrap();
     let cx = KeyContext {
         asset: &asset,
