@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps demo stop test fmt lint cfn-lint supply-chain unit bench-sign bench-manifest
+.PHONY: help deps demo stop test fmt lint layers cfn-lint supply-chain unit bench-sign bench-manifest
 
 help:
 	@echo "make demo   build, create dev keys, start playgate locally, print its URLs"
@@ -25,6 +25,11 @@ fmt:
 lint:
 	cargo clippy --all-targets -- -D warnings
 
+# The module layering (docs/architecture.md): no import cycle, a pure engine.
+layers:
+	python3 scripts/check-layers.py --self-test
+	python3 scripts/check-layers.py src
+
 cfn-lint:
 	cfn-lint deploy/cloudformation/playgate.yaml
 
@@ -41,7 +46,7 @@ unit:
 	cargo test --lib --bins --tests
 	cargo test --test contract -- --ignored --test-threads=1
 
-test: deps fmt cfn-lint supply-chain lint unit
+test: deps fmt layers cfn-lint supply-chain lint unit
 
 bench-sign: deps
 	@bash scripts/bench-sign.sh

@@ -19,7 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use playgate::tiers::TierRules;
+use playgate::engine::tiers::TierRules;
 use std::hint::black_box;
 
 fn playlist(segments: usize) -> String {
@@ -43,20 +43,24 @@ fn bench(c: &mut Criterion) {
     );
     let base = url::Url::parse("https://cdn.example.com/assets/a1/v3/hls/720p/index.m3u8").unwrap();
     c.bench_function("media_sign_1200_segments", |b| {
-        b.iter(|| playgate::hls::media::sign(black_box(p.as_bytes()), black_box(&query)))
+        b.iter(|| playgate::engine::hls::media::sign(black_box(p.as_bytes()), black_box(&query)))
     });
     c.bench_function("media_sign_1200_segments_absolute", |b| {
         b.iter(|| {
-            playgate::hls::media::sign_at(black_box(p.as_bytes()), black_box(&query), Some(&base))
+            playgate::engine::hls::media::sign_at(
+                black_box(p.as_bytes()),
+                black_box(&query),
+                Some(&base),
+            )
         })
     });
     // The viewer's pattern covers every URI: one pass with the check.
     let pattern = "https://cdn.example.com/assets/a1/v3/hls/720p/*";
     c.bench_function("media_sign_1200_segments_checked", |b| {
         b.iter(|| {
-            let covered = playgate::cloudfront::policy::matcher(pattern);
+            let covered = playgate::engine::cloudfront::policy::matcher(pattern);
             let mut missed = 0;
-            let out = playgate::hls::media::sign_each(
+            let out = playgate::engine::hls::media::sign_each(
                 black_box(p.as_bytes()),
                 Some(&base),
                 query.len(),
@@ -90,7 +94,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     c.bench_function("media_sign_1200_segments_split", |b| {
         b.iter(|| {
-            playgate::hls::media::sign_each(
+            playgate::engine::hls::media::sign_each(
                 black_box(p.as_bytes()),
                 Some(&base),
                 query.len(),
@@ -113,7 +117,7 @@ fn bench(c: &mut Criterion) {
         flat("title_360p_hi"),
     ];
     c.bench_function("rendition_plan_flat_prefixes_3x1200", |b| {
-        b.iter(|| playgate::play::RenditionPlan::new(black_box(&renditions)).unwrap())
+        b.iter(|| playgate::playback::RenditionPlan::new(black_box(&renditions)).unwrap())
     });
     c.bench_function("m3u8rs_parse_serialise_1200_segments", |b| {
         b.iter(|| {
@@ -137,9 +141,10 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("master_filter_rewrite_apple_advanced", |b| {
         b.iter(|| {
-            let f = playgate::hls::master::filter(black_box(&master), &free, Some(&master_url))
-                .unwrap();
-            playgate::hls::master::rewrite(&f.playlist, &master_url, |_, _| None).unwrap()
+            let f =
+                playgate::engine::hls::master::filter(black_box(&master), &free, Some(&master_url))
+                    .unwrap();
+            playgate::engine::hls::master::rewrite(&f.playlist, &master_url, |_, _| None).unwrap()
         })
     });
     c.bench_function("m3u8rs_parse_serialise_apple_advanced", |b| {

@@ -3,10 +3,10 @@
 //! `openssl speed rsa2048` from the same run.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use playgate::cloudfront::HashAlg;
-use playgate::cloudfront::keys::SigningKey;
-use playgate::cloudfront::signer::{SignOptions, Signature};
 use playgate::domain::KeyPairId;
+use playgate::engine::cloudfront::HashAlg;
+use playgate::engine::cloudfront::keys::SigningKey;
+use playgate::engine::cloudfront::signer::{SignOptions, Signature};
 use std::hint::black_box;
 
 fn key(file: &str) -> SigningKey {

@@ -121,6 +121,13 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// 32 bytes from 64 hex digits.
+/// A key-encryption key written as 64 hex digits (surrounding white
+/// space ignored).
+pub fn kek_hex(hex: &str) -> Result<[u8; 32], String> {
+    hex32(hex.trim())
+        .ok_or_else(|| "the key-encryption key must be 64 hex digits (32 random bytes)".to_owned())
+}
+
 pub fn hex32(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if s.len() != 64 {
@@ -131,6 +138,69 @@ pub fn hex32(s: &str) -> Option<[u8; 32]> {
         out[i] = u8::from_str_radix(hex, 16).ok()?;
     }
     Some(out)
+}
+
+/// A content key as stored (in the asset record): the clear key only
+/// wrapped, bound to its asset, id and rendition.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContentKey {
+    /// 32 lower-case hex digits; the last path segment of the key URL.
+    pub id: String,
+    /// The encode version whose segments it encrypts (set at publish).
+    #[serde(default)]
+    pub version: u32,
+    /// The rendition directory (`720p`, `audio`).
+    pub rendition: String,
+    /// The provider's wrapped form, base64.
+    pub wrapped: String,
+    /// Which provider wrapped it (`local:<kek id>`, `kms:<key id>`).
+    pub wrapper: String,
+}
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentKey")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("rendition", &self.rendition)
+            .field("wrapped", &format_args!("[{} bytes]", self.wrapped.len()))
+            .field("wrapper", &self.wrapper)
+            .finish()
+    }
+}
+
+/// A duration written as `"5m"`, `"2h 30m"`, `"500ms"` or whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl From<HumanDuration> for String {
+    fn from(d: HumanDuration) -> String {
+        humantime::format_duration(d.0).to_string()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a duration such as \"30s\" or \"5m\"")
+        })? {
+            Raw::Secs(s) => Ok(HumanDuration(std::time::Duration::from_secs(s))),
+            Raw::Text(t) => humantime::parse_duration(&t)
+                .map(HumanDuration)
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"2h\""
+                    ))
+                }),
+        }
+    }
 }
 
 #[cfg(test)]

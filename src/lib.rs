@@ -1,66 +1,45 @@
 //! playgate: a secure playback gateway and CloudFront edge signer for
 //! video on demand.
 //!
-//! Map of the crate:
-//! - `cli`: the `playgate` commands; `main.rs` only calls `cli::main`.
-//! - `config`: typed config from TOML + `PLAYGATE__…` env, all problems at once.
+//! Map of the crate (docs/architecture.md has the request and pipeline
+//! paths; `scripts/check-layers.py` holds the layering):
+//! - `engine`: pure: CloudFront signing, tier rules, HLS and DASH
+//!   filtering, `authorise`, the ladder plan, the playability report. No
+//!   axum, AWS, tokio or config.
+//! - `config`: typed config from TOML + `PLAYGATE__…` env, all problems at
+//!   once; reads into engine value types, imports no service.
+//! - `backends`: the store (SQLite, DynamoDB), object storage (disk, S3),
+//!   the CDN (cache policy, invalidation), the AWS SDK set-up.
+//! - `protect`: content keys (local KEK or KMS), key tokens, encrypting an
+//!   encoded HLS tree.
+//! - `playback`: the viewer service behind the play, sign and key
+//!   endpoints, with its caches, the origin reader and read-through.
+//! - `pipeline`: probe, encode (ffmpeg or MediaConvert), job states and
+//!   events, publish, notifications.
+//! - `auth`: viewer JWTs and service credentials.
+//! - `http`: routes, middleware, extractors, one file per resource; every
+//!   domain error's problem+json in `http::problem`.
 //! - `state`: `AppState`, the services built once at start-up.
-//! - `http`: routes, middleware, extractors, one file per resource.
-//! - `error`: one `Error` → problem+json.
-//! - `domain`, `secret`, `clock`: newtypes, redacting secrets, time.
-//! - `aws`: the AWS SDK configuration and error wording shared by the AWS backends.
-//! - `cdn`: the cache policy by file type, and invalidating an asset at the
-//!   CDN (CloudFront; nothing locally).
-//! - `doctor`: `playgate doctor`, the live AWS setup checked against the config.
-//! - `cloudfront`: policies, signing, verifying, cookies, key ring.
-//! - `auth`: tier-claim paths and dev token minting.
-//! - `store`: `Store` trait (assets, tiers, jobs) and SQLite.
-//! - `storage`: `ObjectStore` trait and the local directory store.
-//! - `tiers`: tier rules and their evaluation.
-//! - `hls`: playlist tokenizer, master filtering and URI rewriting,
-//!   rendition scopes, media playlist signing.
-//! - `dash`: MPD filtering.
-//! - `playback`: what a tier's viewer receives (filtered, rewritten, signed).
-//! - `pipeline`: ladder planning, probing, job states, the ffmpeg encoder,
-//!   I-frame playlists, the MediaConvert backend, the runner and reconciler.
-//! - `origin`: where playback reads playlists, with coalescing and stale-if-error.
-//! - `ingest`: the `playgate ingest` client (upload, transcode, wait).
-//! - `publish`: an encoded directory becomes an asset's next version.
-//! - `play`: the playback service behind the play, sign and key endpoints, with its caches.
-//! - `protect`: content protection: content keys (made, wrapped by a local
-//!   KEK or KMS), key tokens, encrypting an encoded HLS tree (AES-128).
-//! - `metrics`: Prometheus registry.
+//! - `cli`: the `playgate` commands; `main.rs` only calls `cli::main`.
+//! - `domain`, `secret`, `clock`, `metrics`: newtypes, redacting secrets,
+//!   time, the Prometheus registry.
 //!
 //! The entry point for embedding and tests is [`run`].
 
 pub mod auth;
-pub mod aws;
-pub mod cdn;
+pub mod backends;
 pub mod cli;
 pub mod clock;
-pub mod cloudfront;
 pub mod config;
-pub mod dash;
-pub mod doctor;
 pub mod domain;
-pub mod error;
-pub mod hls;
+pub mod engine;
 pub mod http;
-pub mod ingest;
 pub mod metrics;
-pub mod origin;
 pub mod pipeline;
-pub mod play;
-pub mod playability;
 pub mod playback;
 pub mod protect;
-pub mod publish;
-pub mod readthrough;
 pub mod secret;
 pub mod state;
-pub mod storage;
-pub mod store;
-pub mod tiers;
 
 use std::future::Future;
 use std::net::SocketAddr;

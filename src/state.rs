@@ -2,14 +2,14 @@
 //! every request. Building it is where config turns into live objects:
 //! the store is opened and migrated, keys are parsed, tiers are seeded.
 
+use crate::backends::storage::ObjectStore;
+use crate::backends::storage::local::LocalStore;
+use crate::backends::store::sqlite::SqliteStore;
+use crate::backends::store::{Store, StoreExt};
 use crate::clock::{SharedClock, SystemClock};
-use crate::cloudfront::keys::KeyRing;
 use crate::config::{Config, Mode};
+use crate::engine::cloudfront::keys::KeyRing;
 use crate::metrics::Metrics;
-use crate::storage::ObjectStore;
-use crate::storage::local::LocalStore;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreExt};
 use std::sync::Arc;
 
 /// The services, behind one `Arc`: axum clones the state for every
@@ -24,14 +24,14 @@ pub struct Services {
     pub objects: Arc<dyn ObjectStore>,
     pub keys: Arc<KeyRing>,
     pub auth: Arc<crate::auth::Authenticator>,
-    pub tiers: Arc<crate::store::TierCache>,
+    pub tiers: Arc<crate::playback::tiers::TierCache>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
-    pub play: Arc<crate::play::Play>,
+    pub play: Arc<crate::playback::Play>,
     pub pipeline: Arc<crate::pipeline::runner::Pipeline>,
     /// Mode aws: direct-to-S3 uploads into the source bucket.
-    pub uploads: Option<Arc<crate::storage::s3::S3Uploads>>,
-    pub cdn: Arc<dyn crate::cdn::Invalidator>,
+    pub uploads: Option<Arc<crate::backends::storage::s3::S3Uploads>>,
+    pub cdn: Arc<dyn crate::backends::cdn::Invalidator>,
     /// Content keys and key tokens; `None` when nothing wraps keys.
     pub protection: Option<Arc<crate::protect::Protection>>,
 }
@@ -47,15 +47,15 @@ impl std::ops::Deref for AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("keys: {0}")]
-    Keys(#[from] crate::cloudfront::keys::KeyError),
+    Keys(#[from] crate::engine::cloudfront::keys::KeyError),
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::jwt::IssuerError),
     #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::backends::store::StoreError),
     #[error("object storage: {0}")]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] crate::backends::storage::StorageError),
     #[error("origin: {0}")]
-    Origin(#[from] crate::origin::OriginError),
+    Origin(#[from] crate::playback::origin::OriginError),
     #[error("mode = \"aws\" needs an [aws] section")]
     AwsModeUnavailable,
     #[error("protection: {0}")]
@@ -64,12 +64,13 @@ pub enum StartupError {
 
 impl AppState {
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
-        let keys = KeyRing::from_config(&config.signing)?;
+        let keys = KeyRing::from_specs(&config.signing.active, &config.signing.keys)?;
         let auth = crate::auth::Authenticator::from_config(&config.auth)?;
         let mut uploads = None;
         let mut backend = crate::pipeline::runner::Backend::Local;
         let mut sns = None;
-        let mut cdn: Arc<dyn crate::cdn::Invalidator> = Arc::new(crate::cdn::NoCdnCache);
+        let mut cdn: Arc<dyn crate::backends::cdn::Invalidator> =
+            Arc::new(crate::backends::cdn::NoCdnCache);
         let mut sdk_config = None;
         let (store, objects): (Arc<dyn Store>, Arc<dyn ObjectStore>) = match config.mode {
             Mode::Local => (
@@ -81,9 +82,9 @@ impl AppState {
                     .aws
                     .as_ref()
                     .ok_or(StartupError::AwsModeUnavailable)?;
-                let sdk = crate::aws::sdk_config(aws).await;
+                let sdk = crate::backends::aws::sdk_config(aws).await;
                 sdk_config = Some(sdk.clone());
-                cdn = Arc::new(crate::cdn::CloudFrontInvalidator::new(
+                cdn = Arc::new(crate::backends::cdn::CloudFrontInvalidator::new(
                     &sdk,
                     aws.cloudfront_distribution_id.clone(),
                 ));
@@ -91,7 +92,7 @@ impl AppState {
                     .sns_topic_arn
                     .as_ref()
                     .map(|arn| crate::pipeline::notify::Sns::new(&sdk, arn.clone()));
-                let sources = Arc::new(crate::storage::s3::S3Uploads::new(
+                let sources = Arc::new(crate::backends::storage::s3::S3Uploads::new(
                     &sdk,
                     aws.source_bucket.clone(),
                     aws.endpoint_url.is_some(),
@@ -102,11 +103,11 @@ impl AppState {
                 };
                 uploads = Some(sources);
                 (
-                    Arc::new(crate::store::dynamodb::DynamoStore::new(
+                    Arc::new(crate::backends::store::dynamodb::DynamoStore::new(
                         &sdk,
                         format!("{}-records", aws.dynamodb_table_prefix),
                     )),
-                    Arc::new(crate::storage::s3::S3Store::new(
+                    Arc::new(crate::backends::storage::s3::S3Store::new(
                         &sdk,
                         aws.output_bucket.clone(),
                         aws.endpoint_url.is_some(),
@@ -134,18 +135,18 @@ impl AppState {
                 }
             });
         }
-        let tiers = Arc::new(crate::store::TierCache::new(
+        let tiers = Arc::new(crate::playback::tiers::TierCache::new(
             store.clone(),
             config.server.tier_cache_ttl,
             config.cache.stale_if_error,
         ));
-        let origin: Arc<dyn crate::origin::Origin> = match &config.origin.http_base {
-            Some(base) => Arc::new(crate::origin::HttpOrigin::new(
+        let origin: Arc<dyn crate::playback::origin::Origin> = match &config.origin.http_base {
+            Some(base) => Arc::new(crate::playback::origin::HttpOrigin::new(
                 base,
                 config.origin.timeout,
                 config.origin.max_object,
             )?),
-            None => Arc::new(crate::origin::StoreOrigin(objects.clone())),
+            None => Arc::new(crate::playback::origin::StoreOrigin(objects.clone())),
         };
         let protection = crate::protect::from_config(&config, sdk_config.as_ref())
             .await
@@ -154,8 +155,9 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let keys = Arc::new(keys);
         let clock: SharedClock = Arc::new(SystemClock);
-        let origin = crate::origin::OriginCache::new(origin, &config.cache, metrics.clone());
-        let play = crate::play::Play::new(
+        let origin =
+            crate::playback::origin::OriginCache::new(origin, &config.cache, metrics.clone());
+        let play = crate::playback::Play::new(
             config.clone(),
             store.clone(),
             tiers.clone(),

@@ -1,10 +1,10 @@
 //! Master filtering properties over generated masters and tiers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::cloudfront::policy::resource_matches;
-use playgate::hls::master::{MasterError, UriKind, filter, rewrite};
-use playgate::hls::scope::{ScopeError, scopes};
-use playgate::tiers::{Rendition, TierRules};
+use playgate::engine::cloudfront::policy::resource_matches;
+use playgate::engine::hls::master::{MasterError, UriKind, filter, rewrite};
+use playgate::engine::hls::scope::{ScopeError, scopes};
+use playgate::engine::tiers::{Rendition, TierRules};
 use proptest::prelude::*;
 
 #[path = "common/fuzz.rs"]
@@ -334,9 +334,9 @@ proptest! {
         if let Ok(f) = filter(m3u8.as_bytes(), &rules, Some(&base)) {
             let _ = rewrite(&f.playlist, &base, |_, _| None);
         }
-        let _ = playgate::hls::media::sign_at(m3u8.as_bytes(), "P=1", Some(&base));
-        let _ = playgate::hls::scope::media_uris(&base, m3u8.as_bytes());
-        let opts = playgate::dash::mpd::MpdOptions { url: Some(&base), signed_query: Some("P=1&S=2") };
-        let _ = playgate::dash::mpd::filter(mpd.as_bytes(), &rules, &opts);
+        let _ = playgate::engine::hls::media::sign_at(m3u8.as_bytes(), "P=1", Some(&base));
+        let _ = playgate::engine::hls::scope::media_uris(&base, m3u8.as_bytes());
+        let opts = playgate::engine::dash::mpd::MpdOptions { url: Some(&base), signed_query: Some("P=1&S=2") };
+        let _ = playgate::engine::dash::mpd::filter(mpd.as_bytes(), &rules, &opts);
     }
 }

@@ -1,7 +1,7 @@
 //! Media playlist signing properties over generated playlists.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::hls::media::{sign, sign_at};
+use playgate::engine::hls::media::{sign, sign_at};
 use proptest::prelude::*;
 
 #[path = "common/fuzz.rs"]

@@ -6,13 +6,15 @@
 //! (default 2,000 here; `scripts/fuzz.sh` runs 100,000 in release mode).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::cloudfront::cookies::CloudFrontCookies;
-use playgate::cloudfront::keys::{PublicKeys, VerifyKey};
-use playgate::cloudfront::policy::Policy;
-use playgate::cloudfront::verifier::{Credentials, split_signed_url, verify, verify_request};
-use playgate::dash::mpd::{self, MpdOptions};
-use playgate::storage::ObjectKey;
-use playgate::tiers::TierRules;
+use playgate::backends::storage::ObjectKey;
+use playgate::engine::cloudfront::cookies::CloudFrontCookies;
+use playgate::engine::cloudfront::keys::{PublicKeys, VerifyKey};
+use playgate::engine::cloudfront::policy::Policy;
+use playgate::engine::cloudfront::verifier::{
+    Credentials, split_signed_url, verify, verify_request,
+};
+use playgate::engine::dash::mpd::{self, MpdOptions};
+use playgate::engine::tiers::TierRules;
 use proptest::prelude::*;
 
 #[path = "common/fuzz.rs"]
@@ -21,7 +23,7 @@ use fuzz::cases;
 use std::path::{Component, Path};
 
 fn ring() -> PublicKeys {
-    let (_, public) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (_, public) = playgate::engine::cloudfront::keys::generate(false).unwrap();
     let id = playgate::domain::KeyPairId::parse("KFUZZ").unwrap();
     PublicKeys::new(vec![VerifyKey::from_pem(id, &public, "fuzz").unwrap()]).unwrap()
 }

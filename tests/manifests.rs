@@ -6,15 +6,15 @@
 //! review` or by reading the `.snap.new` files; CI fails on any difference.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::cloudfront::HashAlg;
-use playgate::cloudfront::keys::SigningKey;
-use playgate::cloudfront::signer::{SignOptions, Signature};
-use playgate::dash::mpd::{self, MpdOptions};
 use playgate::domain::KeyPairId;
-use playgate::hls::master::{MasterUri, filter, rewrite};
-use playgate::hls::{media, scope};
-use playgate::playback::{Authorised, Layout, PlaybackError, authorise_master};
-use playgate::tiers::{Delivery, TierRules};
+use playgate::engine::authorise::{Authorised, Layout, PlaybackError, authorise_master};
+use playgate::engine::cloudfront::HashAlg;
+use playgate::engine::cloudfront::keys::SigningKey;
+use playgate::engine::cloudfront::signer::{SignOptions, Signature};
+use playgate::engine::dash::mpd::{self, MpdOptions};
+use playgate::engine::hls::master::{MasterUri, filter, rewrite};
+use playgate::engine::hls::{media, scope};
+use playgate::engine::tiers::{Delivery, TierRules};
 use std::path::Path;
 use url::Url;
 
@@ -104,7 +104,7 @@ fn test_key() -> SigningKey {
 fn sign_scope(
     key: &SigningKey,
     s: &scope::Scope,
-) -> Result<Signature, playgate::cloudfront::signer::SignError> {
+) -> Result<Signature, playgate::engine::cloudfront::signer::SignError> {
     Signature::for_resource(
         key,
         &s.pattern(),

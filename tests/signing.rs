@@ -3,13 +3,13 @@
 //! `cloudfront_sign` crate as a differential oracle for canned URLs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::cloudfront::HashAlg;
-use playgate::cloudfront::encode::wire_url;
-use playgate::cloudfront::keys::{KeyRing, PublicKeys, SigningKey, VerifyKey};
-use playgate::cloudfront::policy::Cidr;
-use playgate::cloudfront::signer::{SignOptions, Signature, sign_url};
-use playgate::cloudfront::verifier::{Rejection, verify_request};
 use playgate::domain::KeyPairId;
+use playgate::engine::cloudfront::HashAlg;
+use playgate::engine::cloudfront::encode::wire_url;
+use playgate::engine::cloudfront::keys::{KeyRing, PublicKeys, SigningKey, VerifyKey};
+use playgate::engine::cloudfront::policy::Cidr;
+use playgate::engine::cloudfront::signer::{SignOptions, Signature, sign_url};
+use playgate::engine::cloudfront::verifier::{Rejection, verify_request};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -121,8 +121,8 @@ proptest! {
             2 => {
                 let start = signed.find("Policy=").unwrap() + 7;
                 let end = signed[start..].find('&').unwrap() + start;
-                let json = String::from_utf8(playgate::cloudfront::encode::cf_base64_decode(&signed[start..end]).unwrap()).unwrap();
-                let forged = playgate::cloudfront::encode::cf_base64(json.replace("2000000000", "2100000000").as_bytes());
+                let json = String::from_utf8(playgate::engine::cloudfront::encode::cf_base64_decode(&signed[start..end]).unwrap()).unwrap();
+                let forged = playgate::engine::cloudfront::encode::cf_base64(json.replace("2000000000", "2100000000").as_bytes());
                 (format!("{}{}{}", &signed[..start], forged, &signed[end..]), Rejection::BadSignature)
             }
             // An unknown key pair id.
@@ -161,7 +161,7 @@ proptest! {
 #[test]
 fn rotation_keeps_old_signatures_valid_while_the_old_key_is_in_the_ring() {
     let old = key("KOLD");
-    let (new_priv, _) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (new_priv, _) = playgate::engine::cloudfront::keys::generate(false).unwrap();
     let new = SigningKey::from_pem(KeyPairId::parse("KNEW").unwrap(), &new_priv, "new").unwrap();
     let url = "https://d111.cloudfront.net/a/master.m3u8";
     let opts = SignOptions {
@@ -180,7 +180,7 @@ fn rotation_keeps_old_signatures_valid_while_the_old_key_is_in_the_ring() {
     assert!(verify_request(ring.public_keys(), &by_new, None, None, 1).is_ok());
 
     // Once the old key leaves the ring, its signatures stop working.
-    let (again, _) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (again, _) = playgate::engine::cloudfront::keys::generate(false).unwrap();
     let only_new = KeyRing::single(
         SigningKey::from_pem(KeyPairId::parse("KNEW2").unwrap(), &again, "n").unwrap(),
     )
@@ -287,8 +287,11 @@ fn pkcs1_pkcs8_sec1_and_public_forms_parse() {
     .unwrap();
     let ec = SigningKey::from_file(id(), std::path::Path::new(&format!("{dir}test_ec_key.pem")))
         .unwrap();
-    assert_eq!(rsa.kind, playgate::cloudfront::keys::KeyKind::Rsa);
-    assert_eq!(ec.kind, playgate::cloudfront::keys::KeyKind::EcdsaP256);
+    assert_eq!(rsa.kind, playgate::engine::cloudfront::keys::KeyKind::Rsa);
+    assert_eq!(
+        ec.kind,
+        playgate::engine::cloudfront::keys::KeyKind::EcdsaP256
+    );
     let pk8 = openssl::pkey::PKey::private_key_from_pem(rsa_pem().as_bytes())
         .unwrap()
         .private_key_to_pem_pkcs8()
@@ -304,7 +307,7 @@ fn pkcs1_pkcs8_sec1_and_public_forms_parse() {
 
 #[test]
 fn url_parameters_take_precedence_over_cookies() {
-    use playgate::cloudfront::verifier::Credentials;
+    use playgate::engine::cloudfront::verifier::Credentials;
     let k = key("KPREC");
     let ring = ring_of(&k);
     let url = "https://d111.cloudfront.net/a/1.ts";

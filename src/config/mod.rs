@@ -9,12 +9,16 @@
 mod reader;
 
 pub use reader::Issue;
-pub(crate) use reader::Section as ConfigSection;
+use reader::Section as ConfigSection;
 use reader::{Env, Section, apply_env};
 
+pub use crate::domain::HumanDuration;
 use crate::domain::{KeyPairId, TierName};
+pub use crate::engine::cloudfront::HashAlg;
+pub use crate::engine::cloudfront::cookies::SameSite;
+pub use crate::engine::cloudfront::keys::{KeySpec, Pem};
+use crate::engine::tiers::TierRules;
 use crate::secret::Secret;
-use crate::tiers::TierRules;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,40 +38,6 @@ impl ConfigErrors {
             path: path.into(),
             reason: reason.into(),
         }])
-    }
-}
-
-/// A duration written as `"5m"`, `"2h 30m"`, `"500ms"` or whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(into = "String")]
-pub struct HumanDuration(pub Duration);
-
-impl From<HumanDuration> for String {
-    fn from(d: HumanDuration) -> String {
-        humantime::format_duration(d.0).to_string()
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a duration such as \"30s\" or \"5m\"")
-        })? {
-            Raw::Secs(s) => Ok(HumanDuration(Duration::from_secs(s))),
-            Raw::Text(t) => humantime::parse_duration(&t)
-                .map(HumanDuration)
-                .map_err(|e| {
-                    serde::de::Error::custom(format!(
-                        "{t:?} is not a duration ({e}); write e.g. \"30s\", \"5m\", \"2h\""
-                    ))
-                }),
-        }
     }
 }
 
@@ -114,22 +84,6 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HashAlg {
-    #[default]
-    Sha1,
-    Sha256,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-pub enum SameSite {
-    #[default]
-    None,
-    Lax,
-    Strict,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub mode: Mode,
@@ -172,12 +126,21 @@ impl ProtectionConfig {
 /// EventBridge's API destination sends to `/hooks/mediaconvert`.
 #[derive(Debug, Clone, Default)]
 pub struct NotifyConfig {
-    pub webhook: Option<crate::pipeline::notify::Webhook>,
+    pub webhook: Option<Webhook>,
     /// Absent: the hook route answers 404.
     pub mediaconvert_hook_secret: Option<Secret<String>>,
 }
 
-impl std::fmt::Debug for crate::pipeline::notify::Webhook {
+#[derive(Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: Secret<String>,
+    pub retries: u32,
+    pub retry_base: Duration,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
             .field("url", &self.url)
@@ -218,7 +181,7 @@ pub struct PipelineConfig {
     /// New encodes are encrypted (AES-128, one key per rendition); the
     /// default in mode local (mode aws: set it with protection.kms_key_id).
     pub encrypt: bool,
-    pub ladder: crate::pipeline::ladder::LadderConfig,
+    pub ladder: crate::engine::ladder::LadderConfig,
 }
 
 impl PipelineConfig {
@@ -290,7 +253,7 @@ pub struct ServerConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `country_header` is believed (e.g. CloudFront's ranges
     /// in front of an ALB). From anyone else the country is unknown.
-    pub trusted_proxies: Vec<crate::cloudfront::policy::Cidr>,
+    pub trusted_proxies: Vec<crate::engine::cloudfront::policy::Cidr>,
     pub country_header: String,
     /// How long a replica may serve tier rules from memory.
     pub tier_cache_ttl: Duration,
@@ -327,49 +290,9 @@ pub struct CdnConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct SigningKeyConfig {
-    pub id: KeyPairId,
-    pub private_key: Option<Pem>,
-    pub public_key: Option<Pem>,
-}
-
-/// Where a PEM key comes from: `*_file` (a mounted secret, read when the
-/// keys are loaded) or `*_env` (a variable the platform injects, e.g. ECS
-/// from Secrets Manager; read with the config). `Debug` names the source,
-/// never the key.
-#[derive(Clone)]
-pub enum Pem {
-    File(PathBuf),
-    Env { var: String, text: Secret<String> },
-}
-
-impl Pem {
-    pub fn bytes(&self) -> std::io::Result<Vec<u8>> {
-        match self {
-            Pem::File(p) => std::fs::read(p),
-            Pem::Env { text, .. } => Ok(text.expose().as_bytes().to_vec()),
-        }
-    }
-
-    /// The file's path or `$VAR`, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Pem::File(p) => p.display().to_string(),
-            Pem::Env { var, .. } => format!("${var}"),
-        }
-    }
-}
-
-impl std::fmt::Debug for Pem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pem({})", self.describe())
-    }
-}
-
-#[derive(Debug, Clone)]
 pub struct SigningConfig {
     pub active: KeyPairId,
-    pub keys: Vec<SigningKeyConfig>,
+    pub keys: Vec<KeySpec>,
     pub hash: HashAlg,
     pub expiry_bucket: Duration,
     pub default_ttl: Duration,
@@ -765,7 +688,7 @@ impl Config {
         let cookie_tiers: Vec<&str> = self
             .tiers
             .iter()
-            .filter(|(_, t)| t.delivery == crate::tiers::Delivery::Cookies)
+            .filter(|(_, t)| t.delivery == crate::engine::tiers::Delivery::Cookies)
             .map(|(n, _)| n.as_str())
             .collect();
         if self.server.cors_allowed_origins.iter().any(|o| o == "*") && !cookie_tiers.is_empty() {
@@ -788,7 +711,7 @@ impl Config {
         if !self
             .tiers
             .values()
-            .any(|t| t.delivery == crate::tiers::Delivery::Cookies)
+            .any(|t| t.delivery == crate::engine::tiers::Delivery::Cookies)
         {
             return None;
         }
@@ -856,7 +779,7 @@ pub fn read_tier_rules(table: toml::Table) -> Result<TierRules, Vec<(String, Str
     let mut issues = Vec::new();
     let env = Env::new();
     let mut root = Section::root(table, &mut issues, &env);
-    let rules = crate::tiers::read_rules(&mut root);
+    let rules = read_rules(&mut root);
     root.finish();
     if issues.is_empty() {
         Ok(rules)
@@ -969,7 +892,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
                 let raw: Vec<String> = s.or("trusted_proxies", Vec::new());
                 let mut out = Vec::new();
                 for r in raw {
-                    match crate::cloudfront::policy::Cidr::parse(&r) {
+                    match crate::engine::cloudfront::policy::Cidr::parse(&r) {
                         Ok(c) => out.push(c),
                         Err(e) => s.problem("trusted_proxies", e.to_string()),
                     }
@@ -1045,14 +968,14 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
                     "a key needs private_key_file/_env or public_key_file/_env",
                 );
             }
-            id.map(|id| SigningKeyConfig {
+            id.map(|id| KeySpec {
                 id,
                 private_key,
                 public_key,
             })
         });
         let entries = keys.len();
-        let keys: Vec<SigningKeyConfig> = keys.into_iter().flatten().collect();
+        let keys: Vec<KeySpec> = keys.into_iter().flatten().collect();
         let active = match s.opt::<KeyPairId>("active") {
             Some(a) => Some(a),
             None if !s.has("active") && keys.len() == 1 => keys.first().map(|k| k.id.clone()),
@@ -1139,7 +1062,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
         }
     });
     let tiers = root.each("tiers", |name, s| {
-        let rules = crate::tiers::read_rules(s);
+        let rules = read_rules(s);
         match TierName::parse(name) {
             Ok(n) => Some((n, rules)),
             Err(e) => {
@@ -1163,7 +1086,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
         asset_ttl: dur(s, "asset_ttl", "5s"),
     });
     let pipeline = root.sub("pipeline", |s| {
-        let default = crate::pipeline::ladder::LadderConfig::default();
+        let default = crate::engine::ladder::LadderConfig::default();
         PipelineConfig {
             concurrency: s.or("concurrency", 1usize),
             work_dir: s.or("work_dir", storage.root.join(".work")),
@@ -1178,7 +1101,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
             encode_timeout_factor: s.or("encode_timeout_factor", 20.0),
             // Mode aws turns it on with protection.kms_key_id.
             encrypt: s.or("encrypt", mode == Mode::Local),
-            ladder: crate::pipeline::ladder::LadderConfig {
+            ladder: crate::engine::ladder::LadderConfig {
                 segment_seconds: s.or("segment_seconds", default.segment_seconds),
                 gop_seconds: s.or("gop_seconds", default.gop_seconds),
                 audio_bitrate: s.or("audio_bitrate", default.audio_bitrate),
@@ -1207,7 +1130,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
                 if !is_http_url(&url) {
                     s.problem("webhook_url", "must be an absolute http(s) URL");
                 }
-                Some(crate::pipeline::notify::Webhook {
+                Some(Webhook {
                     url,
                     secret,
                     retries,
@@ -1232,7 +1155,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
     let protection = root.sub("protection", |s| {
         let kek = read_secret(s, "kek");
         if let Some(k) = &kek
-            && let Err(why) = crate::protect::LocalKek::from_hex(k)
+            && let Err(why) = crate::domain::kek_hex(k.expose())
         {
             s.problem("kek_file", why);
         }
@@ -1304,6 +1227,33 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
         protection,
         aws,
     })
+}
+
+/// Reads one `[tiers.NAME]` table field by field, recording every problem.
+fn read_rules(s: &mut ConfigSection<'_>) -> TierRules {
+    let rules = TierRules {
+        rank: s.or("rank", 0),
+        max_height: s.opt("max_height"),
+        max_bandwidth: s.opt("max_bandwidth"),
+        codecs: s.opt("codecs"),
+        video_range: s.opt("video_range"),
+        max_frame_rate: s.opt("max_frame_rate"),
+        countries: s.opt("countries"),
+        delivery: s.or("delivery", crate::engine::tiers::Delivery::Cookies),
+        fallback: s.opt("fallback"),
+        signature_ttl: s.opt("signature_ttl"),
+        playlist_ttl: s.opt("playlist_ttl"),
+        bind_ip: s.or("bind_ip", false),
+        variant_order: s.or(
+            "variant_order",
+            crate::engine::tiers::VariantOrder::Original,
+        ),
+        start_height: s.opt("start_height"),
+    };
+    for (field, reason) in rules.problems() {
+        s.problem(field, reason);
+    }
+    rules
 }
 
 #[cfg(test)]

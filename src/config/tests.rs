@@ -176,7 +176,7 @@ fn env_overrides_apply_before_validation() {
 fn the_shipped_configs_have_only_file_problems() {
     // Without dev keys on disk, only missing-file problems may remain; the
     // aws example reads its keys from variables the stack sets.
-    let (private, public) = crate::cloudfront::keys::generate(false).unwrap();
+    let (private, public) = crate::engine::cloudfront::keys::generate(false).unwrap();
     let aws_env = vec![
         (
             "CLOUDFRONT_PRIVATE_KEY_PEM".to_owned(),

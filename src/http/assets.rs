@@ -5,13 +5,13 @@
 //! `cache.asset_ttl`), keeps the record for audit, and invalidates
 //! `/assets/{id}/*` at the CDN (503 if that fails: repeat the DELETE).
 
+use crate::backends::store::{Asset, AssetStatus, Expect, StoreExt};
 use crate::domain::{AssetId, TierName};
-use crate::error::{Error, Result};
 use crate::http::auth::AdminClaims;
 use crate::http::extract::{Path, Query};
+use crate::http::problem::{Error, Result};
 use crate::http::versioned::{json_with_etag, put_expectation};
 use crate::state::AppState;
-use crate::store::{Asset, AssetStatus, Expect, StoreExt};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -58,7 +58,7 @@ fn one(state: &AppState, asset: &Asset, revision: u64) -> Response {
     // Signed for the default lifetime: what an operator or a CMS shows.
     let thumbnails = asset.current_version.and_then(|v| {
         let signing = &state.config.signing;
-        let expires = crate::playback::expiry(
+        let expires = crate::engine::authorise::expiry(
             state.clock.now_epoch(),
             signing.default_ttl,
             signing.expiry_bucket,
@@ -86,7 +86,7 @@ pub async fn list(
     let page = state
         .store
         .list_typed::<Asset>(
-            crate::store::Kind::Asset,
+            crate::backends::store::Kind::Asset,
             p.after.as_ref().map(|a| a.as_str()),
             limit,
         )

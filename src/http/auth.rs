@@ -8,9 +8,9 @@
 use crate::auth::jwt::Verified;
 use crate::auth::{AuthFailure, Principal, SCOPE_ADMIN, SCOPE_INGEST, SCOPE_SIGN};
 use crate::domain::TierName;
-use crate::error::Error;
+use crate::engine::tiers::TierRules;
+use crate::http::problem::Error;
 use crate::state::AppState;
-use crate::tiers::TierRules;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;

@@ -10,11 +10,11 @@
 //!   request a proxy forwarded (`Forwarded`, `X-Forwarded-For`, …): they
 //!   hand out what the admin and viewer APIs guard.
 
+use crate::backends::store::{Asset, AssetStatus, Kind, StoreExt};
 use crate::domain::TierName;
-use crate::error::{Error, Result};
 use crate::http::extract::Query;
+use crate::http::problem::{Error, Result};
 use crate::state::AppState;
-use crate::store::{Asset, AssetStatus, Kind, StoreExt};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};

@@ -10,10 +10,11 @@
 //! streamed in bounded chunks, so a request's memory is a buffer, not the
 //! object. CORS comes from the layer on this route.
 
-use crate::cloudfront::cookies::CloudFrontCookies;
-use crate::cloudfront::verifier::{Credentials, verify_request};
+use crate::backends::cdn::content_type;
+use crate::backends::storage::{ObjectKey, StorageError};
+use crate::engine::cloudfront::cookies::CloudFrontCookies;
+use crate::engine::cloudfront::verifier::{Credentials, verify_request};
 use crate::state::AppState;
-use crate::storage::{ObjectKey, StorageError};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -33,25 +34,6 @@ fn xml_error(status: StatusCode, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Content type by extension, as the pipeline's outputs are named.
-pub fn content_type(path: &str) -> &'static str {
-    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
-    match ext.to_ascii_lowercase().as_str() {
-        "m3u8" => "application/vnd.apple.mpegurl",
-        "mpd" => "application/dash+xml",
-        "ts" => "video/mp2t",
-        "m4s" => "video/iso.segment",
-        "mp4" | "m4v" | "cmfv" => "video/mp4",
-        "m4a" | "cmfa" => "audio/mp4",
-        "aac" => "audio/aac",
-        "vtt" | "webvtt" => "text/vtt",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "key" => "application/octet-stream",
-        _ => "application/octet-stream",
-    }
 }
 
 /// The `Range: bytes=…` of a request, resolved against `len`:
@@ -158,7 +140,7 @@ pub async fn serve(
         Err(StorageError::NotFound(_)) => return xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
         Err(e) => {
             tracing::warn!(key = %key, reason = %e, "edge could not read the object store");
-            return crate::error::Error::Unavailable(e.to_string()).into_response();
+            return crate::http::problem::Error::Unavailable(e.to_string()).into_response();
         }
     };
     let path = key.as_str();
@@ -172,14 +154,14 @@ pub async fn serve(
     put(
         &mut common,
         header::CACHE_CONTROL,
-        &crate::cdn::cache_control(path, state.config.cdn.playlist_max_age.as_secs()),
+        &crate::backends::cdn::cache_control(path, state.config.cdn.playlist_max_age.as_secs()),
     );
     put(&mut common, header::ETAG, &meta.etag);
     put(&mut common, header::ACCEPT_RANGES, "bytes");
     put(
         &mut common,
         header::LAST_MODIFIED,
-        &crate::cloudfront::cookies::http_date(meta.modified_epoch),
+        &crate::engine::cloudfront::cookies::http_date(meta.modified_epoch),
     );
     if etag_matches(&headers, &meta.etag) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
@@ -219,7 +201,7 @@ pub async fn serve(
     match state.objects.read(&key, Some(start..end)).await {
         Ok(stream) => (status, common, Body::from_stream(stream)).into_response(),
         Err(StorageError::NotFound(_)) => xml_error(StatusCode::NOT_FOUND, NO_SUCH_KEY),
-        Err(e) => crate::error::Error::Unavailable(e.to_string()).into_response(),
+        Err(e) => crate::http::problem::Error::Unavailable(e.to_string()).into_response(),
     }
 }
 
@@ -266,7 +248,7 @@ mod tests {
         assert_eq!(content_type("a/720p/init.mp4"), "video/mp4");
         assert_eq!(content_type("a/720p/s.ts"), "video/mp2t");
         assert_eq!(content_type("a/sub/en.vtt"), "text/vtt");
-        use crate::cdn::cache_control;
+        use crate::backends::cdn::cache_control;
         assert_eq!(cache_control("a/720p/index.m3u8", 60), "public, max-age=60");
         assert_eq!(
             cache_control("a/720p/seg.ts", 60),

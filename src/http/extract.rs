@@ -1,7 +1,7 @@
 //! Extractors whose rejections are problem+json naming the field at fault.
 //! axum's default rejection text never reaches a client.
 
-use crate::error::Error;
+use crate::http::problem::Error;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;

@@ -7,7 +7,7 @@
 //! our jobs, are answered 200 `{"applied": false}` so EventBridge does not
 //! retry them; duplicates and stale events change nothing.
 
-use crate::error::{Error, Result};
+use crate::http::problem::{Error, Result};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;

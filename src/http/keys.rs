@@ -9,8 +9,8 @@
 //! address, or that does not grant the key's rendition.
 
 use crate::domain::AssetId;
-use crate::error::{Error, Result};
 use crate::http::extract::Path;
+use crate::http::problem::{Error, Result};
 use crate::protect::{COOKIE, TOKEN_PARAM, is_key_id};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, State};

@@ -12,7 +12,7 @@
 //!
 //! CORS is applied to the play routes only (see `cors()`).
 
-use crate::error::{Error, REQUEST_ID};
+use crate::http::problem::{Error, REQUEST_ID};
 use crate::state::AppState;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;

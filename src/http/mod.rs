@@ -8,17 +8,18 @@ pub mod demo;
 pub mod edge;
 pub mod extract;
 pub mod hooks;
-pub mod ingest;
 pub mod keys;
 pub mod middleware;
 pub mod ops;
 pub mod play;
+pub mod problem;
 pub mod sign;
 pub mod tiers;
+pub mod uploads;
 pub mod versioned;
 pub mod viewer;
 
-use crate::error::Error;
+use crate::http::problem::Error;
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -58,17 +59,17 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/v1/tiers/{name}",
             get(tiers::get).put(tiers::put).delete(tiers::delete),
         )
-        .route("/v1/uploads", post(ingest::create_upload))
+        .route("/v1/uploads", post(uploads::create_upload))
         .route(
             "/v1/uploads/{asset}/source",
-            axum::routing::put(ingest::put_source),
+            axum::routing::put(uploads::put_source),
         )
         .route(
             "/v1/uploads/{asset}/complete",
-            post(ingest::complete_upload),
+            post(uploads::complete_upload),
         )
-        .route("/v1/assets/{id}/transcode", post(ingest::transcode))
-        .route("/v1/jobs/{id}", get(ingest::job).delete(ingest::cancel))
+        .route("/v1/assets/{id}/transcode", post(uploads::transcode))
+        .route("/v1/jobs/{id}", get(uploads::job).delete(uploads::cancel))
         .route("/hooks/mediaconvert", post(hooks::mediaconvert))
         .route("/v1/sign/cookies", post(sign::cookies))
         .route("/v1/sign/urls", post(sign::urls))

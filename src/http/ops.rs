@@ -2,7 +2,7 @@
 //! store, object storage and signing keys all work; 503 naming the ones
 //! that do not) and `/metrics` (Prometheus text).
 
-use crate::error::{Error, Problem};
+use crate::http::problem::{Error, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -19,15 +19,15 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// Signs and verifies a fixed message with the active key.
 fn keys_work(state: &AppState) -> Result<(), String> {
-    use crate::cloudfront::verifier::{Credentials, verify};
+    use crate::engine::cloudfront::verifier::{Credentials, verify};
     let key = state.keys.active();
     let probe = "https://readyz.invalid/probe";
-    let opts = crate::cloudfront::signer::SignOptions {
+    let opts = crate::engine::cloudfront::signer::SignOptions {
         expires: u64::MAX / 2,
         hash: state.config.signing.hash,
         ..Default::default()
     };
-    let sig = crate::cloudfront::signer::Signature::for_url(key, probe, &opts)
+    let sig = crate::engine::cloudfront::signer::Signature::for_url(key, probe, &opts)
         .map_err(|e| e.to_string())?;
     let creds = Credentials::from(&sig);
     verify(

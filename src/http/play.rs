@@ -15,12 +15,12 @@
 //! 503 when the origin is down past the stale window.
 
 use crate::domain::AssetId;
-use crate::error::Result;
+use crate::engine::tiers::Delivery;
 use crate::http::auth::{MasterViewerClaims, ViewerClaims};
 use crate::http::extract::Path;
-use crate::play::{Entitlement, Format, Viewer};
+use crate::http::problem::Result;
+use crate::playback::{Entitlement, Format, Viewer};
 use crate::state::AppState;
-use crate::tiers::Delivery;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};

@@ -14,14 +14,14 @@
 //! Lifetimes are capped by the tier's `signature_ttl` (cookies) and by
 //! `signing.max_ttl`; a batch by `signing.max_batch`.
 
-use crate::cloudfront::policy::Cidr;
-use crate::cloudfront::signer::{SignOptions, Signature, sign_url};
 use crate::config::HumanDuration;
 use crate::domain::{AssetId, TierName};
-use crate::error::{Error, Result};
+use crate::engine::cloudfront::policy::Cidr;
+use crate::engine::cloudfront::signer::{SignOptions, Signature, sign_url};
 use crate::http::auth::ServiceClaims;
 use crate::http::extract::Json;
-use crate::play::{Format, Viewer};
+use crate::http::problem::{Error, Result};
+use crate::playback::{Format, Viewer};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
@@ -101,10 +101,10 @@ pub async fn cookies(
             &req.asset,
             &viewer,
             Format::Hls,
-            crate::tiers::Delivery::Cookies,
+            crate::engine::tiers::Delivery::Cookies,
         )
         .await?;
-    if ent.delivery != crate::tiers::Delivery::Cookies {
+    if ent.delivery != crate::engine::tiers::Delivery::Cookies {
         return Err(Error::DeliveryUnavailable(format!(
             "This asset cannot be played with cookie delivery: its layout has no directory per rendition. Tier {} falls back to URL delivery: send its viewers to the master URL.",
             req.tier
@@ -151,16 +151,17 @@ impl Published {
         text: &str,
         pattern: bool,
     ) -> Result<()> {
-        let (id, version) = crate::cdn::grant_target(&state.config.cdn.base_url, text, pattern)
-            .map_err(|why| Error::bad_request(field, why))?;
+        let (id, version) =
+            crate::backends::cdn::grant_target(&state.config.cdn.base_url, text, pattern)
+                .map_err(|why| Error::bad_request(field, why))?;
         let current = match self.0.get(&id) {
             Some(c) => *c,
             None => {
-                let asset = crate::store::StoreExt::get_asset(state.store.as_ref(), &id)
+                let asset = crate::backends::store::StoreExt::get_asset(state.store.as_ref(), &id)
                     .await?
                     .map(|v| v.value);
                 let c = asset
-                    .filter(|a| a.status != crate::store::AssetStatus::Deleted)
+                    .filter(|a| a.status != crate::backends::store::AssetStatus::Deleted)
                     .and_then(|a| a.current_version);
                 self.0.insert(id.clone(), c);
                 c
@@ -202,7 +203,7 @@ pub async fn urls(
         (None, ttl) => {
             let ttl = ttl.map(|d| d.0).unwrap_or(signing.default_ttl);
             check_ttl("body.ttl", ttl, signing.max_ttl)?;
-            crate::playback::expiry(now, ttl, Duration::from_secs(1))
+            crate::engine::authorise::expiry(now, ttl, Duration::from_secs(1))
         }
     };
     let ip = match &req.ip {

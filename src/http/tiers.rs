@@ -4,14 +4,14 @@
 //! only with a matching `If-Match` (428 without one, 412 when stale).
 //! Every change writes one audit log line: who, what, old → new.
 
+use crate::backends::store::{Expect, StoreExt};
 use crate::domain::TierName;
-use crate::error::{Error, Result};
+use crate::engine::tiers::TierRules;
 use crate::http::auth::AdminClaims;
 use crate::http::extract::Path;
+use crate::http::problem::{Error, Result};
 use crate::http::versioned::{expectation, json_with_etag, put_expectation};
 use crate::state::AppState;
-use crate::store::{Expect, StoreExt};
-use crate::tiers::TierRules;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -119,7 +119,7 @@ pub async fn delete(
     let expect = expectation(&headers)?.unwrap_or(Expect::Revision(old.revision));
     state
         .store
-        .delete(crate::store::Kind::Tier, name.as_str(), expect)
+        .delete(crate::backends::store::Kind::Tier, name.as_str(), expect)
         .await?;
     state.tiers.invalidate(&name).await;
     tracing::info!(

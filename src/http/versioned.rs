@@ -2,8 +2,8 @@
 //! record's store revision is its strong ETag; `If-Match` and
 //! `If-None-Match: *` become the store's `Expect`.
 
-use crate::error::{Error, Result};
-use crate::store::Expect;
+use crate::backends::store::Expect;
+use crate::http::problem::{Error, Result};
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};

@@ -10,8 +10,8 @@
 //! `args` and `master` are pure (and unit-tested); `encode` runs ffmpeg
 //! with `-progress` and stops it when cancelled.
 
-use super::ladder::{Codec, Plan, Rendition};
 use super::source::SourceInput;
+use crate::engine::ladder::{Codec, Plan, Rendition};
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
@@ -94,7 +94,7 @@ pub fn args(source: &SourceInput, plan: &Plan, out: &Path) -> Vec<OsString> {
             ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,fps={}[v{i}]",
             r.width,
             r.height,
-            super::ladder::fraction_arg(r.frame_rate)
+            crate::engine::ladder::fraction_arg(r.frame_rate)
         ));
     }
     let mut push = |s: String| a.push(s.into());
@@ -395,7 +395,7 @@ pub async fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::ladder::{LadderConfig, Source, plan};
+    use crate::engine::ladder::{LadderConfig, Source, plan};
 
     fn hd() -> Plan {
         plan(
@@ -434,13 +434,13 @@ mod tests {
             "#EXT-X-STREAM-INF:BANDWIDTH=4010000,AVERAGE-BANDWIDTH=3660000,RESOLUTION=1280x720,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aud\"\n720p/index.m3u8\n"
         ), "{m}");
         assert!(m.contains("FRAME-RATE=15.000"), "the 270p rung: {m}");
-        let rules = crate::tiers::TierRules {
+        let rules = crate::engine::tiers::TierRules {
             max_height: Some(480),
             max_frame_rate: Some(30.0),
             ..Default::default()
         };
         let url = url::Url::parse("https://cdn.example.com/assets/a/v1/hls/master.m3u8").unwrap();
-        let f = crate::hls::master::filter(m.as_bytes(), &rules, Some(&url)).unwrap();
+        let f = crate::engine::hls::master::filter(m.as_bytes(), &rules, Some(&url)).unwrap();
         let kept: Vec<&str> = f.kept.iter().map(|u| u.uri.as_str()).collect();
         assert_eq!(
             kept,

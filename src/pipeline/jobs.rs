@@ -4,7 +4,7 @@
 //! event (MediaConvert's EventBridge delivery promises none of these) is
 //! `None`: nothing to write.
 
-use crate::store::{Job, JobState};
+use crate::backends::store::{Job, JobState};
 
 /// What a backend reports about a job.
 #[derive(Debug, Clone, PartialEq, Eq)]

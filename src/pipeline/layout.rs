@@ -17,8 +17,8 @@
 //! an interruption is safe: the master is rewritten last, so either the
 //! old names still work and the copy is redone, or the tree is separable.
 
-use crate::hls::master::{MasterUri, UriKind};
-use crate::storage::{ObjectKey, ObjectStore, StorageError};
+use crate::backends::storage::{ObjectKey, ObjectStore, StorageError};
+use crate::engine::hls::master::{MasterUri, UriKind};
 use std::collections::{BTreeMap, BTreeSet};
 use url::Url;
 
@@ -250,7 +250,7 @@ fn variants(text: &str) -> Vec<Variant> {
         let Some(list) = l.strip_prefix("#EXT-X-STREAM-INF:") else {
             continue;
         };
-        let attrs = crate::hls::attributes(list)
+        let attrs = crate::engine::hls::attributes(list)
             .iter()
             .map(|a| (a.name.to_owned(), a.raw.to_owned()))
             .collect();
@@ -391,8 +391,8 @@ pub async fn inspect(objects: &dyn ObjectStore, version: &str) -> Result<Inspect
     let master_url = Url::parse(&format!("{BASE}{master_key}"))
         .map_err(|e| LayoutError::Outside(e.to_string()))?;
     let master = read(objects, &master_key).await?;
-    let all = crate::tiers::TierRules::default();
-    let filtered = crate::hls::master::filter(&master, &all, Some(&master_url))
+    let all = crate::engine::tiers::TierRules::default();
+    let filtered = crate::engine::hls::master::filter(&master, &all, Some(&master_url))
         .map_err(|e| unreadable(&master_key, e))?;
     let inside = |url: &Url| -> Result<String, LayoutError> {
         key_of(url)
@@ -407,8 +407,8 @@ pub async fn inspect(objects: &dyn ObjectStore, version: &str) -> Result<Inspect
             continue;
         }
         let text = read(objects, &playlist).await?;
-        let uris =
-            crate::hls::scope::media_uris(url, &text).map_err(|e| unreadable(&playlist, e))?;
+        let uris = crate::engine::hls::scope::media_uris(url, &text)
+            .map_err(|e| unreadable(&playlist, e))?;
         let files = uris
             .iter()
             .map(inside)
@@ -502,7 +502,7 @@ pub async fn apply(objects: &dyn ObjectStore, m: &Moves) -> Result<Separable, La
             .map_err(|e| LayoutError::Outside(e.to_string()))?;
         let new_key = &m.moves[playlist];
         let new_dir = dir_of(new_key);
-        let rewritten = crate::hls::media::map_uris(&text, &url, |u| {
+        let rewritten = crate::engine::hls::media::map_uris(&text, &url, |u| {
             let k = key_of(u)?;
             m.moves.get(&k).map(|to| relative(new_dir, to))
         })
@@ -514,7 +514,7 @@ pub async fn apply(objects: &dyn ObjectStore, m: &Moves) -> Result<Separable, La
         moved += 1;
     }
     let text = std::str::from_utf8(&m.master).map_err(|e| unreadable(&m.master_key, e))?;
-    let new_master = crate::hls::master::rewrite(text, &m.master_url, |_, u| {
+    let new_master = crate::engine::hls::master::rewrite(text, &m.master_url, |_, u| {
         let k = key_of(u)?;
         Some(relative(&m.hls, m.moves.get(&k).unwrap_or(&k)))
     })
@@ -553,7 +553,7 @@ mod tests {
     #[tokio::test]
     async fn the_master_of_an_encrypted_job_is_composed_from_its_groups() {
         let d = tempfile::tempdir().unwrap();
-        let objects = crate::storage::local::LocalStore::open(d.path()).unwrap();
+        let objects = crate::backends::storage::local::LocalStore::open(d.path()).unwrap();
         let v = "assets/a/v1";
         let head = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n";
         put(&objects, &format!("{v}/hls/360p/master.m3u8"), &format!("{head}#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=800000,RESOLUTION=640x360,FRAME-RATE=30.000,CODECS=\"avc1.64001e\"\nmaster_360p.m3u8\n")).await;
@@ -591,7 +591,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_master_pointing_elsewhere_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        let objects = crate::storage::local::LocalStore::open(d.path()).unwrap();
+        let objects = crate::backends::storage::local::LocalStore::open(d.path()).unwrap();
         let v = "assets/a/v1";
         assert!(
             !compose_master(&objects, v).await.unwrap(),

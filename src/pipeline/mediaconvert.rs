@@ -23,9 +23,9 @@
 //! (DescribeEndpoints is deprecated and not called).
 
 use super::events::{Detail, Event, JobProgress};
-use super::ladder::{Codec, Plan, Rendition, fraction};
-use crate::aws::said;
-use crate::store::Job;
+use crate::backends::aws::said;
+use crate::backends::store::Job;
+use crate::engine::ladder::{Codec, Plan, Rendition, fraction};
 use aws_sdk_mediaconvert::Client;
 use aws_sdk_mediaconvert::types::{
     AacCodingMode, AacSettings, AudioCodec, AudioCodecSettings, AudioDefaultSelection,
@@ -578,7 +578,7 @@ impl MediaConvert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::ladder::{LadderConfig, Source, plan};
+    use crate::engine::ladder::{LadderConfig, Source, plan};
 
     fn settings(source: &Source) -> (Plan, JobSettings) {
         let p = plan(source, &LadderConfig::default()).unwrap();
@@ -813,7 +813,7 @@ mod tests {
             asset_id: crate::domain::AssetId::parse("a1").unwrap(),
             attempt: 1,
             version: 1,
-            state: crate::store::JobState::Submitted,
+            state: crate::backends::store::JobState::Submitted,
             progress: 0,
             backend_job_id: None,
             error: None,

@@ -2,7 +2,7 @@
 //! encode, track the job. This part is the local twin (ffprobe, ffmpeg);
 //! MediaConvert arrives behind the same shapes.
 //!
-//! - `ladder`: which renditions to encode (pure);
+//! - `crate::engine::ladder`: which renditions to encode (pure);
 //! - `source`: which container an upload is (its own first bytes) and how
 //!   ffprobe/ffmpeg may open it (forced demuxer, protocol allow-list);
 //! - `process`: child processes in their own group, under time limits;
@@ -15,11 +15,12 @@ pub mod events;
 pub mod ffmpeg;
 pub mod iframes;
 pub mod jobs;
-pub mod ladder;
 pub mod layout;
 pub mod mediaconvert;
 pub mod notify;
+pub mod playability;
 pub mod probe;
 pub mod process;
+pub mod publish;
 pub mod runner;
 pub mod source;

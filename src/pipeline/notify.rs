@@ -2,7 +2,7 @@
 //! `[notify] webhook_url`, it is also POSTed as JSON
 //! `{asset_id, job_id, status, renditions, playback_path, error,
 //! playability}` (`playability`: which tiers can play the new version and
-//! how, see `crate::playability`; absent unless complete) with
+//! how, see `crate::pipeline::playability`; absent unless complete) with
 //!
 //! - `X-Playgate-Timestamp`: epoch seconds, and
 //! - `X-Playgate-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`,
@@ -14,9 +14,8 @@
 //! published to the SNS topic (subject `playgate {status} {asset}`; the
 //! SDK retries).
 
-use crate::secret::Secret;
+use crate::config::Webhook;
 use serde::Serialize;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Notification {
@@ -29,16 +28,7 @@ pub struct Notification {
     pub playback_path: Option<String>,
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub playability: Option<crate::playability::Playability>,
-}
-
-#[derive(Clone)]
-pub struct Webhook {
-    pub url: String,
-    pub secret: Secret<String>,
-    pub retries: u32,
-    pub retry_base: Duration,
-    pub timeout: Duration,
+    pub playability: Option<crate::pipeline::playability::Playability>,
 }
 
 /// `v1=` + hex HMAC-SHA256 over `"{timestamp}.{body}"`.
@@ -86,7 +76,7 @@ impl Sns {
             .send()
             .await;
         if let Err(e) = sent {
-            let why = crate::aws::said(&e);
+            let why = crate::backends::aws::said(&e);
             tracing::error!(target: "playgate::notify", job = %n.job_id, reason = %why, "SNS publish failed");
         }
     }

@@ -4,9 +4,9 @@
 //! one without a video stream, is a `ProbeError` whose text is fit to show
 //! as the asset's failure reason.
 
-use super::ladder::Source;
 use super::process::RunError;
 use super::source::SourceInput;
+use crate::engine::ladder::Source;
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -16,10 +16,12 @@
 use super::jobs::{JobEvent, apply, is_terminal};
 use super::mediaconvert::SubmitError;
 use super::source::{Container, SNIFF_BYTES, SourceInput};
+use crate::backends::storage::{ObjectKey, ObjectStore};
+use crate::backends::store::{
+    Asset, AssetStatus, Expect, Job, JobState, Kind, Store, StoreError, StoreExt,
+};
 use crate::config::Config;
 use crate::domain::{AssetId, JobId};
-use crate::storage::{ObjectKey, ObjectStore};
-use crate::store::{Asset, AssetStatus, Expect, Job, JobState, Kind, Store, StoreError, StoreExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,22 +42,6 @@ pub enum PipelineError {
     Store(#[from] StoreError),
 }
 
-impl From<PipelineError> for crate::error::Error {
-    fn from(e: PipelineError) -> Self {
-        use crate::error::Error;
-        match e {
-            PipelineError::UnknownAsset | PipelineError::UnknownJob | PipelineError::Deleted => {
-                Error::NotFound
-            }
-            PipelineError::NoSource => {
-                Error::Conflict("The asset has no uploaded source yet; upload it first.".into())
-            }
-            PipelineError::Store(s) => s.into(),
-            PipelineError::Backend(why) => Error::Unavailable(why),
-        }
-    }
-}
-
 /// Who runs the encodes.
 pub enum Backend {
     /// ffmpeg on this machine, sources and outputs on its disk.
@@ -64,7 +50,7 @@ pub enum Backend {
     /// the GET the probe reads).
     MediaConvert {
         mc: super::mediaconvert::MediaConvert,
-        sources: Arc<crate::storage::s3::S3Uploads>,
+        sources: Arc<crate::backends::storage::s3::S3Uploads>,
     },
 }
 
@@ -163,7 +149,9 @@ impl Pipeline {
     }
 
     /// Every job record not in a final state, read page by page.
-    async fn unfinished_jobs(&self) -> Result<Vec<crate::store::Versioned<Job>>, StoreError> {
+    async fn unfinished_jobs(
+        &self,
+    ) -> Result<Vec<crate::backends::store::Versioned<Job>>, StoreError> {
         let mut after: Option<String> = None;
         let mut out = Vec::new();
         loop {
@@ -387,7 +375,7 @@ impl Pipeline {
         &self,
         id: &JobId,
         mc: &super::mediaconvert::MediaConvert,
-        sources: &crate::storage::s3::S3Uploads,
+        sources: &crate::backends::storage::s3::S3Uploads,
     ) {
         let job = match self.job(id).await {
             Ok(j) if !is_terminal(j.state) && j.backend_job_id.is_none() => Some(j),
@@ -438,9 +426,9 @@ impl Pipeline {
         &self,
         job: &Job,
         mc: &super::mediaconvert::MediaConvert,
-        sources: &crate::storage::s3::S3Uploads,
+        sources: &crate::backends::storage::s3::S3Uploads,
     ) -> Result<(String, u32), SubmitError> {
-        use crate::storage::StorageError;
+        use crate::backends::storage::StorageError;
         let key = self.source_key(job).await?;
         // A CreateJob was sent before: it may have made a job whose answer
         // never came. Find and adopt it rather than encode twice; the
@@ -483,7 +471,7 @@ impl Pipeline {
             Ok(p) => p,
             Err(e) => return Err(Self::probe_failure(e, &key, sources).await),
         };
-        let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
+        let plan = crate::engine::ladder::plan(&probed.source, &self.config.pipeline.ladder)
             .map_err(|e| SubmitError::Fail(e.to_string()))?;
         // Counted before it is sent. A resubmission writes a fresh version,
         // so it never writes the keys an unfound earlier job may be writing
@@ -509,7 +497,7 @@ impl Pipeline {
     async fn job_keys(
         &self,
         job: &Job,
-        plan: &super::ladder::Plan,
+        plan: &crate::engine::ladder::Plan,
     ) -> Result<Vec<super::mediaconvert::JobKey>, SubmitError> {
         if !self.config.pipeline.encrypt {
             return Ok(Vec::new());
@@ -551,10 +539,10 @@ impl Pipeline {
     async fn probe_failure(
         e: super::probe::ProbeError,
         key: &ObjectKey,
-        sources: &crate::storage::s3::S3Uploads,
+        sources: &crate::backends::storage::s3::S3Uploads,
     ) -> SubmitError {
         use super::probe::ProbeError;
-        use crate::storage::StorageError;
+        use crate::backends::storage::StorageError;
         if matches!(e, ProbeError::Unreachable(_) | ProbeError::Tool(_)) {
             return SubmitError::Retry(e.to_string());
         }
@@ -779,13 +767,13 @@ impl Pipeline {
         renditions.sort();
         renditions.dedup();
         let version = job.version;
-        let thumbnails = crate::publish::thumbnails_of(
+        let thumbnails = crate::pipeline::publish::thumbnails_of(
             self.objects.as_ref(),
             &format!("assets/{}/v{version}", job.asset_id),
         )
         .await
         .map_err(|e| PipelineError::Backend(e.to_string()))?;
-        let playability = crate::publish::report_for(
+        let playability = crate::pipeline::publish::report_for(
             self.store.as_ref(),
             self.objects.as_ref(),
             &job.asset_id,
@@ -895,7 +883,7 @@ impl Pipeline {
         let probed = super::probe::probe(&input, self.config.pipeline.probe_timeout)
             .await
             .map_err(|e| e.to_string())?;
-        let plan = super::ladder::plan(&probed.source, &self.config.pipeline.ladder)
+        let plan = crate::engine::ladder::plan(&probed.source, &self.config.pipeline.ladder)
             .map_err(|e| e.to_string())?;
         let work = self.config.pipeline.work_dir.join(id.as_str());
         let cancel = self
@@ -948,7 +936,7 @@ impl Pipeline {
             (None, true) => return Err("pipeline.encrypt is on but nothing wraps keys".into()),
             (_, false) => Vec::new(),
         };
-        crate::publish::publish_dir_with_keys(
+        crate::pipeline::publish::publish_dir_with_keys(
             self.store.as_ref(),
             self.objects.as_ref(),
             &job.asset_id,

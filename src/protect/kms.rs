@@ -58,7 +58,7 @@ impl KeyProvider for Kms {
             .set_encryption_context(Some(context(cx)))
             .send()
             .await
-            .map_err(|e| KeyError::Unavailable(crate::aws::said(&e)))?;
+            .map_err(|e| KeyError::Unavailable(crate::backends::aws::said(&e)))?;
         let clear = sixteen(out.plaintext())?;
         let blob = out
             .ciphertext_blob()
@@ -76,7 +76,7 @@ impl KeyProvider for Kms {
             .send()
             .await
             .map_err(|e| {
-                let said = crate::aws::said(&e);
+                let said = crate::backends::aws::said(&e);
                 if said.contains("InvalidCiphertext") {
                     KeyError::Unwrap(said)
                 } else {

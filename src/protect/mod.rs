@@ -26,7 +26,7 @@ use crate::domain::AssetId;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+
 use std::sync::Arc;
 
 /// A clear content key: 16 bytes, never printed.
@@ -50,34 +50,7 @@ pub enum KeyError {
     Generate(String),
 }
 
-/// A content key as stored (in the asset record): the clear key only
-/// wrapped, bound to its asset, id and rendition.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContentKey {
-    /// 32 lower-case hex digits; the last path segment of the key URL.
-    pub id: String,
-    /// The encode version whose segments it encrypts (set at publish).
-    #[serde(default)]
-    pub version: u32,
-    /// The rendition directory (`720p`, `audio`).
-    pub rendition: String,
-    /// The provider's wrapped form, base64.
-    pub wrapped: String,
-    /// Which provider wrapped it (`local:<kek id>`, `kms:<key id>`).
-    pub wrapper: String,
-}
-
-impl std::fmt::Debug for ContentKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContentKey")
-            .field("id", &self.id)
-            .field("version", &self.version)
-            .field("rendition", &self.rendition)
-            .field("wrapped", &format_args!("[{} bytes]", self.wrapped.len()))
-            .field("wrapper", &self.wrapper)
-            .finish()
-    }
-}
+pub use crate::domain::ContentKey;
 
 /// What a wrapped key is bound to: unwrapping under another context fails
 /// (AES-GCM additional data locally, the encryption context in KMS), so a
@@ -134,8 +107,7 @@ pub struct LocalKek {
 impl LocalKek {
     /// From 64 hex digits (`playgate keygen` writes `content_kek`).
     pub fn from_hex(hex: &Secret<String>) -> Result<Self, String> {
-        let kek = crate::domain::hex32(hex.expose().trim())
-            .ok_or("the key-encryption key must be 64 hex digits (32 random bytes)")?;
+        let kek = crate::domain::kek_hex(hex.expose())?;
         // An id that names the key without revealing it: the first bytes
         // of its SHA-256, as KMS names a key by id, not by material.
         let digest = openssl::sha::sha256(&kek);

@@ -57,7 +57,7 @@ pub fn files_in(dir: &str) -> Vec<String> {
 /// Publishes the clip as `asset` (version 1) in the app's stores.
 pub async fn publish(app: &crate::helpers::TestApp, asset: &str) {
     let id = playgate::domain::AssetId::parse(asset).unwrap();
-    let v = playgate::publish::publish_dir(
+    let v = playgate::pipeline::publish::publish_dir(
         app.state.store.as_ref(),
         app.state.objects.as_ref(),
         &id,
@@ -130,7 +130,7 @@ pub async fn publish_encrypted(
 ) -> (tempfile::TempDir, Vec<playgate::protect::ContentKey>) {
     let id = playgate::domain::AssetId::parse(asset).unwrap();
     let copy = tempfile::tempdir().unwrap();
-    playgate::publish::copy_tree(&clip().join("hls"), &copy.path().join("hls")).unwrap();
+    playgate::pipeline::publish::copy_tree(&clip().join("hls"), &copy.path().join("hls")).unwrap();
     let protection = app
         .state
         .protection
@@ -138,7 +138,7 @@ pub async fn publish_encrypted(
         .expect("protection is configured");
     let keys = protection.encrypt_dir(&id, copy.path()).await.unwrap();
     assert_eq!(keys.len(), RENDITIONS.len(), "a key per rendition");
-    let v = playgate::publish::publish_dir_with_keys(
+    let v = playgate::pipeline::publish::publish_dir_with_keys(
         app.state.store.as_ref(),
         app.state.objects.as_ref(),
         &id,

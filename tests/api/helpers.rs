@@ -21,8 +21,8 @@ pub struct TestApp {
 pub fn write_keys(dir: &Path) -> PathBuf {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let (cf_priv, cf_pub) = playgate::cloudfront::keys::generate(false).unwrap();
-    let (jwt_priv, jwt_pub) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (cf_priv, cf_pub) = playgate::engine::cloudfront::keys::generate(false).unwrap();
+    let (jwt_priv, jwt_pub) = playgate::engine::cloudfront::keys::generate(false).unwrap();
     std::fs::write(keys.join("cloudfront_private.pem"), cf_priv).unwrap();
     std::fs::write(keys.join("cloudfront_public.pem"), cf_pub).unwrap();
     std::fs::write(keys.join("cloudfront_key_pair_id"), "KTESTKEY01\n").unwrap();

@@ -3,7 +3,7 @@
 //! events change nothing), and COMPLETE publishing what MediaConvert wrote.
 
 use crate::helpers::{TestApp, problem, spawn_app_edited};
-use playgate::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
+use playgate::backends::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
 
 pub(crate) const SECRET: &str = "hook-secret-0123456789";
 

@@ -264,7 +264,7 @@ async fn keys_are_stored_only_wrapped_and_a_delete_shreds_them() {
     }
     // The record (as the store holds it) and the whole SQLite file.
     let id = playgate::domain::AssetId::parse("enc").unwrap();
-    let record = playgate::store::StoreExt::get_asset(app.state.store.as_ref(), &id)
+    let record = playgate::backends::store::StoreExt::get_asset(app.state.store.as_ref(), &id)
         .await
         .unwrap()
         .unwrap();
@@ -302,7 +302,7 @@ async fn keys_are_stored_only_wrapped_and_a_delete_shreds_them() {
         .await
         .unwrap();
     assert_eq!(del.status(), 204);
-    let after = playgate::store::StoreExt::get_asset(app.state.store.as_ref(), &id)
+    let after = playgate::backends::store::StoreExt::get_asset(app.state.store.as_ref(), &id)
         .await
         .unwrap()
         .unwrap();

@@ -131,11 +131,11 @@ async fn app() -> TestApp {
     )
     .await;
     let id = playgate::domain::AssetId::parse("flat").unwrap();
-    let asset = playgate::store::Asset {
+    let asset = playgate::backends::store::Asset {
         id,
         title: Some("flat".into()),
         min_tier: None,
-        status: playgate::store::AssetStatus::Ready,
+        status: playgate::backends::store::AssetStatus::Ready,
         current_version: Some(1),
         renditions: Vec::new(),
         thumbnails: Vec::new(),
@@ -145,10 +145,10 @@ async fn app() -> TestApp {
         content_keys: Vec::new(),
         created_at: crate::helpers::now(),
     };
-    playgate::store::StoreExt::put_asset(
+    playgate::backends::store::StoreExt::put_asset(
         app.state.store.as_ref(),
         &asset,
-        playgate::store::Expect::Absent,
+        playgate::backends::store::Expect::Absent,
     )
     .await
     .unwrap();
@@ -225,7 +225,8 @@ async fn url_delivery_grants_each_file_of_the_tier_and_nothing_of_a_longer_name(
             .find_map(|kv| kv.strip_prefix("Policy="))
             .unwrap();
         let json =
-            String::from_utf8(playgate::cloudfront::encode::cf_base64_decode(p).unwrap()).unwrap();
+            String::from_utf8(playgate::engine::cloudfront::encode::cf_base64_decode(p).unwrap())
+                .unwrap();
         json.contains("title_360p_hi") || json.contains("title_360p*")
     };
     assert!(!received.iter().any(|q| hi_policy(q)), "{received:?}");
@@ -342,15 +343,16 @@ async fn ffmpeg_and_hlsjs_play_the_flat_stream_for_the_url_tier() {
 async fn the_playability_report_says_which_tier_plays_and_how() {
     let app = app().await;
     let id = playgate::domain::AssetId::parse("flat").unwrap();
-    let tiers: Vec<_> = playgate::store::StoreExt::list_tiers(app.state.store.as_ref())
+    let tiers: Vec<_> = playgate::backends::store::StoreExt::list_tiers(app.state.store.as_ref())
         .await
         .unwrap()
         .into_iter()
         .map(|(n, v)| (n, v.value))
         .collect();
-    let report = playgate::playability::report(app.state.objects.as_ref(), &id, 1, &tiers, 7)
-        .await
-        .unwrap();
+    let report =
+        playgate::pipeline::playability::report(app.state.objects.as_ref(), &id, 1, &tiers, 7)
+            .await
+            .unwrap();
     let of = |tier: &str| {
         let t = report
             .tiers
@@ -391,7 +393,7 @@ async fn the_playability_report_says_which_tier_plays_and_how() {
     // Published by playgate, the same stream is moved into one directory
     // per rendition, and the asset API shows the report of that version.
     let pub_id = playgate::domain::AssetId::parse("flat-pub").unwrap();
-    playgate::publish::publish_dir(
+    playgate::pipeline::publish::publish_dir(
         app.state.store.as_ref(),
         app.state.objects.as_ref(),
         &pub_id,

@@ -76,7 +76,7 @@ async fn metrics_count_requests_by_route() {
 
 #[tokio::test]
 async fn config_tiers_are_seeded_without_overwriting_edits() {
-    use playgate::store::{Expect, StoreExt};
+    use playgate::backends::store::{Expect, StoreExt};
     let mut app = spawn_app().await;
     let store = app.state.store.clone();
     let tiers = store.list_tiers().await.unwrap();

@@ -283,7 +283,8 @@ async fn upload_transcode_and_play() {
 async fn one_key_frame_per_entry(app: &TestApp, id: &str, rendition: &str, tmp: &Path) {
     let get = |rel: String| {
         let key =
-            playgate::storage::ObjectKey::parse(&format!("assets/{id}/v1/hls/{rel}")).unwrap();
+            playgate::backends::storage::ObjectKey::parse(&format!("assets/{id}/v1/hls/{rel}"))
+                .unwrap();
         let objects = app.state.objects.clone();
         async move { objects.get(&key).await.unwrap() }
     };
@@ -415,7 +416,7 @@ async fn bad_uploads_and_sources_are_refused_clearly() {
     let asset = app
         .state
         .store
-        .get(playgate::store::Kind::Asset, &id)
+        .get(playgate::backends::store::Kind::Asset, &id)
         .await
         .unwrap()
         .unwrap();
@@ -492,7 +493,7 @@ async fn a_running_encode_can_be_cancelled_and_started_again() {
     // Wait until ffmpeg is running.
     for _ in 0..100 {
         let j = app.state.pipeline.job(&job.parse().unwrap()).await.unwrap();
-        if j.state == playgate::store::JobState::Progressing {
+        if j.state == playgate::backends::store::JobState::Progressing {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -513,7 +514,7 @@ async fn a_running_encode_can_be_cancelled_and_started_again() {
         let asset = app
             .state
             .store
-            .get(playgate::store::Kind::Asset, &id)
+            .get(playgate::backends::store::Kind::Asset, &id)
             .await
             .unwrap()
             .unwrap();
@@ -543,23 +544,23 @@ async fn an_interrupted_encode_runs_again_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let id = upload_file(&first, &source(dir.path())).await;
     // What a crash mid-encode leaves: a PROGRESSING job, half an output.
-    let job = playgate::store::Job {
+    let job = playgate::backends::store::Job {
         id: format!("{id}-a1").parse().unwrap(),
         asset_id: id.parse().unwrap(),
         attempt: 1,
         version: 1,
-        state: playgate::store::JobState::Progressing,
+        state: playgate::backends::store::JobState::Progressing,
         progress: 40,
         backend_job_id: None,
         error: None,
         created_at: crate::helpers::now(),
         submissions: 0,
     };
-    use playgate::store::StoreExt;
+    use playgate::backends::store::StoreExt;
     first
         .state
         .store
-        .put_job(&job, playgate::store::Expect::Absent)
+        .put_job(&job, playgate::backends::store::Expect::Absent)
         .await
         .unwrap();
     let scratch = first.state.config.pipeline.work_dir.join(job.id.as_str());

@@ -37,11 +37,15 @@ fn allowed_for(tier: &str) -> &'static [&'static str] {
 }
 
 /// A custom-policy signature by the app's key for `{cdn}{pattern}`.
-fn sign_cdn(app: &TestApp, pattern: &str, expires: u64) -> playgate::cloudfront::signer::Signature {
-    playgate::cloudfront::signer::Signature::for_resource(
+fn sign_cdn(
+    app: &TestApp,
+    pattern: &str,
+    expires: u64,
+) -> playgate::engine::cloudfront::signer::Signature {
+    playgate::engine::cloudfront::signer::Signature::for_resource(
         app.state.keys.active(),
         &format!("{}{pattern}", app.state.config.cdn.base_url),
-        &playgate::cloudfront::signer::SignOptions {
+        &playgate::engine::cloudfront::signer::SignOptions {
             expires,
             ..Default::default()
         },
@@ -55,7 +59,7 @@ async fn edit_record(app: &TestApp, id: &str, field: &str, value: &str) {
     let v = app
         .state
         .store
-        .get(playgate::store::Kind::Asset, id)
+        .get(playgate::backends::store::Kind::Asset, id)
         .await
         .unwrap()
         .unwrap();
@@ -64,10 +68,10 @@ async fn edit_record(app: &TestApp, id: &str, field: &str, value: &str) {
     app.state
         .store
         .put(
-            playgate::store::Kind::Asset,
+            playgate::backends::store::Kind::Asset,
             id,
             &asset,
-            playgate::store::Expect::Revision(v.revision),
+            playgate::backends::store::Expect::Revision(v.revision),
         )
         .await
         .unwrap();
@@ -238,10 +242,10 @@ async fn no_credentials_expired_or_tampered_signatures_are_refused() {
         app.state.config.cdn.base_url
     );
     let sign = |expires| {
-        playgate::cloudfront::signer::Signature::for_resource(
+        playgate::engine::cloudfront::signer::Signature::for_resource(
             key,
             &url,
-            &playgate::cloudfront::signer::SignOptions {
+            &playgate::engine::cloudfront::signer::SignOptions {
                 expires,
                 ..Default::default()
             },
@@ -579,7 +583,7 @@ async fn bound_signatures_work_only_from_the_viewers_address() {
         .find(|(_, n, _)| n == "CloudFront-Policy")
         .map(|(_, _, v)| v.clone())
         .unwrap();
-    let json = playgate::cloudfront::encode::cf_base64_decode(&policy).unwrap();
+    let json = playgate::engine::cloudfront::encode::cf_base64_decode(&policy).unwrap();
     assert!(
         String::from_utf8(json)
             .unwrap()

@@ -21,8 +21,8 @@ use std::sync::Arc;
 struct Ctx {
     /// `cdn.example.com:PORT`: the host this edge answers for.
     cdn_host: String,
-    keys: Arc<playgate::cloudfront::keys::PublicKeys>,
-    objects: Arc<dyn playgate::storage::ObjectStore>,
+    keys: Arc<playgate::engine::cloudfront::keys::PublicKeys>,
+    objects: Arc<dyn playgate::backends::storage::ObjectStore>,
     /// Where other hosts' requests go: `host:port` → `http://127.0.0.1:PORT`.
     forward: Arc<Vec<(String, String)>>,
     client: reqwest::Client,
@@ -48,8 +48,8 @@ impl Edge {
     pub fn serve(
         listener: tokio::net::TcpListener,
         cdn_host: &str,
-        keys: playgate::cloudfront::keys::PublicKeys,
-        objects: Arc<dyn playgate::storage::ObjectStore>,
+        keys: playgate::engine::cloudfront::keys::PublicKeys,
+        objects: Arc<dyn playgate::backends::storage::ObjectStore>,
         forward: Vec<(String, String)>,
     ) -> Edge {
         let port = listener.local_addr().unwrap().port();
@@ -126,7 +126,7 @@ async fn handle(
     }
     // CloudFront: the signature covers the URL as the viewer sent it.
     let url = format!("http://{host}{path_and_query}");
-    let cookies = playgate::cloudfront::cookies::CloudFrontCookies::parse(
+    let cookies = playgate::engine::cloudfront::cookies::CloudFrontCookies::parse(
         headers
             .get_all(header::COOKIE)
             .iter()
@@ -135,16 +135,17 @@ async fn handle(
     let cookies = cookies
         .signature
         .is_some()
-        .then(|| playgate::cloudfront::verifier::Credentials::from(cookies));
+        .then(|| playgate::engine::cloudfront::verifier::Credentials::from(cookies));
     let now = playgate::clock::Clock::now_epoch(&playgate::clock::SystemClock);
-    if playgate::cloudfront::verifier::verify_request(&ctx.keys, &url, cookies, None, now).is_err()
+    if playgate::engine::cloudfront::verifier::verify_request(&ctx.keys, &url, cookies, None, now)
+        .is_err()
     {
         return denied();
     }
     let key = percent_encoding::percent_decode_str(uri.path().trim_start_matches('/'))
         .decode_utf8()
         .ok()
-        .and_then(|k| playgate::storage::ObjectKey::parse(&k).ok());
+        .and_then(|k| playgate::backends::storage::ObjectKey::parse(&k).ok());
     let Some(key) = key else {
         return denied();
     };
@@ -152,7 +153,7 @@ async fn handle(
         Ok(bytes) => (
             [(
                 header::CONTENT_TYPE,
-                playgate::http::edge::content_type(key.as_str()),
+                playgate::backends::cdn::content_type(key.as_str()),
             )],
             bytes,
         )

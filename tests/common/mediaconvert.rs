@@ -96,9 +96,9 @@ struct Inner {
 #[derive(Clone)]
 struct Ctx {
     inner: Arc<Mutex<Inner>>,
-    outputs: Arc<dyn playgate::storage::ObjectStore>,
+    outputs: Arc<dyn playgate::backends::storage::ObjectStore>,
     /// Where jobs read their source, when they encode it.
-    sources: Option<Arc<dyn playgate::storage::ObjectStore>>,
+    sources: Option<Arc<dyn playgate::backends::storage::ObjectStore>>,
     tree: std::path::PathBuf,
     hook: Arc<Mutex<Option<(String, String)>>>,
     /// While true, a job that has written its output waits before it
@@ -116,7 +116,7 @@ impl StandIn {
     /// (`master.m3u8` and a directory per rendition), put into `outputs`
     /// (the output bucket).
     pub async fn start(
-        outputs: Arc<dyn playgate::storage::ObjectStore>,
+        outputs: Arc<dyn playgate::backends::storage::ObjectStore>,
         tree: &std::path::Path,
     ) -> StandIn {
         Self::start_with(outputs, None, tree).await
@@ -125,15 +125,15 @@ impl StandIn {
     /// Serves on a free loopback port; a job encodes its source from
     /// `sources` (the source bucket) into `outputs` as its settings say.
     pub async fn start_encoding(
-        outputs: Arc<dyn playgate::storage::ObjectStore>,
-        sources: Arc<dyn playgate::storage::ObjectStore>,
+        outputs: Arc<dyn playgate::backends::storage::ObjectStore>,
+        sources: Arc<dyn playgate::backends::storage::ObjectStore>,
     ) -> StandIn {
         Self::start_with(outputs, Some(sources), std::path::Path::new("")).await
     }
 
     async fn start_with(
-        outputs: Arc<dyn playgate::storage::ObjectStore>,
-        sources: Option<Arc<dyn playgate::storage::ObjectStore>>,
+        outputs: Arc<dyn playgate::backends::storage::ObjectStore>,
+        sources: Option<Arc<dyn playgate::backends::storage::ObjectStore>>,
         tree: &std::path::Path,
     ) -> StandIn {
         let ctx = Ctx {
@@ -567,8 +567,8 @@ fn ffmpeg_hls(source: &std::path::Path, out: &std::path::Path, o: &Value, segmen
 
 /// Encodes the job's source as its settings say and writes the output
 /// with MediaConvert's names (see the module doc).
-async fn encode(ctx: &Ctx, sources: &dyn playgate::storage::ObjectStore, body: &Value) {
-    use playgate::storage::ObjectKey;
+async fn encode(ctx: &Ctx, sources: &dyn playgate::backends::storage::ObjectStore, body: &Value) {
+    use playgate::backends::storage::ObjectKey;
     let input = s3_key(body["settings"]["inputs"][0]["fileInput"].as_str().unwrap());
     let bytes = sources
         .get(&ObjectKey::parse(&input).unwrap())

@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// Every file under `root/sub` as `{prefix}/{path relative to root}`.
 pub async fn put_tree(
-    objects: &dyn playgate::storage::ObjectStore,
+    objects: &dyn playgate::backends::storage::ObjectStore,
     root: &Path,
     sub: &str,
     prefix: &str,
@@ -19,7 +19,8 @@ pub async fn put_tree(
                 continue;
             }
             let rel = p.strip_prefix(root).unwrap().to_str().unwrap();
-            let key = playgate::storage::ObjectKey::parse(&format!("{prefix}/{rel}")).unwrap();
+            let key =
+                playgate::backends::storage::ObjectKey::parse(&format!("{prefix}/{rel}")).unwrap();
             objects
                 .put(&key, std::fs::read(&p).unwrap().into())
                 .await

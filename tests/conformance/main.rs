@@ -3,13 +3,13 @@
 //! JavaScript; see that folder's README).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use playgate::cloudfront::HashAlg;
-use playgate::cloudfront::encode::{cf_base64_decode, wire_url};
-use playgate::cloudfront::keys::{PublicKeys, SigningKey, VerifyKey};
-use playgate::cloudfront::policy::Cidr;
-use playgate::cloudfront::signer::{Grant, SignOptions, Signature};
-use playgate::cloudfront::verifier::{Credentials, verify, verify_request};
 use playgate::domain::KeyPairId;
+use playgate::engine::cloudfront::HashAlg;
+use playgate::engine::cloudfront::encode::{cf_base64_decode, wire_url};
+use playgate::engine::cloudfront::keys::{PublicKeys, SigningKey, VerifyKey};
+use playgate::engine::cloudfront::policy::Cidr;
+use playgate::engine::cloudfront::signer::{Grant, SignOptions, Signature};
+use playgate::engine::cloudfront::verifier::{Credentials, verify, verify_request};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 

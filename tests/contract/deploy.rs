@@ -34,7 +34,7 @@ fn template() -> Value {
 /// The environment the stack gives the gateway for `config/aws.example.toml`:
 /// the keys and the hook secret, by the names the example reads.
 fn example_env() -> Vec<(String, String)> {
-    let (private, public) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (private, public) = playgate::engine::cloudfront::keys::generate(false).unwrap();
     vec![
         (
             "CLOUDFRONT_PRIVATE_KEY_PEM".into(),
@@ -107,8 +107,11 @@ fn the_template_matches_the_config_and_the_code() {
     );
     assert_eq!(num(&pc["MaxTTL"]), playlist);
     let sc = &r["SegmentCachePolicy"]["Properties"]["CachePolicyConfig"];
-    assert_eq!(num(&sc["DefaultTTL"]), playgate::cdn::SEGMENT_MAX_AGE);
-    assert_eq!(num(&sc["MinTTL"]), playgate::cdn::SEGMENT_MAX_AGE);
+    assert_eq!(
+        num(&sc["DefaultTTL"]),
+        playgate::backends::cdn::SEGMENT_MAX_AGE
+    );
+    assert_eq!(num(&sc["MinTTL"]), playgate::backends::cdn::SEGMENT_MAX_AGE);
 
     // The Cache-Control CloudFront sends is what the local edge sends.
     let header = |policy: &str| {
@@ -124,11 +127,11 @@ fn the_template_matches_the_config_and_the_code() {
     };
     assert_eq!(
         header("PlaylistHeaders"),
-        playgate::cdn::cache_control("a/v1/hls/360p/index.m3u8", playlist)
+        playgate::backends::cdn::cache_control("a/v1/hls/360p/index.m3u8", playlist)
     );
     assert_eq!(
         header("SegmentHeaders"),
-        playgate::cdn::cache_control("a/v1/hls/360p/seg_001.m4s", playlist)
+        playgate::backends::cdn::cache_control("a/v1/hls/360p/seg_001.m4s", playlist)
     );
 
     // Behaviours: in order, as CloudFront routes.
@@ -137,7 +140,9 @@ fn the_template_matches_the_config_and_the_code() {
     let route = |path: &str| {
         behaviours
             .iter()
-            .find(|b| playgate::doctor::pattern_matches(b["PathPattern"].as_str().unwrap(), path))
+            .find(|b| {
+                playgate::cli::doctor::pattern_matches(b["PathPattern"].as_str().unwrap(), path)
+            })
             .unwrap_or(&d["DefaultCacheBehavior"])
     };
     let policy = |b: &Value| b["CachePolicyId"]["Ref"].as_str().unwrap_or("").to_owned();
@@ -164,7 +169,10 @@ fn the_template_matches_the_config_and_the_code() {
     }
     let gateway = route("/v1/play/x/master.m3u8");
     assert_eq!(gateway["TargetOriginId"], "gateway");
-    assert_eq!(gateway["CachePolicyId"], playgate::doctor::CACHING_DISABLED);
+    assert_eq!(
+        gateway["CachePolicyId"],
+        playgate::cli::doctor::CACHING_DISABLED
+    );
     let orp = &r["GatewayOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"];
     assert_eq!(
         orp["HeadersConfig"]["HeaderBehavior"],
@@ -628,7 +636,7 @@ async fn distribution(
         behaviour(
             "/v1/*",
             "gateway",
-            &Caching::Policy(playgate::doctor::CACHING_DISABLED.into()),
+            &Caching::Policy(playgate::cli::doctor::CACHING_DISABLED.into()),
             None,
             Some(gateway_policy),
         ),
@@ -661,7 +669,7 @@ async fn distribution(
             DefaultCacheBehavior::builder()
                 .target_origin_id("gateway")
                 .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
-                .cache_policy_id(playgate::doctor::CACHING_DISABLED)
+                .cache_policy_id(playgate::cli::doctor::CACHING_DISABLED)
                 .build()
                 .unwrap(),
         )
@@ -746,17 +754,17 @@ async fn doctor_tells_a_good_distribution_from_a_broken_one() {
     let Some(m) = crate::moto::moto() else { return };
     let proxy = PolicyProxy::start(&m.url).await;
     let sdk = crate::moto::moto_sdk(&proxy.url).await;
-    let s3 = playgate::storage::s3::S3Store::new(&sdk, "pgdoctor-out", true);
+    let s3 = playgate::backends::storage::s3::S3Store::new(&sdk, "pgdoctor-out", true);
     s3.create_bucket().await.unwrap();
     let s = Setup {
         cf: aws_sdk_cloudfront::Client::new(&sdk),
         proxy,
     };
     let dir = tempfile::tempdir().unwrap();
-    let (private, public) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (private, public) = playgate::engine::cloudfront::keys::generate(false).unwrap();
     std::fs::write(dir.path().join("cf.pem"), &private).unwrap();
     std::fs::write(dir.path().join("cf_pub.pem"), &public).unwrap();
-    let (_, other_public) = playgate::cloudfront::keys::generate(false).unwrap();
+    let (_, other_public) = playgate::engine::cloudfront::keys::generate(false).unwrap();
 
     let ours = s.public_key("ours", &public).await;
     let good_group = s.key_group("viewers", &ours).await;

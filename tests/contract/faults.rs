@@ -187,13 +187,13 @@ impl Pipeline {
     ) -> Pipeline {
         let sdk = crate::moto::moto_sdk(endpoint).await;
         crate::gateway::store_and_bucket(&sdk).await;
-        playgate::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true)
+        playgate::backends::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true)
             .create_bucket()
             .await
             .unwrap();
         let clip = dir.path().join("clip");
         crate::media::make_clip(&clip, 2);
-        let outputs = playgate::storage::s3::S3Store::new(&sdk, "pgtest-out", true);
+        let outputs = playgate::backends::storage::s3::S3Store::new(&sdk, "pgtest-out", true);
         let stand_in =
             crate::mediaconvert::StandIn::start(std::sync::Arc::new(outputs), &clip).await;
         let source = crate::media::small_source(dir.path(), 2);

@@ -81,8 +81,8 @@ impl Gateway {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::create_dir_all(keys).unwrap();
         if !keys.join("cf.pem").exists() {
-            let (cf_priv, cf_pub) = playgate::cloudfront::keys::generate(false).unwrap();
-            let (jwt_priv, jwt_pub) = playgate::cloudfront::keys::generate(false).unwrap();
+            let (cf_priv, cf_pub) = playgate::engine::cloudfront::keys::generate(false).unwrap();
+            let (jwt_priv, jwt_pub) = playgate::engine::cloudfront::keys::generate(false).unwrap();
             std::fs::write(keys.join("cf.pem"), cf_priv).unwrap();
             std::fs::write(keys.join("cf_pub.pem"), cf_pub).unwrap();
             std::fs::write(keys.join("jwt.pem"), jwt_priv).unwrap();
@@ -202,12 +202,12 @@ mediaconvert_role_arn = "arn:aws:iam::123456789012:role/mc"
 pub async fn store_and_bucket(
     sdk: &aws_config::SdkConfig,
 ) -> (
-    playgate::store::dynamodb::DynamoStore,
-    playgate::storage::s3::S3Store,
+    playgate::backends::store::dynamodb::DynamoStore,
+    playgate::backends::storage::s3::S3Store,
 ) {
-    let dynamo = playgate::store::dynamodb::DynamoStore::new(sdk, "pgtest-records");
+    let dynamo = playgate::backends::store::dynamodb::DynamoStore::new(sdk, "pgtest-records");
     dynamo.create_table().await.unwrap();
-    let s3 = playgate::storage::s3::S3Store::new(sdk, "pgtest-out", true);
+    let s3 = playgate::backends::storage::s3::S3Store::new(sdk, "pgtest-out", true);
     s3.create_bucket().await.unwrap();
     (dynamo, s3)
 }
@@ -215,14 +215,14 @@ pub async fn store_and_bucket(
 /// A 2 s ladder (scripts/make-clip.sh) in `dir/clip`, published as asset
 /// `clip` v1; the clip's directory.
 pub async fn publish_clip(
-    dynamo: &playgate::store::dynamodb::DynamoStore,
-    s3: &playgate::storage::s3::S3Store,
+    dynamo: &playgate::backends::store::dynamodb::DynamoStore,
+    s3: &playgate::backends::storage::s3::S3Store,
     dir: &Path,
 ) -> PathBuf {
     let clip = dir.join("clip");
     crate::media::make_clip(&clip, 2);
     let id = playgate::domain::AssetId::parse("clip").unwrap();
-    playgate::publish::publish_dir(dynamo, s3, &id, None, &clip, 0)
+    playgate::pipeline::publish::publish_dir(dynamo, s3, &id, None, &clip, 0)
         .await
         .unwrap();
     clip

@@ -3,9 +3,9 @@
 //! whole aws-mode pipeline through a running gateway.
 
 use crate::mediaconvert::{Behaviour, StandIn};
-use playgate::pipeline::ladder::{LadderConfig, Source, plan};
+use playgate::backends::store::{Job, JobState};
+use playgate::engine::ladder::{LadderConfig, Source, plan};
 use playgate::pipeline::mediaconvert::MediaConvert;
-use playgate::store::{Job, JobState};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +36,9 @@ async fn mediaconvert_client_speaks_the_wire_protocol() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("hls/360p")).unwrap();
     std::fs::write(dir.path().join("hls/master.m3u8"), "#EXTM3U\n").unwrap();
-    let outputs: Arc<dyn playgate::storage::ObjectStore> =
-        Arc::new(playgate::storage::local::LocalStore::open(&dir.path().join("out")).unwrap());
+    let outputs: Arc<dyn playgate::backends::storage::ObjectStore> = Arc::new(
+        playgate::backends::storage::local::LocalStore::open(&dir.path().join("out")).unwrap(),
+    );
     let stand_in = StandIn::start(outputs.clone(), dir.path()).await;
     stand_in.behave(Behaviour::Silent);
     let sdk = crate::moto::moto_sdk(&stand_in.url).await;
@@ -107,7 +108,10 @@ async fn mediaconvert_client_speaks_the_wire_protocol() {
     );
     assert!(
         outputs
-            .get(&playgate::storage::ObjectKey::parse("assets/clip/v3/hls/master.m3u8").unwrap())
+            .get(
+                &playgate::backends::storage::ObjectKey::parse("assets/clip/v3/hls/master.m3u8")
+                    .unwrap()
+            )
             .await
             .is_ok(),
         "the stand-in wrote the output under the job's version"
@@ -449,7 +453,7 @@ async fn encoding_pipeline(
 ) -> (
     StandIn,
     crate::gateway::Gateway,
-    Arc<dyn playgate::storage::ObjectStore>,
+    Arc<dyn playgate::backends::storage::ObjectStore>,
 ) {
     encoding_pipeline_with(m, dir, "", "", &[]).await
 }
@@ -465,13 +469,13 @@ async fn encoding_pipeline_with(
 ) -> (
     StandIn,
     crate::gateway::Gateway,
-    Arc<dyn playgate::storage::ObjectStore>,
+    Arc<dyn playgate::backends::storage::ObjectStore>,
 ) {
     let sdk = crate::moto::moto_sdk(&m.url).await;
     let (_dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
-    let sources = playgate::storage::s3::S3Store::new(&sdk, "pgtest-src", true);
+    let sources = playgate::backends::storage::s3::S3Store::new(&sdk, "pgtest-src", true);
     sources.create_bucket().await.unwrap();
-    let outputs: Arc<dyn playgate::storage::ObjectStore> = Arc::new(s3);
+    let outputs: Arc<dyn playgate::backends::storage::ObjectStore> = Arc::new(s3);
     let stand_in = StandIn::start_encoding(outputs.clone(), Arc::new(sources)).await;
     let hook = dir.join("hook");
     std::fs::write(&hook, "mediaconvert-hook-secret-123").unwrap();
@@ -672,8 +676,8 @@ async fn an_encrypted_job_keys_each_rendition_and_plays_through_the_key_endpoint
     // The record holds KMS blobs only; the API names the protected renditions.
     let a = asset(&client, &g.base, &id).await;
     assert_eq!(a["encryption"]["method"], "AES-128", "{a}");
-    let dynamo = playgate::store::dynamodb::DynamoStore::new(&sdk, "pgtest-records");
-    let record = playgate::store::StoreExt::get_asset(&dynamo, &id.parse().unwrap())
+    let dynamo = playgate::backends::store::dynamodb::DynamoStore::new(&sdk, "pgtest-records");
+    let record = playgate::backends::store::StoreExt::get_asset(&dynamo, &id.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -695,8 +699,10 @@ async fn an_encrypted_job_keys_each_rendition_and_plays_through_the_key_endpoint
     // The composed master: the audio rendition and both rungs.
     let master = outputs
         .get(
-            &playgate::storage::ObjectKey::parse(&format!("assets/{id}/v1/hls/master.m3u8"))
-                .unwrap(),
+            &playgate::backends::storage::ObjectKey::parse(&format!(
+                "assets/{id}/v1/hls/master.m3u8"
+            ))
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -772,7 +778,7 @@ async fn an_encrypted_job_keys_each_rendition_and_plays_through_the_key_endpoint
     // The key opens what MediaConvert wrote: the first segment is TS.
     let seg = outputs
         .get(
-            &playgate::storage::ObjectKey::parse(&format!(
+            &playgate::backends::storage::ObjectKey::parse(&format!(
                 "assets/{id}/v1/hls/360p/master_360p_00001.ts"
             ))
             .unwrap(),

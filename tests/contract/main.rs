@@ -31,8 +31,8 @@ mod under_load;
 
 use moto::{moto, moto_sdk};
 
-use playgate::storage::local::LocalStore;
-use playgate::store::sqlite::SqliteStore;
+use playgate::backends::storage::local::LocalStore;
+use playgate::backends::store::sqlite::SqliteStore;
 use std::sync::Arc;
 
 #[tokio::test]
@@ -51,10 +51,10 @@ async fn sqlite_store_survives_reopen_and_is_shared_between_handles() {
     store::two_handles_see_each_other(a.clone(), b).await;
     drop(a);
     let reopened = SqliteStore::open(&path).unwrap();
-    use playgate::store::Store;
+    use playgate::backends::store::Store;
     assert!(
         reopened
-            .get(playgate::store::Kind::Tier, "shared")
+            .get(playgate::backends::store::Kind::Tier, "shared")
             .await
             .unwrap()
             .is_some()
@@ -70,7 +70,7 @@ async fn local_object_store_meets_the_contract() {
 
 #[tokio::test]
 async fn local_object_store_never_leaves_temporary_files() {
-    use playgate::storage::{ObjectKey, ObjectStore};
+    use playgate::backends::storage::{ObjectKey, ObjectStore};
     let dir = tempfile::tempdir().unwrap();
     let s = LocalStore::open(dir.path()).unwrap();
     let key = ObjectKey::parse("assets/a/v1/hls/master.m3u8").unwrap();
@@ -90,11 +90,11 @@ async fn local_object_store_never_leaves_temporary_files() {
 async fn aws_backends_meet_the_contract_against_moto() {
     let Some(m) = moto() else { return };
     let sdk = moto_sdk(&m.url).await;
-    let dynamo = playgate::store::dynamodb::DynamoStore::new(&sdk, "playgate-contract");
+    let dynamo = playgate::backends::store::dynamodb::DynamoStore::new(&sdk, "playgate-contract");
     dynamo.create_table().await.unwrap();
     dynamo.create_table().await.unwrap();
     store::run_all(Arc::new(dynamo)).await;
-    let s3 = playgate::storage::s3::S3Store::new(&sdk, "playgate-contract", true);
+    let s3 = playgate::backends::storage::s3::S3Store::new(&sdk, "playgate-contract", true);
     s3.create_bucket().await.unwrap();
     objects::run_all(Arc::new(s3)).await;
 }
@@ -107,7 +107,7 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     let Some(m) = moto() else { return };
     let sdk = moto_sdk(&m.url).await;
     let (dynamo, s3) = gateway::store_and_bucket(&sdk).await;
-    let sources = playgate::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true);
+    let sources = playgate::backends::storage::s3::S3Uploads::new(&sdk, "pgtest-src", true);
     sources.create_bucket().await.unwrap();
     let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
     let distribution = make_distribution(&cloudfront).await;
@@ -117,12 +117,12 @@ async fn aws_mode_serves_playback_from_dynamodb_and_s3() {
     let clip = gateway::publish_clip(&dynamo, &s3, dir.path()).await;
     let job = job_awaiting_mediaconvert(&dynamo, &s3, &clip).await;
     let stand_in = mediaconvert::StandIn::start_encoding(
-        Arc::new(playgate::storage::s3::S3Store::new(
+        Arc::new(playgate::backends::storage::s3::S3Store::new(
             &sdk,
             "pgtest-out",
             true,
         )),
-        Arc::new(playgate::storage::s3::S3Store::new(
+        Arc::new(playgate::backends::storage::s3::S3Store::new(
             &sdk,
             "pgtest-src",
             true,
@@ -465,11 +465,11 @@ impl SnsInbox {
 /// Asset `clip2` encoding as job `clip2-a1` (v1), its output already in
 /// the bucket as MediaConvert would leave it.
 pub(crate) async fn job_awaiting_mediaconvert(
-    dynamo: &playgate::store::dynamodb::DynamoStore,
-    s3: &playgate::storage::s3::S3Store,
+    dynamo: &playgate::backends::store::dynamodb::DynamoStore,
+    s3: &playgate::backends::storage::s3::S3Store,
     clip: &std::path::Path,
-) -> playgate::store::Job {
-    use playgate::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
+) -> playgate::backends::store::Job {
+    use playgate::backends::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
     let asset = Asset {
         id: "clip2".parse().unwrap(),
         title: None,
@@ -507,7 +507,7 @@ pub(crate) async fn job_awaiting_mediaconvert(
 pub(crate) async fn complete_by_hook(
     client: &reqwest::Client,
     base: &str,
-    job: &playgate::store::Job,
+    job: &playgate::backends::store::Job,
 ) -> (u16, bool) {
     let event = serde_json::json!({
         "version": "0", "id": "ev-1", "detail-type": "MediaConvert Job State Change",

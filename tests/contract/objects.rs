@@ -1,5 +1,5 @@
 use bytes::Bytes;
-use playgate::storage::{ObjectKey, ObjectStore, StorageError};
+use playgate::backends::storage::{ObjectKey, ObjectStore, StorageError};
 use std::sync::Arc;
 
 fn k(s: &str) -> ObjectKey {
@@ -75,7 +75,9 @@ async fn ranged_reads_stream_exactly_the_range(s: &dyn ObjectStore) {
     );
     assert!(read_all(s, &key, Some(250_000..260_000)).await.is_empty());
     assert_eq!(
-        playgate::storage::read_head(s, &key, 16).await.unwrap(),
+        playgate::backends::storage::read_head(s, &key, 16)
+            .await
+            .unwrap(),
         &bytes[..16]
     );
     assert!(matches!(

@@ -40,9 +40,9 @@ async fn plays_per_tier_at_the_edge(encrypted: bool) {
     let Some(m) = crate::moto::moto() else { return };
     let sdk = crate::moto::moto_sdk(&m.url).await;
     let (_dynamo, s3) = crate::gateway::store_and_bucket(&sdk).await;
-    let sources = playgate::storage::s3::S3Store::new(&sdk, "pgtest-src", true);
+    let sources = playgate::backends::storage::s3::S3Store::new(&sdk, "pgtest-src", true);
     sources.create_bucket().await.unwrap();
-    let outputs: Arc<dyn playgate::storage::ObjectStore> = Arc::new(s3);
+    let outputs: Arc<dyn playgate::backends::storage::ObjectStore> = Arc::new(s3);
     let stand_in = StandIn::start_encoding(outputs.clone(), Arc::new(sources)).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +111,7 @@ webhook_secret_file = "{webhook}"
         &format!("{}/hooks/mediaconvert", g.base),
         "mediaconvert-hook-secret-123",
     );
-    let public = playgate::cloudfront::keys::VerifyKey::from_file(
+    let public = playgate::engine::cloudfront::keys::VerifyKey::from_file(
         "KAWSTEST".parse().unwrap(),
         &dir.path().join("keys/cf_pub.pem"),
     )
@@ -119,7 +119,7 @@ webhook_secret_file = "{webhook}"
     let edge = Edge::serve(
         listener,
         &cdn_host,
-        playgate::cloudfront::keys::PublicKeys::new(vec![public]).unwrap(),
+        playgate::engine::cloudfront::keys::PublicKeys::new(vec![public]).unwrap(),
         outputs.clone(),
         vec![(play_host.clone(), g.base.clone())],
     );
@@ -271,7 +271,7 @@ webhook_secret_file = "{webhook}"
             .find(|f| f.ends_with(".ts"))
             .unwrap();
         let bytes = outputs
-            .get(&playgate::storage::ObjectKey::parse(&seg).unwrap())
+            .get(&playgate::backends::storage::ObjectKey::parse(&seg).unwrap())
             .await
             .unwrap();
         assert_ne!(bytes.first(), Some(&0x47), "{seg} is stored encrypted");
@@ -423,14 +423,19 @@ async fn both_documented_layouts_become_one_directory_per_rendition() {
     use playgate::pipeline::layout::ensure_separable;
     let dir = tempfile::tempdir().unwrap();
     let out_root = dir.path().join("out");
-    let outputs: Arc<dyn playgate::storage::ObjectStore> =
-        Arc::new(playgate::storage::local::LocalStore::open(&out_root).unwrap());
-    let sources = playgate::storage::local::LocalStore::open(&dir.path().join("src")).unwrap();
+    let outputs: Arc<dyn playgate::backends::storage::ObjectStore> =
+        Arc::new(playgate::backends::storage::local::LocalStore::open(&out_root).unwrap());
+    let sources =
+        playgate::backends::storage::local::LocalStore::open(&dir.path().join("src")).unwrap();
     let source = crate::media::small_source(dir.path(), 2);
-    let key = playgate::storage::ObjectKey::parse("sources/a/in.mp4").unwrap();
-    playgate::storage::ObjectStore::put(&sources, &key, std::fs::read(&source).unwrap().into())
-        .await
-        .unwrap();
+    let key = playgate::backends::storage::ObjectKey::parse("sources/a/in.mp4").unwrap();
+    playgate::backends::storage::ObjectStore::put(
+        &sources,
+        &key,
+        std::fs::read(&source).unwrap().into(),
+    )
+    .await
+    .unwrap();
     let stand_in = StandIn::start_encoding(outputs.clone(), Arc::new(sources)).await;
     stand_in.behave(crate::mediaconvert::Behaviour::Silent);
     let sdk = crate::moto::moto_sdk(&stand_in.url).await;
@@ -438,8 +443,8 @@ async fn both_documented_layouts_become_one_directory_per_rendition() {
     aws.source_bucket = "src".into();
     aws.output_bucket = "out".into();
     let mc = playgate::pipeline::mediaconvert::MediaConvert::new(&sdk, &aws);
-    let plan = playgate::pipeline::ladder::plan(
-        &playgate::pipeline::ladder::Source {
+    let plan = playgate::engine::ladder::plan(
+        &playgate::engine::ladder::Source {
             width: 640,
             height: 360,
             frame_rate: 30.0,
@@ -447,15 +452,15 @@ async fn both_documented_layouts_become_one_directory_per_rendition() {
             has_audio: true,
             duration: 2.0,
         },
-        &playgate::pipeline::ladder::LadderConfig::default(),
+        &playgate::engine::ladder::LadderConfig::default(),
     )
     .unwrap();
-    let job = playgate::store::Job {
+    let job = playgate::backends::store::Job {
         id: "a-a1".parse().unwrap(),
         asset_id: "a".parse().unwrap(),
         attempt: 1,
         version: 1,
-        state: playgate::store::JobState::Submitted,
+        state: playgate::backends::store::JobState::Submitted,
         progress: 0,
         backend_job_id: None,
         error: None,
@@ -535,9 +540,9 @@ async fn both_documented_layouts_become_one_directory_per_rendition() {
 /// is refused.
 #[tokio::test]
 async fn iframe_playlists_move_with_their_video() {
-    use playgate::storage::{ObjectKey, ObjectStore};
+    use playgate::backends::storage::{ObjectKey, ObjectStore};
     let dir = tempfile::tempdir().unwrap();
-    let s = playgate::storage::local::LocalStore::open(dir.path()).unwrap();
+    let s = playgate::backends::storage::local::LocalStore::open(dir.path()).unwrap();
     let put = |k: &str, v: &str| {
         let (k, v) = (ObjectKey::parse(k).unwrap(), v.to_owned());
         let s = &s;

@@ -1,8 +1,8 @@
-use playgate::domain::{AssetId, JobId, TierName};
-use playgate::store::{
+use playgate::backends::store::{
     Asset, AssetStatus, Expect, Job, JobState, Kind, Store, StoreError, StoreExt,
 };
-use playgate::tiers::TierRules;
+use playgate::domain::{AssetId, JobId, TierName};
+use playgate::engine::tiers::TierRules;
 use serde_json::json;
 use std::sync::Arc;
 

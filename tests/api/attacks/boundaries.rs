@@ -2,7 +2,7 @@
 //! may do only its own small thing.
 
 use crate::helpers::{TestApp, now, problem, spawn_app_edited};
-use playgate::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
+use playgate::backends::store::{Asset, AssetStatus, Expect, Job, JobState, StoreExt};
 use serde_json::{Value, json};
 
 use crate::hooks::{SECRET, app as hook_app};

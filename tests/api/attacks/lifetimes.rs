@@ -3,7 +3,7 @@
 //! is an opaque 500 problem, never a dropped connection.
 
 use crate::helpers::{TestApp, now, problem, spawn_app_edited, with_api_key};
-use playgate::store::{Expect, StoreExt};
+use playgate::backends::store::{Expect, StoreExt};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-key-for-lifetimes";
@@ -100,7 +100,7 @@ async fn tier_lifetimes_above_the_signing_limit_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_lifetimes_are_capped_when_signing() {
     let app = app().await;
-    let mut rules = playgate::tiers::TierRules {
+    let mut rules = playgate::engine::tiers::TierRules {
         rank: 1,
         ..Default::default()
     };

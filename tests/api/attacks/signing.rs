@@ -82,7 +82,7 @@ async fn grants_stay_inside_one_assets_published_output() {
 #[tokio::test]
 async fn the_edge_never_serves_an_uploaded_source() {
     let app = app_with_clip().await;
-    let key = playgate::storage::ObjectKey::parse("assets/clip/source/orig.mp4").unwrap();
+    let key = playgate::backends::storage::ObjectKey::parse("assets/clip/source/orig.mp4").unwrap();
     app.state
         .objects
         .put(&key, bytes::Bytes::from_static(b"the original upload"))
@@ -92,10 +92,10 @@ async fn the_edge_never_serves_an_uploaded_source() {
         "{}/assets/clip/source/orig.mp4",
         app.state.config.cdn.base_url
     );
-    let signed = playgate::cloudfront::signer::sign_url(
+    let signed = playgate::engine::cloudfront::signer::sign_url(
         app.state.keys.active(),
         &url,
-        &playgate::cloudfront::signer::SignOptions {
+        &playgate::engine::cloudfront::signer::SignOptions {
             expires: crate::helpers::now() + 600,
             ..Default::default()
         },
@@ -168,11 +168,15 @@ async fn big_objects_are_streamed_by_the_edge() {
     }
     assert!(up, "the gateway did not start");
     let signer = crate::helpers::test_config(dir.path(), &text);
-    let keys = playgate::cloudfront::keys::KeyRing::from_config(&signer.signing).unwrap();
-    let url = playgate::cloudfront::signer::sign_url(
+    let keys = playgate::engine::cloudfront::keys::KeyRing::from_specs(
+        &signer.signing.active,
+        &signer.signing.keys,
+    )
+    .unwrap();
+    let url = playgate::engine::cloudfront::signer::sign_url(
         keys.active(),
         &format!("{base}/cdn/assets/big/v1/hls/720p/seg_001.m4s"),
-        &playgate::cloudfront::signer::SignOptions {
+        &playgate::engine::cloudfront::signer::SignOptions {
             expires: crate::helpers::now() + 600,
             ..Default::default()
         },

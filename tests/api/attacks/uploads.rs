@@ -58,7 +58,7 @@ async fn refused(app: &TestApp, id: &str, job: &Value, what: &str) {
     let asset = app
         .state
         .store
-        .get(playgate::store::Kind::Asset, id)
+        .get(playgate::backends::store::Kind::Asset, id)
         .await
         .unwrap()
         .unwrap();
@@ -379,7 +379,7 @@ async fn racing_uploads_leave_the_winners_bytes_under_the_winners_hash() {
         let record = app
             .state
             .store
-            .get(playgate::store::Kind::Asset, &id)
+            .get(playgate::backends::store::Kind::Asset, &id)
             .await
             .unwrap()
             .unwrap();

@@ -15,27 +15,31 @@
 //! - `signatures`: per (pattern, expiry, key, IP), so a rendition shared
 //!   by several tiers is signed once per bucket.
 
-use crate::cloudfront::cookies::{CookieAttrs, set_cookie};
-use crate::cloudfront::policy::{Cidr, matcher};
-use crate::cloudfront::signer::{SignOptions, Signature};
-use crate::cloudfront::verifier::{Rejection, verify_request};
+use crate::backends::storage::ObjectKey;
+use crate::backends::store::{Asset, AssetStatus, Store, StoreError, StoreExt};
 use crate::config::Config;
 use crate::domain::{AssetId, KeyPairId, TierName};
-use crate::hls::scope::{ScopeError, Scopes, without_query};
-use crate::metrics::{CacheLabels, Metrics};
-use crate::origin::{Fetched, OriginCache, OriginError};
-use crate::playback::{
+use crate::engine::authorise::{
     Deliverable, Grant, Layout, PlaybackError, authorise_scoped, expiry, scope_master,
 };
-use crate::storage::ObjectKey;
-use crate::store::{Asset, AssetStatus, Store, StoreError, StoreExt};
-use crate::tiers::{Delivery, TierRules};
+use crate::engine::cloudfront::cookies::{CookieAttrs, set_cookie};
+use crate::engine::cloudfront::policy::{Cidr, matcher};
+use crate::engine::cloudfront::signer::{SignOptions, Signature};
+use crate::engine::cloudfront::verifier::{Rejection, verify_request};
+use crate::engine::hls::scope::{ScopeError, Scopes, without_query};
+use crate::engine::tiers::{Delivery, TierRules};
+use crate::metrics::{CacheLabels, Metrics};
+use crate::playback::origin::{Fetched, OriginCache, OriginError};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
+
+pub mod origin;
+pub mod readthrough;
+pub mod tiers;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PlayError {
@@ -102,7 +106,7 @@ fn deliverable(
     rules: &TierRules,
     layout: &Layout<'_>,
 ) -> Result<Delivery, PlayError> {
-    match crate::playback::deliverable(allowed, scoped, asked, rules.fallback, layout) {
+    match crate::engine::authorise::deliverable(allowed, scoped, asked, rules.fallback, layout) {
         Deliverable::Asked(d) | Deliverable::Fallback(d) => Ok(d),
         Deliverable::Unavailable { why, works } => Err(PlayError::DeliveryUnavailable {
             asked: delivery_name(asked),
@@ -116,66 +120,6 @@ fn delivery_name(d: Delivery) -> &'static str {
     match d {
         Delivery::Cookies => "cookie delivery",
         Delivery::Urls => "URL delivery",
-    }
-}
-
-impl From<&PlayError> for crate::error::Error {
-    fn from(e: &PlayError) -> Self {
-        use crate::error::Error;
-        match e {
-            PlayError::UnknownAsset | PlayError::NoSuchPlaylist => Error::NotFound,
-            PlayError::NotReady(status) => Error::Conflict(format!(
-                "The asset is not ready to play yet (status: {status})."
-            )),
-            PlayError::TierTooLow(t) => {
-                Error::Forbidden(format!("This asset needs the {t} tier or higher."))
-            }
-            PlayError::NothingPlayable => {
-                Error::Forbidden("Your tier may not play any rendition of this asset.".into())
-            }
-            PlayError::Refused(_) => {
-                Error::Forbidden("The signature is missing, invalid or expired.".into())
-            }
-            PlayError::KeyRefused(r @ crate::protect::token::Refusal::Missing) => {
-                Error::Unauthorized(format!("{}.", capitalised(&r.to_string())))
-            }
-            PlayError::KeyRefused(r) => {
-                Error::Forbidden(format!("{}.", capitalised(&r.to_string())))
-            }
-            PlayError::Key(crate::protect::KeyError::Unavailable(why)) => {
-                Error::Unavailable(why.clone())
-            }
-            PlayError::Key(other) => Error::internal(other.to_string()),
-            PlayError::Origin(OriginError::NotFound(_)) => Error::NotFound,
-            PlayError::Origin(OriginError::Unavailable(why)) => Error::Unavailable(why.clone()),
-            PlayError::Store(StoreError::Unavailable(why)) => Error::Unavailable(why.clone()),
-            PlayError::Store(other) => Error::internal(other.to_string()),
-            PlayError::Content(why) => Error::internal(why.clone()),
-            PlayError::DeliveryUnavailable {
-                asked,
-                reason,
-                works,
-            } => Error::DeliveryUnavailable(match works {
-                Some(w) => format!(
-                    "This asset cannot be played with {asked}: {reason}. {} works for it.",
-                    capitalised(w)
-                ),
-                None => format!("This asset cannot be played with {asked}: {reason}."),
-            }),
-        }
-    }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
-}
-
-impl From<PlayError> for crate::error::Error {
-    fn from(e: PlayError) -> Self {
-        crate::error::Error::from(&e)
     }
 }
 
@@ -343,7 +287,7 @@ impl RenditionPlan {
                 .filter(|(p, _)| p != playlist)
                 .map(|(p, _)| p.clone())
                 .collect();
-            scopes.push(crate::hls::scope::scopes(
+            scopes.push(crate::engine::hls::scope::scopes(
                 std::slice::from_ref(uris),
                 &others,
                 &other_playlists,
@@ -405,8 +349,8 @@ impl Counters {
 pub struct Play {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    tiers: Arc<crate::store::TierCache>,
-    keys: Arc<crate::cloudfront::keys::KeyRing>,
+    tiers: Arc<crate::playback::tiers::TierCache>,
+    keys: Arc<crate::engine::cloudfront::keys::KeyRing>,
     clock: crate::clock::SharedClock,
     counted_assets: Counters,
     counted_masters: Counters,
@@ -414,7 +358,7 @@ pub struct Play {
     pub origin: OriginCache,
     /// Asset records: fresh for `asset_ttl`; while the store is
     /// unavailable, the last record read for `cache.stale_if_error`.
-    assets: crate::readthrough::ReadThrough<AssetId, Option<Arc<Asset>>>,
+    assets: crate::playback::readthrough::ReadThrough<AssetId, Option<Arc<Asset>>>,
     masters: moka::future::Cache<MasterKey, Arc<Entitlement>>,
     signatures: moka::sync::Cache<SignatureKey, Signature>,
     /// Per (asset, version), built when a URL-delivery media playlist
@@ -451,19 +395,19 @@ impl Play {
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
-        tiers: Arc<crate::store::TierCache>,
-        keys: Arc<crate::cloudfront::keys::KeyRing>,
+        tiers: Arc<crate::playback::tiers::TierCache>,
+        keys: Arc<crate::engine::cloudfront::keys::KeyRing>,
         clock: crate::clock::SharedClock,
         metrics: Arc<Metrics>,
         origin: OriginCache,
     ) -> Self {
         let c = &config.cache;
         Play {
-            assets: crate::readthrough::ReadThrough::new(
+            assets: crate::playback::readthrough::ReadThrough::new(
                 "asset records",
                 100_000,
                 None,
-                crate::readthrough::Timing::new(c.asset_ttl, c.stale_if_error),
+                crate::playback::readthrough::Timing::new(c.asset_ttl, c.stale_if_error),
             ),
             masters: moka::future::Cache::builder()
                 .max_capacity(c.masters_max_entries)
@@ -520,7 +464,7 @@ impl Play {
             .await
             .map_err(|e| PlayError::Store(Arc::unwrap_or_clone(e)))?;
         self.counted_assets
-            .count(got.source == crate::readthrough::Source::Hit);
+            .count(got.source == crate::playback::readthrough::Source::Hit);
         let cached = got.value;
         let asset = cached.ok_or(PlayError::UnknownAsset)?;
         match (asset.status, asset.current_version) {
@@ -659,14 +603,15 @@ impl Play {
         let opts = sign_opts(key.ip);
         let ent = match key.format {
             Format::Hls => {
-                let filtered = match crate::hls::master::filter(&fetched.bytes, rules, Some(&url)) {
-                    Ok(f) => f,
-                    Err(crate::hls::master::MasterError::NoVideoVariant) => {
-                        return Err(PlayError::NothingPlayable);
-                    }
-                    Err(e) => return Err(PlayError::Content(e.to_string())),
-                };
-                let wanted = crate::hls::master::rendition_playlists(
+                let filtered =
+                    match crate::engine::hls::master::filter(&fetched.bytes, rules, Some(&url)) {
+                        Ok(f) => f,
+                        Err(crate::engine::hls::master::MasterError::NoVideoVariant) => {
+                            return Err(PlayError::NothingPlayable);
+                        }
+                        Err(e) => return Err(PlayError::Content(e.to_string())),
+                    };
+                let wanted = crate::engine::hls::master::rendition_playlists(
                     filtered.kept.iter().chain(&filtered.removed),
                 );
                 let (media, media_stale) = self.media_of(&wanted).await?;
@@ -709,13 +654,13 @@ impl Play {
                 )
             }
             Format::Dash => {
-                let opts_mpd = crate::dash::mpd::MpdOptions {
+                let opts_mpd = crate::engine::dash::mpd::MpdOptions {
                     url: Some(&url),
                     signed_query: None,
                 };
-                let f = match crate::dash::mpd::filter(&fetched.bytes, rules, &opts_mpd) {
+                let f = match crate::engine::dash::mpd::filter(&fetched.bytes, rules, &opts_mpd) {
                     Ok(f) => f,
-                    Err(crate::dash::mpd::MpdError::NoVideoVariant) => {
+                    Err(crate::engine::dash::mpd::MpdError::NoVideoVariant) => {
                         return Err(PlayError::NothingPlayable);
                     }
                     Err(e) => return Err(PlayError::Content(e.to_string())),
@@ -771,7 +716,7 @@ impl Play {
             let uris = match read {
                 Some(Ok(f)) => {
                     stale |= f.stale;
-                    let mut uris = crate::hls::scope::media_uris(purl, &f.bytes)
+                    let mut uris = crate::engine::hls::scope::media_uris(purl, &f.bytes)
                         .map_err(|e| PlayError::Content(e.to_string()))?;
                     // Only what the CDN serves is in a CDN scope: not the
                     // gateway's key endpoint, even on the CDN's host (local
@@ -812,9 +757,9 @@ impl Play {
                 .await
                 .ok_or(PlayError::NoSuchPlaylist)??;
             let all = TierRules::default();
-            let filtered = crate::hls::master::filter(&fetched.bytes, &all, Some(&url))
+            let filtered = crate::engine::hls::master::filter(&fetched.bytes, &all, Some(&url))
                 .map_err(|e| PlayError::Content(e.to_string()))?;
-            let playlists = crate::hls::master::rendition_playlists(&filtered.kept);
+            let playlists = crate::engine::hls::master::rendition_playlists(&filtered.kept);
             let (mut media, _) = self.media_of(&playlists).await?;
             let renditions: Vec<(Url, Vec<Url>)> = playlists
                 .iter()
@@ -839,7 +784,7 @@ impl Play {
         &self,
         pattern: &str,
         opts: &SignOptions,
-    ) -> Result<Signature, crate::cloudfront::signer::SignError> {
+    ) -> Result<Signature, crate::engine::cloudfront::signer::SignError> {
         let signer = self.keys.active();
         let key = SignatureKey {
             pattern: pattern.to_owned(),
@@ -994,8 +939,8 @@ impl Play {
         let object = ObjectKey::parse(&format!("assets/{id}/v{version}/hls/{rest}"))
             .map_err(|_| PlayError::NoSuchPlaylist)?;
         let cdn_url = format!("{}/{}", self.cdn_base(), object.as_str());
-        let wire =
-            crate::cloudfront::encode::wire_url(&cdn_url).map_err(|_| PlayError::NoSuchPlaylist)?;
+        let wire = crate::engine::cloudfront::encode::wire_url(&cdn_url)
+            .map_err(|_| PlayError::NoSuchPlaylist)?;
         let cf = cloudfront_params(query);
         if cf.is_empty() {
             return Err(PlayError::Refused(Rejection::Missing));
@@ -1039,8 +984,11 @@ impl Play {
         // expiry) are at hand.
         let covered = matcher(&policy.resource);
         let mut uncovered: Vec<String> = Vec::new();
-        let body =
-            crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs, same| {
+        let body = crate::engine::hls::media::sign_each(
+            &fetched.bytes,
+            Some(&url),
+            cf.len(),
+            |abs, same| {
                 if let Some(q) = key_query(abs) {
                     return q;
                 }
@@ -1055,8 +1003,9 @@ impl Play {
                     }
                 }
                 Some(cf.as_str())
-            })
-            .map_err(|e| PlayError::Content(e.to_string()))?;
+            },
+        )
+        .map_err(|e| PlayError::Content(e.to_string()))?;
         let body = if uncovered.is_empty() {
             body
         } else {
@@ -1077,19 +1026,24 @@ impl Play {
                     extra.insert(k, sig.query());
                 }
             }
-            crate::hls::media::sign_each(&fetched.bytes, Some(&url), cf.len(), |abs, same| {
-                if let Some(q) = key_query(abs) {
-                    return q;
-                }
-                if !same {
-                    return None;
-                }
-                Some(
-                    extra
-                        .get(without_query(abs))
-                        .map_or(cf.as_str(), String::as_str),
-                )
-            })
+            crate::engine::hls::media::sign_each(
+                &fetched.bytes,
+                Some(&url),
+                cf.len(),
+                |abs, same| {
+                    if let Some(q) = key_query(abs) {
+                        return q;
+                    }
+                    if !same {
+                        return None;
+                    }
+                    Some(
+                        extra
+                            .get(without_query(abs))
+                            .map_or(cf.as_str(), String::as_str),
+                    )
+                },
+            )
             .map_err(|e| PlayError::Content(e.to_string()))?
         };
         let max_age = self

@@ -8,14 +8,14 @@
 //!   `cache.stale_if_error` more, marked `stale` (the HTTP layer says so in
 //!   a header; a metric counts it), and only then fails. Meanwhile no
 //!   viewer waits for the failing origin: it is read again in the
-//!   background (`crate::readthrough`).
+//!   background (`crate::playback::readthrough`).
 //!
 //! A missing object is never served stale: "not found" is an answer, not
 //! a failure.
 
+use crate::backends::storage::{ObjectKey, ObjectStore, StorageError};
 use crate::metrics::{CacheLabels, Metrics};
-use crate::readthrough::{ReadThrough, Source, Timing};
-use crate::storage::{ObjectKey, ObjectStore, StorageError};
+use crate::playback::readthrough::{ReadThrough, Source, Timing};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -38,18 +38,9 @@ impl From<StorageError> for OriginError {
     }
 }
 
-impl crate::readthrough::Outage for OriginError {
+impl crate::playback::readthrough::Outage for OriginError {
     fn is_outage(&self) -> bool {
         matches!(self, OriginError::Unavailable(_))
-    }
-}
-
-impl From<OriginError> for crate::error::Error {
-    fn from(e: OriginError) -> Self {
-        match e {
-            OriginError::NotFound(_) => crate::error::Error::NotFound,
-            OriginError::Unavailable(why) => crate::error::Error::Unavailable(why),
-        }
     }
 }
 

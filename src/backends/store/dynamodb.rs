@@ -7,7 +7,7 @@
 //! `create_table` is for development and tests (on-demand billing).
 
 use super::{Expect, Kind, Record, Store, StoreError, StoreResult};
-use crate::aws::said;
+use crate::backends::aws::said;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{

@@ -23,7 +23,7 @@
 
 use super::media::{URI_TAGS, signable};
 use super::{HlsError, attributes, lines, tag_name};
-use crate::cloudfront::policy::resource_matches;
+use crate::engine::cloudfront::policy::resource_matches;
 use std::collections::HashSet;
 use url::Url;
 

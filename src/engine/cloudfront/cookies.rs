@@ -1,8 +1,6 @@
 //! `Set-Cookie` rendering for CloudFront cookies, and parsing of a
 //! `Cookie` header into the CloudFront values the verifier needs.
 
-use crate::config::SameSite;
-
 /// Attributes shared by one cookie triple.
 #[derive(Debug, Clone)]
 pub struct CookieAttrs<'a> {
@@ -87,6 +85,14 @@ impl CloudFrontCookies {
         }
         out
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+pub enum SameSite {
+    #[default]
+    None,
+    Lax,
+    Strict,
 }
 
 #[cfg(test)]

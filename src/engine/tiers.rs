@@ -1,8 +1,8 @@
 //! Tier rules: what each entitlement tier may play. This module holds the
-//! rule data and reads it from config; evaluation against renditions lives
+//! rule data (`config` reads it); evaluation against renditions lives
 //! with the manifest work. It knows nothing of HTTP or storage.
 
-use crate::config::HumanDuration;
+use crate::domain::HumanDuration;
 use serde::{Deserialize, Serialize};
 
 /// How a tier's viewers receive their signatures.
@@ -180,30 +180,6 @@ impl TierRules {
         })
         .collect()
     }
-}
-
-/// Reads one `[tiers.NAME]` table field by field, recording every problem.
-pub(crate) fn read_rules(s: &mut crate::config::ConfigSection<'_>) -> TierRules {
-    let rules = TierRules {
-        rank: s.or("rank", 0),
-        max_height: s.opt("max_height"),
-        max_bandwidth: s.opt("max_bandwidth"),
-        codecs: s.opt("codecs"),
-        video_range: s.opt("video_range"),
-        max_frame_rate: s.opt("max_frame_rate"),
-        countries: s.opt("countries"),
-        delivery: s.or("delivery", Delivery::Cookies),
-        fallback: s.opt("fallback"),
-        signature_ttl: s.opt("signature_ttl"),
-        playlist_ttl: s.opt("playlist_ttl"),
-        bind_ip: s.or("bind_ip", false),
-        variant_order: s.or("variant_order", VariantOrder::Original),
-        start_height: s.opt("start_height"),
-    };
-    for (field, reason) in rules.problems() {
-        s.problem(field, reason);
-    }
-    rules
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 //!   `Initialization/RepresentationIndex@sourceURL` as `&amp;`-escaped XML,
 //!   since players do not carry the MPD's query to segments.
 
-use crate::tiers::{Rendition, TierRules};
+use crate::engine::tiers::{Rendition, TierRules};
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 use std::collections::HashSet;
@@ -91,7 +91,9 @@ pub struct FilteredMpd {
 impl FilteredMpd {
     /// The scopes of the kept representations (the same function as HLS's):
     /// one pattern each, covering nothing a removed one uses.
-    pub fn scopes(&self) -> Result<crate::hls::scope::Scopes, crate::hls::scope::ScopeError> {
+    pub fn scopes(
+        &self,
+    ) -> Result<crate::engine::hls::scope::Scopes, crate::engine::hls::scope::ScopeError> {
         let allowed: Vec<Vec<Url>> = self
             .renditions
             .iter()
@@ -104,7 +106,7 @@ impl FilteredMpd {
             .filter(|r| !r.kept)
             .flat_map(|r| r.uris.iter().cloned())
             .collect();
-        crate::hls::scope::scopes(&allowed, &forbidden, &[])
+        crate::engine::hls::scope::scopes(&allowed, &forbidden, &[])
     }
 }
 
@@ -776,9 +778,9 @@ fn apply(src: &str, mut edits: Vec<Edit>) -> String {
 mod tests {
     use super::*;
 
-    const MPD: &str = include_str!("../../tests/fixtures/dash/multi_set.mpd");
+    const MPD: &str = include_str!("../../../tests/fixtures/dash/multi_set.mpd");
 
-    use crate::tiers::free_tier as free;
+    use crate::engine::tiers::free_tier as free;
 
     fn kept(f: &FilteredMpd) -> Vec<&str> {
         f.renditions

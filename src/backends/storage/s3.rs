@@ -4,7 +4,7 @@
 //! on `HEAD`); every other failure is `Unavailable` with S3's message.
 
 use super::{ObjectKey, ObjectMeta, ObjectStore, StorageError, StorageResult};
-use crate::aws::said;
+use crate::backends::aws::said;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;

@@ -13,13 +13,13 @@
 //!   with a new job, 200 with the one already queued or running);
 //! - `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}` (cancel).
 
+use crate::backends::storage::ObjectKey;
+use crate::backends::store::{Asset, AssetStatus, Expect, SourceObject, StoreExt};
 use crate::domain::{AssetId, JobId};
-use crate::error::{Error, Result};
 use crate::http::auth::IngestClaims;
 use crate::http::extract::{Json, Path};
+use crate::http::problem::{Error, Result};
 use crate::state::AppState;
-use crate::storage::ObjectKey;
-use crate::store::{Asset, AssetStatus, Expect, SourceObject, StoreExt};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -256,7 +256,7 @@ pub async fn complete_upload(
     }
     let meta = match s3.head(&key).await {
         Ok(m) => m,
-        Err(crate::storage::StorageError::NotFound(_)) => {
+        Err(crate::backends::storage::StorageError::NotFound(_)) => {
             return Err(Error::Conflict("Nothing has been uploaded yet.".into()));
         }
         Err(e) => return Err(e.into()),
@@ -343,7 +343,7 @@ pub async fn put_source(
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(match e {
-                crate::store::StoreError::Conflict { .. } => Error::Conflict(
+                crate::backends::store::StoreError::Conflict { .. } => Error::Conflict(
                     "Another upload to this asset finished first; create a new upload.".into(),
                 ),
                 other => other.into(),

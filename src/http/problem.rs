@@ -3,6 +3,11 @@
 //! with the request; server errors say only that something failed and give
 //! the request id — the real cause goes to the log, never to the body.
 
+use crate::backends::storage::StorageError;
+use crate::backends::store::{Expect, StoreError};
+use crate::pipeline::runner::PipelineError;
+use crate::playback::PlayError;
+use crate::playback::origin::OriginError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -233,6 +238,116 @@ impl IntoResponse for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// Every domain error's problem type, in one place: the modules that
+// raise them do not choose HTTP statuses.
+
+impl From<PipelineError> for Error {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::UnknownAsset | PipelineError::UnknownJob | PipelineError::Deleted => {
+                Error::NotFound
+            }
+            PipelineError::NoSource => {
+                Error::Conflict("The asset has no uploaded source yet; upload it first.".into())
+            }
+            PipelineError::Store(s) => s.into(),
+            PipelineError::Backend(why) => Error::Unavailable(why),
+        }
+    }
+}
+
+impl From<&PlayError> for Error {
+    fn from(e: &PlayError) -> Self {
+        match e {
+            PlayError::UnknownAsset | PlayError::NoSuchPlaylist => Error::NotFound,
+            PlayError::NotReady(status) => Error::Conflict(format!(
+                "The asset is not ready to play yet (status: {status})."
+            )),
+            PlayError::TierTooLow(t) => {
+                Error::Forbidden(format!("This asset needs the {t} tier or higher."))
+            }
+            PlayError::NothingPlayable => {
+                Error::Forbidden("Your tier may not play any rendition of this asset.".into())
+            }
+            PlayError::Refused(_) => {
+                Error::Forbidden("The signature is missing, invalid or expired.".into())
+            }
+            PlayError::KeyRefused(r @ crate::protect::token::Refusal::Missing) => {
+                Error::Unauthorized(format!("{}.", capitalised(&r.to_string())))
+            }
+            PlayError::KeyRefused(r) => {
+                Error::Forbidden(format!("{}.", capitalised(&r.to_string())))
+            }
+            PlayError::Key(crate::protect::KeyError::Unavailable(why)) => {
+                Error::Unavailable(why.clone())
+            }
+            PlayError::Key(other) => Error::internal(other.to_string()),
+            PlayError::Origin(OriginError::NotFound(_)) => Error::NotFound,
+            PlayError::Origin(OriginError::Unavailable(why)) => Error::Unavailable(why.clone()),
+            PlayError::Store(StoreError::Unavailable(why)) => Error::Unavailable(why.clone()),
+            PlayError::Store(other) => Error::internal(other.to_string()),
+            PlayError::Content(why) => Error::internal(why.clone()),
+            PlayError::DeliveryUnavailable {
+                asked,
+                reason,
+                works,
+            } => Error::DeliveryUnavailable(match works {
+                Some(w) => format!(
+                    "This asset cannot be played with {asked}: {reason}. {} works for it.",
+                    capitalised(w)
+                ),
+                None => format!("This asset cannot be played with {asked}: {reason}."),
+            }),
+        }
+    }
+}
+
+impl From<PlayError> for Error {
+    fn from(e: PlayError) -> Self {
+        Error::from(&e)
+    }
+}
+
+impl From<OriginError> for Error {
+    fn from(e: OriginError) -> Self {
+        match e {
+            OriginError::NotFound(_) => Error::NotFound,
+            OriginError::Unavailable(why) => Error::Unavailable(why),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict {
+                expected: Expect::Revision(_),
+            } => Error::PreconditionFailed(
+                "The resource changed since you read it; fetch it again and retry.".into(),
+            ),
+            StoreError::Conflict { .. } => Error::Conflict("The resource already exists.".into()),
+            StoreError::Unavailable(why) => Error::Unavailable(why),
+            StoreError::Corrupt(why) => Error::internal(why),
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(_) => Error::NotFound,
+            StorageError::Unavailable(why) => Error::Unavailable(why),
+        }
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ pub const SEGMENT_MAX_AGE: u64 = 31_536_000;
 /// as `deploy/` makes CloudFront send it: playlists and MPDs short
 /// (`cdn.playlist_max_age`), everything else immutable.
 pub fn cache_control(path: &str, playlist_max_age: u64) -> String {
-    match crate::http::edge::content_type(path) {
+    match content_type(path) {
         "application/vnd.apple.mpegurl" | "application/dash+xml" => {
             format!("public, max-age={playlist_max_age}")
         }
@@ -143,8 +143,27 @@ impl Invalidator for CloudFrontInvalidator {
             .invalidation_batch(batch)
             .send()
             .await
-            .map_err(|e| crate::aws::said(&e))?;
+            .map_err(|e| crate::backends::aws::said(&e))?;
         Ok(out.invalidation.map(|i| i.id))
+    }
+}
+
+/// Content type by extension, as the pipeline's outputs are named.
+pub fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext.to_ascii_lowercase().as_str() {
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
+        "ts" => "video/mp2t",
+        "m4s" => "video/iso.segment",
+        "mp4" | "m4v" | "cmfv" => "video/mp4",
+        "m4a" | "cmfa" => "audio/mp4",
+        "aac" => "audio/aac",
+        "vtt" | "webvtt" => "text/vtt",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "key" => "application/octet-stream",
+        _ => "application/octet-stream",
     }
 }
 

@@ -21,7 +21,7 @@
 //! with a signed query for URL delivery.
 
 use super::{Attr, HlsError, Line, attributes, lines, tag_name};
-use crate::tiers::{Rendition, TierRules, VariantOrder};
+use crate::engine::tiers::{Rendition, TierRules, VariantOrder};
 use std::collections::{HashMap, HashSet};
 use url::Url;
 
@@ -481,7 +481,7 @@ noresolution/index.m3u8
 #EXT-X-IMAGE-STREAM-INF:BANDWIDTH=20000,RESOLUTION=3840x2160,CODECS="jpeg",URI="thumbs_2160/index.m3u8"
 "#;
 
-    use crate::tiers::free_tier as free;
+    use crate::engine::tiers::free_tier as free;
 
     fn uris(list: &[MasterUri]) -> Vec<&str> {
         list.iter().map(|u| u.uri.as_str()).collect()

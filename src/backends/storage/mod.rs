@@ -88,15 +88,6 @@ pub enum StorageError {
     Unavailable(String),
 }
 
-impl From<StorageError> for crate::error::Error {
-    fn from(e: StorageError) -> Self {
-        match e {
-            StorageError::NotFound(_) => crate::error::Error::NotFound,
-            StorageError::Unavailable(why) => crate::error::Error::Unavailable(why),
-        }
-    }
-}
-
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// An object's bytes as they are read, in chunks of at most

@@ -13,11 +13,11 @@
 //!   rendition's scope; the gateway serves that media playlist with the same
 //!   signature on every URI.
 
-use crate::cloudfront::signer::{SignError, Signature};
-use crate::hls::master::{Filtered, MasterUri, UriKind, rewrite};
-use crate::hls::scope::{Scope, ScopeError, Scopes, scopes};
-use crate::hls::{HlsError, media};
-use crate::tiers::Delivery;
+use crate::engine::cloudfront::signer::{SignError, Signature};
+use crate::engine::hls::master::{Filtered, MasterUri, UriKind, rewrite};
+use crate::engine::hls::scope::{Scope, ScopeError, Scopes, scopes};
+use crate::engine::hls::{HlsError, media};
+use crate::engine::tiers::Delivery;
 use std::collections::HashMap;
 use std::time::Duration;
 use url::Url;

@@ -7,9 +7,9 @@
 //! directory per rendition (a flat, MediaConvert-style tree) is made so
 //! (`pipeline::layout`). `playgate publish` and the local encoder call this.
 
+use crate::backends::storage::{ObjectKey, ObjectStore};
+use crate::backends::store::{Asset, AssetStatus, Expect, Store, StoreExt};
 use crate::domain::AssetId;
-use crate::storage::{ObjectKey, ObjectStore};
-use crate::store::{Asset, AssetStatus, Expect, Store, StoreExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +19,9 @@ pub enum PublishError {
     #[error("{path}: {why}")]
     File { path: PathBuf, why: String },
     #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] crate::backends::storage::StorageError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::backends::store::StoreError),
     #[error("asset {0} is deleted")]
     Deleted(AssetId),
     #[error(transparent)]
@@ -79,7 +79,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 pub async fn thumbnails_of(
     objects: &dyn ObjectStore,
     version: &str,
-) -> Result<Vec<String>, crate::storage::StorageError> {
+) -> Result<Vec<String>, crate::backends::storage::StorageError> {
     let prefix = format!("{version}/thumbs/");
     Ok(objects
         .list(&prefix)
@@ -200,12 +200,12 @@ pub async fn report_for(
     id: &AssetId,
     version: u32,
     now: u64,
-) -> Result<crate::playability::Playability, PublishError> {
+) -> Result<crate::pipeline::playability::Playability, PublishError> {
     let tiers: Vec<_> = store
         .list_tiers()
         .await?
         .into_iter()
         .map(|(name, v)| (name, v.value))
         .collect();
-    Ok(crate::playability::report(objects, id, version, &tiers, now).await?)
+    Ok(crate::pipeline::playability::report(objects, id, version, &tiers, now).await?)
 }

@@ -12,7 +12,7 @@ pub mod dynamodb;
 pub mod sqlite;
 
 use crate::domain::{AssetId, JobId, TierName};
-use crate::tiers::TierRules;
+use crate::engine::tiers::TierRules;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -62,29 +62,6 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
-}
-
-impl crate::readthrough::Outage for StoreError {
-    fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
-
-impl From<StoreError> for crate::error::Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict {
-                expected: Expect::Revision(_),
-            } => crate::error::Error::PreconditionFailed(
-                "The resource changed since you read it; fetch it again and retry.".into(),
-            ),
-            StoreError::Conflict { .. } => {
-                crate::error::Error::Conflict("The resource already exists.".into())
-            }
-            StoreError::Unavailable(why) => crate::error::Error::Unavailable(why),
-            StoreError::Corrupt(why) => crate::error::Error::internal(why),
-        }
-    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -145,7 +122,7 @@ pub struct Asset {
     /// Which tiers can play the current version, and how (worked out when
     /// it was published).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub playability: Option<crate::playability::Playability>,
+    pub playability: Option<crate::engine::playability::Playability>,
     /// The uploaded original (declared by `POST /v1/uploads`, filled in
     /// when the upload lands).
     #[serde(default)]
@@ -153,7 +130,7 @@ pub struct Asset {
     /// The content keys of its encrypted versions, wrapped
     /// (`crate::protect`); emptied when the asset is deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub content_keys: Vec<crate::protect::ContentKey>,
+    pub content_keys: Vec<crate::domain::ContentKey>,
     pub created_at: u64,
 }
 
@@ -341,47 +318,3 @@ pub trait StoreExt: Store {
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
-
-/// Tier rules as the request path sees them: read through a short-lived
-/// cache so every replica picks up an admin change within `ttl`. When the
-/// store is unavailable, the last rules read are used for `stale` more
-/// (playback keeps going through a store outage; writes fail).
-pub struct TierCache {
-    store: std::sync::Arc<dyn Store>,
-    rules: crate::readthrough::ReadThrough<TierName, Option<std::sync::Arc<TierRules>>>,
-}
-
-impl TierCache {
-    pub fn new(
-        store: std::sync::Arc<dyn Store>,
-        ttl: std::time::Duration,
-        stale: std::time::Duration,
-    ) -> Self {
-        let timing = crate::readthrough::Timing::new(ttl, stale);
-        TierCache {
-            store,
-            rules: crate::readthrough::ReadThrough::new("tier rules", 10_000, None, timing),
-        }
-    }
-
-    /// A tier's rules (`None`: no such tier); while the store is
-    /// unavailable, the last rules read for `stale_if_error`.
-    pub async fn get(&self, name: &TierName) -> StoreResult<Option<std::sync::Arc<TierRules>>> {
-        let (store, n) = (self.store.clone(), name.clone());
-        self.rules
-            .get(name, move || async move {
-                Ok(store
-                    .get_tier(&n)
-                    .await?
-                    .map(|v| std::sync::Arc::new(v.value)))
-            })
-            .await
-            .map(|got| got.value)
-            .map_err(std::sync::Arc::unwrap_or_clone)
-    }
-
-    /// Drops a name so this replica sees its own writes at once.
-    pub async fn invalidate(&self, name: &TierName) {
-        self.rules.invalidate(name).await;
-    }
-}

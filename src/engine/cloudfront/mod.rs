@@ -21,4 +21,10 @@ pub mod policy;
 pub mod signer;
 pub mod verifier;
 
-pub use crate::config::HashAlg;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashAlg {
+    #[default]
+    Sha1,
+    Sha256,
+}

@@ -180,7 +180,7 @@ impl Doctor<'_> {
             .id(id)
             .send()
             .await
-            .map_err(|e| format!("cache policy {id}: {}", crate::aws::said(&e)))?;
+            .map_err(|e| format!("cache policy {id}: {}", crate::backends::aws::said(&e)))?;
         let c = p
             .cache_policy
             .and_then(|p| p.cache_policy_config)
@@ -284,7 +284,7 @@ impl Doctor<'_> {
             .id(id)
             .send()
             .await
-            .map_err(|e| format!("public key {id}: {}", crate::aws::said(&e)))?;
+            .map_err(|e| format!("public key {id}: {}", crate::backends::aws::said(&e)))?;
         let theirs = got
             .public_key
             .and_then(|k| k.public_key_config)
@@ -340,7 +340,7 @@ impl Doctor<'_> {
             {
                 Err(e) => missing.push(format!(
                     "origin request policy {id}: {}",
-                    crate::aws::said(&e)
+                    crate::backends::aws::said(&e)
                 )),
                 Ok(p) => {
                     let c = p
@@ -433,7 +433,7 @@ pub async fn run(config: &Config) -> Result<Vec<Check>, String> {
         .aws
         .as_ref()
         .ok_or("doctor checks mode aws: the config has no [aws] section")?;
-    let sdk = crate::aws::sdk_config(aws).await;
+    let sdk = crate::backends::aws::sdk_config(aws).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(aws.endpoint_url.is_some())
@@ -450,7 +450,7 @@ pub async fn run(config: &Config) -> Result<Vec<Check>, String> {
         Ok(_) => pass("output bucket", format!("{} is reachable", aws.output_bucket)),
         Err(e) => fail(
             "output bucket",
-            format!("{}: {}", aws.output_bucket, crate::aws::said(&e)),
+            format!("{}: {}", aws.output_bucket, crate::backends::aws::said(&e)),
             "set aws.output_bucket to the stack's OutputBucketName and give the task role access to it",
         ),
     });
@@ -473,7 +473,7 @@ pub async fn run(config: &Config) -> Result<Vec<Check>, String> {
         Err(e) => {
             checks.push(fail(
                 "distribution",
-                format!("{id}: {}", crate::aws::said(&e)),
+                format!("{id}: {}", crate::backends::aws::said(&e)),
                 "set aws.cloudfront_distribution_id to the stack's DistributionId output",
             ));
             return Ok(checks);
@@ -497,7 +497,11 @@ pub async fn run(config: &Config) -> Result<Vec<Check>, String> {
     for (name, path, want) in [
         ("playlist TTL", &playlist, playlist_age),
         ("MPD TTL", &mpd, playlist_age),
-        ("segment TTL", &segment, crate::cdn::SEGMENT_MAX_AGE),
+        (
+            "segment TTL",
+            &segment,
+            crate::backends::cdn::SEGMENT_MAX_AGE,
+        ),
     ] {
         match route(&dist, path) {
             Some(b) => checks.push(d.ttl_check(name, path, &b, want).await),

@@ -3,13 +3,16 @@
 //! 0 success, 1 a negative answer (`verify`: invalid), 2 bad input or
 //! configuration (one line on stderr, never a secret).
 
+pub mod doctor;
+pub mod ingest;
+
 use crate::clock::{Clock, SystemClock};
-use crate::cloudfront::HashAlg;
-use crate::cloudfront::keys::{KeyRing, SigningKey, VerifyKey};
-use crate::cloudfront::policy::Cidr;
-use crate::cloudfront::signer::{SignOptions, Signature};
 use crate::config::{Config, DEFAULT_CONFIG, LogFormat};
 use crate::domain::{KeyPairId, TierName};
+use crate::engine::cloudfront::HashAlg;
+use crate::engine::cloudfront::keys::{KeyRing, SigningKey, VerifyKey};
+use crate::engine::cloudfront::policy::Cidr;
+use crate::engine::cloudfront::signer::{SignOptions, Signature};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -271,7 +274,7 @@ pub fn main() -> ExitCode {
             server,
             token_env,
             file,
-        } => crate::ingest::run(&config, title, server, token_env, &file),
+        } => crate::cli::ingest::run(&config, title, server, token_env, &file),
         Command::Publish {
             config,
             asset,
@@ -369,9 +372,9 @@ fn doctor(path: &Path) -> Result<ExitCode, Fail> {
         .enable_all()
         .build()?;
     let checks = runtime
-        .block_on(crate::doctor::run(&config))
+        .block_on(crate::cli::doctor::run(&config))
         .map_err(Fail)?;
-    print!("{}", crate::doctor::render(&checks));
+    print!("{}", crate::cli::doctor::render(&checks));
     Ok(if checks.iter().all(|c| c.ok) {
         ExitCode::SUCCESS
     } else {
@@ -413,9 +416,9 @@ fn publish(
         ));
     }
     let id = crate::domain::AssetId::parse(asset)?;
-    let store = crate::store::sqlite::SqliteStore::open(&config.store.sqlite_path)
+    let store = crate::backends::store::sqlite::SqliteStore::open(&config.store.sqlite_path)
         .map_err(|e| Fail(e.to_string()))?;
-    let objects = crate::storage::local::LocalStore::open(&config.storage.root)
+    let objects = crate::backends::storage::local::LocalStore::open(&config.storage.root)
         .map_err(|e| Fail(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -423,7 +426,7 @@ fn publish(
     let published = runtime.block_on(async {
         // The configured tiers, as the server seeds them, so the report
         // covers them even before the first start.
-        use crate::store::StoreExt;
+        use crate::backends::store::StoreExt;
         store
             .seed_tiers(config.tiers.iter())
             .await
@@ -437,7 +440,7 @@ fn publish(
                 .pipeline
                 .work_dir
                 .join(format!("publish-{}", uuid::Uuid::new_v4().simple()));
-            crate::publish::copy_tree(dir, &copy)
+            crate::pipeline::publish::copy_tree(dir, &copy)
                 .map_err(|e| Fail(format!("cannot copy {}: {e}", dir.display())))?;
             let keys = p.encrypt_dir(&id, &copy).await;
             let keys = keys.map_err(|e| {
@@ -448,7 +451,7 @@ fn publish(
         } else {
             (None, Vec::new())
         };
-        let published = crate::publish::publish_dir_with_keys(
+        let published = crate::pipeline::publish::publish_dir_with_keys(
             &store,
             &objects,
             &id,
@@ -544,7 +547,7 @@ fn check_config(path: &Path) -> Result<ExitCode, Fail> {
         }
     };
     // Keys are parsed as at start-up, so a bad key fails here too.
-    if let Err(e) = KeyRing::from_config(&config.signing) {
+    if let Err(e) = KeyRing::from_specs(&config.signing.active, &config.signing.keys) {
         println!("signing.keys: {e}");
         eprintln!("playgate: 1 problem(s) in {}", path.display());
         return Ok(ExitCode::from(2));
@@ -654,8 +657,8 @@ fn keygen(out: &Path, ec: bool, force: bool, kek_only: bool) -> Result<ExitCode,
         println!("wrote {}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let (cf_private, cf_public) = crate::cloudfront::keys::generate(ec)?;
-    let (jwt_private, jwt_public) = crate::cloudfront::keys::generate(false)?;
+    let (cf_private, cf_public) = crate::engine::cloudfront::keys::generate(ec)?;
+    let (jwt_private, jwt_public) = crate::engine::cloudfront::keys::generate(false)?;
     let suffix: String = uuid::Uuid::new_v4()
         .simple()
         .to_string()
@@ -744,8 +747,8 @@ fn sign(cmd: SignCommand) -> Result<ExitCode, Fail> {
         HashArg::Sha1 => HashAlg::Sha1,
         HashArg::Sha256 => HashAlg::Sha256,
     };
-    let wire =
-        crate::cloudfront::encode::wire_url(&args.url).map_err(|e| Fail(format!("URL: {e}")))?;
+    let wire = crate::engine::cloudfront::encode::wire_url(&args.url)
+        .map_err(|e| Fail(format!("URL: {e}")))?;
     let sig = match &args.policy {
         Some(p) => {
             if args.starts.is_some()
@@ -757,7 +760,7 @@ fn sign(cmd: SignCommand) -> Result<ExitCode, Fail> {
             }
             let policy = read_policy(p)?;
             // Refuse what CloudFront would refuse, before signing it.
-            crate::cloudfront::policy::Policy::from_json(policy.as_bytes())?;
+            crate::engine::cloudfront::policy::Policy::from_json(policy.as_bytes())?;
             Signature::over_policy(&key, &policy, hash)?
         }
         None => {
@@ -797,11 +800,11 @@ fn verify_url(
 ) -> Result<ExitCode, Fail> {
     let id = KeyPairId::parse(key_pair_id).map_err(|e| Fail(format!("--key-pair-id: {e}")))?;
     let public = VerifyKey::from_file(id, public_key)?;
-    let ring = crate::cloudfront::keys::PublicKeys::new(vec![public])?;
-    let wire =
-        crate::cloudfront::encode::wire_url(signed_url).map_err(|e| Fail(format!("URL: {e}")))?;
+    let ring = crate::engine::cloudfront::keys::PublicKeys::new(vec![public])?;
+    let wire = crate::engine::cloudfront::encode::wire_url(signed_url)
+        .map_err(|e| Fail(format!("URL: {e}")))?;
     let now = now.unwrap_or_else(|| SystemClock.now_epoch());
-    match crate::cloudfront::verifier::verify_request(&ring, &wire, None, client_ip, now) {
+    match crate::engine::cloudfront::verifier::verify_request(&ring, &wire, None, client_ip, now) {
         Ok(_) => {
             println!("valid");
             Ok(ExitCode::SUCCESS)
@@ -818,12 +821,12 @@ fn read_input(file: &str) -> Result<Vec<u8>, Fail> {
     let mut buf = Vec::new();
     if file == "-" {
         std::io::stdin()
-            .take(crate::hls::MAX_PLAYLIST_BYTES as u64 + 1)
+            .take(crate::engine::hls::MAX_PLAYLIST_BYTES as u64 + 1)
             .read_to_end(&mut buf)
             .map_err(|e| Fail(format!("standard input: {e}")))?;
     } else {
         let f = std::fs::File::open(file).map_err(|e| Fail(format!("{file}: {e}")))?;
-        f.take(crate::hls::MAX_PLAYLIST_BYTES as u64 + 1)
+        f.take(crate::engine::hls::MAX_PLAYLIST_BYTES as u64 + 1)
             .read_to_end(&mut buf)
             .map_err(|e| Fail(format!("{file}: {e}")))?;
     }
@@ -860,7 +863,7 @@ fn manifest(cmd: ManifestCommand) -> Result<ExitCode, Fail> {
             }
             let url = parse_url(&url)?;
             let input = read_input(&file)?;
-            let out = crate::hls::media::sign_at(&input, &query, Some(&url))
+            let out = crate::engine::hls::media::sign_at(&input, &query, Some(&url))
                 .map_err(|e| Fail(format!("{file}: {e}")))?;
             print!("{out}");
             Ok(ExitCode::SUCCESS)
@@ -897,8 +900,8 @@ fn manifest_filter(
     media: Option<PathBuf>,
     file: &str,
 ) -> Result<ExitCode, Fail> {
-    use crate::playback::{Layout, PlaybackError, authorise_master, expiry};
-    use crate::tiers::Delivery;
+    use crate::engine::authorise::{Layout, PlaybackError, authorise_master, expiry};
+    use crate::engine::tiers::Delivery;
     let config = load_config(path)?;
     let name = TierName::parse(tier)?;
     let rules = config
@@ -923,22 +926,22 @@ fn manifest_filter(
                 "DASH manifests are served with cookie delivery; pass --delivery cookies".into(),
             ));
         }
-        let opts = crate::dash::mpd::MpdOptions {
+        let opts = crate::engine::dash::mpd::MpdOptions {
             url: Some(&url),
             signed_query: None,
         };
-        let f = match crate::dash::mpd::filter(&input, rules, &opts) {
-            Err(crate::dash::mpd::MpdError::NoVideoVariant) => return nothing_left(),
+        let f = match crate::engine::dash::mpd::filter(&input, rules, &opts) {
+            Err(crate::engine::dash::mpd::MpdError::NoVideoVariant) => return nothing_left(),
             other => other.map_err(|e| Fail(format!("{file}: {e}")))?,
         };
         print!("{}", f.mpd);
         return Ok(ExitCode::SUCCESS);
     }
-    let filtered = match crate::hls::master::filter(&input, rules, Some(&url)) {
-        Err(crate::hls::master::MasterError::NoVideoVariant) => return nothing_left(),
+    let filtered = match crate::engine::hls::master::filter(&input, rules, Some(&url)) {
+        Err(crate::engine::hls::master::MasterError::NoVideoVariant) => return nothing_left(),
         other => other.map_err(|e| Fail(format!("{file}: {e}")))?,
     };
-    let ring = KeyRing::from_config(&config.signing)?;
+    let ring = KeyRing::from_specs(&config.signing.active, &config.signing.keys)?;
     let ttl = rules
         .signature_ttl
         .map_or(config.signing.default_ttl, |d| d.0)
@@ -967,7 +970,7 @@ fn manifest_filter(
         delivery,
         &layout,
         |u| match media_dir.as_deref().and_then(|d| local_media(d, &url, u)) {
-            Some(bytes) => Ok(crate::hls::scope::media_uris(u, &bytes)?),
+            Some(bytes) => Ok(crate::engine::hls::scope::media_uris(u, &bytes)?),
             None => {
                 unseen.get_or_insert_with(|| u.to_string());
                 Ok::<_, PlaybackError>(vec![u.clone()])

@@ -5,14 +5,15 @@
 //! KEY`) and ECDSA P-256 (SEC1 `EC PRIVATE KEY`, PKCS#8); public keys as
 //! SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`.
 
-use crate::config::{Pem, SigningConfig};
 use crate::domain::KeyPairId;
+use crate::secret::Secret;
 use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public};
 use openssl::rsa::Rsa;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -249,12 +250,13 @@ impl KeyRing {
         })
     }
 
-    pub fn from_config(cfg: &SigningConfig) -> Result<Self, KeyError> {
+    /// From the configured keys: `active_id` signs, every key verifies.
+    pub fn from_specs(active_id: &KeyPairId, keys: &[KeySpec]) -> Result<Self, KeyError> {
         let mut active = None;
         let mut others = Vec::new();
-        for k in &cfg.keys {
+        for k in keys {
             let private = match &k.private_key {
-                Some(p) if k.id == cfg.active => Some(SigningKey::from_source(k.id.clone(), p)?),
+                Some(p) if k.id == *active_id => Some(SigningKey::from_source(k.id.clone(), p)?),
                 _ => None,
             };
             let public = match &k.public_key {
@@ -274,7 +276,7 @@ impl KeyRing {
                 }
                 None => match public {
                     Some(pk) => others.push(pk),
-                    None if k.id == cfg.active => return Err(KeyError::NoPrivateKey(k.id.clone())),
+                    None if k.id == *active_id => return Err(KeyError::NoPrivateKey(k.id.clone())),
                     None => {
                         // A non-active key given only as a private key: verify with its public half.
                         if let Some(p) = &k.private_key {
@@ -284,7 +286,7 @@ impl KeyRing {
                 },
             }
         }
-        let active = active.ok_or_else(|| KeyError::UnknownActive(cfg.active.clone()))?;
+        let active = active.ok_or_else(|| KeyError::UnknownActive(active_id.clone()))?;
         Self::new(active, others)
     }
 
@@ -307,4 +309,42 @@ pub fn generate(ec: bool) -> Result<(Vec<u8>, Vec<u8>), openssl::error::ErrorSta
         PKey::from_rsa(Rsa::generate(2048)?)?
     };
     Ok((pkey.private_key_to_pem_pkcs8()?, pkey.public_key_to_pem()?))
+}
+/// Where a PEM key comes from: `*_file` (a mounted secret, read when the
+/// keys are loaded) or `*_env` (a variable the platform injects, e.g. ECS
+/// from Secrets Manager; read with the config). `Debug` names the source,
+/// never the key.
+#[derive(Clone)]
+pub enum Pem {
+    File(PathBuf),
+    Env { var: String, text: Secret<String> },
+}
+
+impl Pem {
+    pub fn bytes(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Pem::File(p) => std::fs::read(p),
+            Pem::Env { text, .. } => Ok(text.expose().as_bytes().to_vec()),
+        }
+    }
+
+    /// The file's path or `$VAR`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Pem::File(p) => p.display().to_string(),
+            Pem::Env { var, .. } => format!("${var}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pem({})", self.describe())
+    }
+}
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub id: KeyPairId,
+    pub private_key: Option<Pem>,
+    pub public_key: Option<Pem>,
 }
