@@ -55,6 +55,13 @@ if ! python3 -c 'import botocore.session' >/dev/null 2>&1; then
   python3 -m pip install --quiet botocore
 fi
 
+# openapi-spec-validator: tests/api/openapi.rs validates /openapi.json with
+# it (an independent OpenAPI 3.1 validator).
+if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  echo "installing: openapi-spec-validator"
+  python3 -m pip install --quiet 'openapi-spec-validator==0.9.0'
+fi
+
 # cfn-lint: `make test` lints deploy/cloudformation/ and the deploy test
 # reads the template with its loader. Pinned.
 if [ "$(cfn-lint --version 2>/dev/null)" != "cfn-lint 1.58.0" ]; then

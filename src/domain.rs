@@ -75,6 +75,22 @@ macro_rules! id_type {
                 Self::parse(&s).map_err(serde::de::Error::custom)
             }
         }
+        /// In the OpenAPI description: a string of the shape `parse` accepts.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($what))
+                    .pattern(Some(concat!("^", $shape, "$")))
+                    .max_length(Some($max))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
     };
 }
 

@@ -172,7 +172,7 @@ impl AppState {
             store.clone(),
             objects.clone(),
             clock.clone(),
-            sns,
+            crate::pipeline::notify::configured(config.notify.webhook.as_ref(), sns),
             backend,
             protection.clone(),
         );

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use url::Url;
 
 /// A version's report: one entry per tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Playability {
     pub version: u32,
     /// Epoch seconds.
@@ -26,7 +26,7 @@ pub struct Playability {
     pub tiers: Vec<TierPlayability>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TierPlayability {
     pub tier: TierName,
     pub hls: Verdict,
@@ -36,7 +36,7 @@ pub struct TierPlayability {
 }
 
 /// Whether a tier can play one format, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub playable: bool,
     /// The delivery its viewers get (its own, or its `fallback`).

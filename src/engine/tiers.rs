@@ -4,9 +4,10 @@
 
 use crate::domain::HumanDuration;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// How a tier's viewers receive their signatures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     #[default]
@@ -17,7 +18,7 @@ pub enum Delivery {
 /// The order of variants in a filtered master (as MediaPackage offers).
 /// Players start with the first variant listed, unless `start_height`
 /// picks another one to list first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VariantOrder {
     /// As the origin master lists them.
@@ -28,7 +29,7 @@ pub enum VariantOrder {
 }
 
 /// Country allow/deny lists (ISO 3166-1 alpha-2, upper case).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountryRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -38,7 +39,7 @@ pub struct CountryRule {
 }
 
 /// One tier's rules. Absent limits mean "no limit".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TierRules {
     /// Ordering for assets' `min_tier`: a tier satisfies `min_tier` when its
@@ -67,9 +68,12 @@ pub struct TierRules {
     /// for a cookie tier. Absent: such an asset is a 409 problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Delivery>,
+    /// A duration such as `"2h"`, within `signing.max_ttl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "2h")]
     pub signature_ttl: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "10s")]
     pub playlist_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub bind_ip: bool,

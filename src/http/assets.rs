@@ -17,41 +17,107 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+/// A page of the asset list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// The last id of the previous page.
     after: Option<AssetId>,
+    /// 1 to 500 (default 50).
     limit: Option<usize>,
 }
 
-#[derive(Deserialize)]
+/// What an operator sets on an asset (`status` is the pipeline's).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AssetEdit {
+pub struct AssetEdit {
     #[serde(default)]
     title: Option<String>,
+    /// The lowest tier (by rank) that may play it.
     #[serde(default)]
     min_tier: Option<TierName>,
 }
 
 /// An asset as the API shows it: the stored record without its wrapped
 /// keys; `encryption` names the current version's protected renditions.
-fn view(asset: &Asset) -> serde_json::Value {
-    let mut v = serde_json::to_value(asset).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("content_keys");
-        let current: Vec<&str> = asset
-            .content_keys
-            .iter()
-            .filter(|k| Some(k.version) == asset.current_version)
-            .map(|k| k.rendition.as_str())
-            .collect();
-        let encryption =
-            (!current.is_empty()).then(|| json!({"method": "AES-128", "renditions": current}));
-        o.insert("encryption".into(), encryption.unwrap_or_default());
+#[derive(Serialize, ToSchema)]
+pub struct AssetView<'a> {
+    id: &'a AssetId,
+    title: Option<&'a str>,
+    min_tier: Option<&'a TierName>,
+    status: AssetStatus,
+    /// The published version playback reads.
+    current_version: Option<u32>,
+    renditions: &'a [String],
+    /// The current version's frame captures under `thumbs/`.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    thumbnails: &'a [String],
+    failure: Option<&'a str>,
+    /// Which tiers can play the current version, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    playability: Option<&'a crate::engine::playability::Playability>,
+    source: Option<&'a crate::backends::store::SourceObject>,
+    encryption: Option<Encryption<'a>>,
+    /// Epoch seconds.
+    created_at: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Encryption<'a> {
+    #[schema(example = "AES-128")]
+    method: &'static str,
+    renditions: Vec<&'a str>,
+}
+
+fn view(asset: &Asset) -> AssetView<'_> {
+    let current: Vec<&str> = asset
+        .content_keys
+        .iter()
+        .filter(|k| Some(k.version) == asset.current_version)
+        .map(|k| k.rendition.as_str())
+        .collect();
+    AssetView {
+        id: &asset.id,
+        title: asset.title.as_deref(),
+        min_tier: asset.min_tier.as_ref(),
+        status: asset.status,
+        current_version: asset.current_version,
+        renditions: &asset.renditions,
+        thumbnails: &asset.thumbnails,
+        failure: asset.failure.as_deref(),
+        playability: asset.playability.as_ref(),
+        source: asset.source.as_ref(),
+        encryption: (!current.is_empty()).then_some(Encryption {
+            method: "AES-128",
+            renditions: current,
+        }),
+        created_at: asset.created_at,
     }
-    v
+}
+
+/// One asset; `revision` is also the `ETag`; `thumbnails` signed for
+/// `signing.default_ttl`.
+#[derive(Serialize, ToSchema)]
+pub struct AssetOne<'a> {
+    asset: AssetView<'a>,
+    revision: u64,
+    thumbnails: Option<crate::playback::Thumbnails>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AssetItem<'a> {
+    asset: AssetView<'a>,
+    revision: u64,
+}
+
+/// A page of assets in id order; `next` is the `after` of the next page.
+#[derive(Serialize, ToSchema)]
+pub struct AssetPage<'a> {
+    assets: Vec<AssetItem<'a>>,
+    next: Option<AssetId>,
 }
 
 fn one(state: &AppState, asset: &Asset, revision: u64) -> Response {
@@ -66,11 +132,19 @@ fn one(state: &AppState, asset: &Asset, revision: u64) -> Response {
         state.play.thumbnails(asset, v, expires)
     });
     json_with_etag(
-        json!({"asset": view(asset), "revision": revision, "thumbnails": thumbnails}),
+        AssetOne {
+            asset: view(asset),
+            revision,
+            thumbnails,
+        },
         revision,
     )
 }
 
+/// Assets in id order, a page at a time.
+#[utoipa::path(get, path = "/v1/assets", tag = "assets", security(("admin" = [])),
+    params(Page),
+    responses((status = 200, description = "A page", body = AssetPage)))]
 pub async fn list(
     State(state): State<AppState>,
     _a: AdminClaims,
@@ -96,15 +170,25 @@ pub async fn list(
         .flatten();
     let items: Vec<_> = page
         .iter()
-        .map(|v| json!({"asset": view(&v.value), "revision": v.revision}))
+        .map(|v| AssetItem {
+            asset: view(&v.value),
+            revision: v.revision,
+        })
         .collect();
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"assets": items, "next": next})),
+        Json(AssetPage {
+            assets: items,
+            next,
+        }),
     )
         .into_response())
 }
 
+/// One asset.
+#[utoipa::path(get, path = "/v1/assets/{id}", tag = "assets", security(("admin" = [])),
+    params(("id" = String, Path, description = "The asset")),
+    responses((status = 200, description = "The asset; `ETag` is its revision", body = AssetOne)))]
 pub async fn get(
     State(state): State<AppState>,
     _a: AdminClaims,
@@ -114,6 +198,12 @@ pub async fn get(
     Ok(one(&state, &v.value, v.revision))
 }
 
+/// Creates an asset or sets its title and `min_tier` (`If-Match` to update).
+#[utoipa::path(put, path = "/v1/assets/{id}", tag = "assets", security(("admin" = [])),
+    params(("id" = String, Path, description = "The asset")),
+    request_body = AssetEdit,
+    responses((status = 200, description = "Updated", body = AssetOne),
+        (status = 201, description = "Created", body = AssetOne)))]
 pub async fn put(
     State(state): State<AppState>,
     AdminClaims(who): AdminClaims,
@@ -169,6 +259,11 @@ pub async fn put(
     Ok(resp)
 }
 
+/// Marks the asset deleted, shreds its content keys and invalidates it at
+/// the CDN (503: repeat the DELETE).
+#[utoipa::path(delete, path = "/v1/assets/{id}", tag = "assets", security(("admin" = [])),
+    params(("id" = String, Path, description = "The asset")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     AdminClaims(who): AdminClaims,

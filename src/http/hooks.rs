@@ -13,7 +13,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Whether the event changed a job (`false`: not a MediaConvert job event,
+/// or one about a job playgate does not know).
+#[derive(Serialize, ToSchema)]
+pub struct HookResult {
+    applied: bool,
+}
 use subtle::ConstantTimeEq;
 
 pub const SECRET_HEADER: &str = "x-playgate-hook-secret";
@@ -29,11 +37,17 @@ fn secret_matches(presented: &[u8], secret: &[u8]) -> bool {
     bool::from(a.ct_eq(&b))
 }
 
+/// EventBridge MediaConvert job events (an API destination), authenticated
+/// by the `x-playgate-hook-secret` header; 404 when no secret is configured.
+#[utoipa::path(post, path = "/hooks/mediaconvert", tag = "pipeline",
+    security(("hook" = [])),
+    request_body(content = Object, description = "An EventBridge event", content_type = "application/json"),
+    responses((status = 200, description = "Taken", body = HookResult)))]
 pub async fn mediaconvert(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<HookResult>> {
     let Some(secret) = &state.config.notify.mediaconvert_hook_secret else {
         return Err(Error::NotFound);
     };
@@ -48,10 +62,10 @@ pub async fn mediaconvert(
     }
     let event: crate::pipeline::events::Event = crate::http::extract::parse_json(&body)?;
     if !event.is_mediaconvert() {
-        return Ok(Json(json!({"applied": false})));
+        return Ok(Json(HookResult { applied: false }));
     }
     let applied = state.pipeline.on_backend_event(&event).await?;
-    Ok(Json(json!({"applied": applied})))
+    Ok(Json(HookResult { applied }))
 }
 
 #[cfg(test)]

@@ -38,6 +38,14 @@ fn tokens_of(uri: &Uri, headers: &HeaderMap) -> Vec<String> {
     query.chain(cookies).take(8).collect()
 }
 
+/// A content key (16 bytes), released only to a token granting its
+/// rendition (`?kt=` or the `playgate-keys` cookie).
+#[utoipa::path(get, path = "/v1/keys/{asset}/{key}", tag = "playback",
+    security(("key_token" = []), ("key_cookie" = [])),
+    params(("asset" = String, Path, description = "The asset"),
+        ("key" = String, Path, description = "The key id: 32 hex digits")),
+    responses((status = 200, description = "The key",
+        content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn key(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod hooks;
 pub mod keys;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod play;
 pub mod problem;
@@ -48,6 +49,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/me", get(viewer::me))
         .route("/v1/assets", get(assets::list))
         .route(

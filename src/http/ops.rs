@@ -8,12 +8,37 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Each check: `ok` or `failed`.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    status: &'static str,
+    checks: BTreeMap<&'static str, &'static str>,
+}
+
+/// The 503 problem names the failing checks, and carries them all.
+#[derive(Serialize)]
+struct NotReady {
+    checks: BTreeMap<&'static str, &'static str>,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"status": "ok"})),
+        Json(Health { status: "ok" }),
     )
 }
 
@@ -41,6 +66,10 @@ fn keys_work(state: &AppState) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// The store, object storage, the signing keys (and JWKS, when used) work;
+/// a 503 problem naming the ones that do not.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Ready)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (store, objects) = tokio::join!(state.store.check(), state.objects.check());
     let keys = keys_work(&state);
@@ -63,16 +92,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         };
         results.push(("jwks", r));
     }
-    let mut checks = serde_json::Map::new();
+    let mut checks = BTreeMap::new();
     let mut failed = Vec::new();
     for (name, result) in results {
         match result {
             Ok(()) => {
-                checks.insert(name.into(), json!("ok"));
+                checks.insert(name, "ok");
             }
             Err(why) => {
                 tracing::warn!(check = name, reason = %why, "readiness check failed");
-                checks.insert(name.into(), json!("failed"));
+                checks.insert(name, "failed");
                 failed.push(name);
             }
         }
@@ -80,16 +109,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if failed.is_empty() {
         return (
             [(header::CACHE_CONTROL, "no-store")],
-            Json(json!({"status": "ready", "checks": checks})),
+            Json(Ready {
+                status: "ready",
+                checks,
+            }),
         )
             .into_response();
     }
     let mut p: Problem = Error::Unavailable(failed.join(", ")).to_problem();
     p.title = "Not ready".into();
     p.detail = format!("Failing: {}.", failed.join(", "));
-    p.into_response_with(Some(json!({ "checks": checks })))
+    p.into_response_with(serde_json::to_value(NotReady { checks }).ok())
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,

@@ -25,8 +25,23 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::net::SocketAddr;
+
+/// The session: the viewer's cookies as JSON (also set), and where to play.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Session {
+    asset: AssetId,
+    tier: crate::domain::TierName,
+    /// `urls` when a cookie tier's asset cannot carry cookies and the tier
+    /// falls back.
+    delivery: Delivery,
+    master_url: String,
+    /// Epoch seconds.
+    expires_at: u64,
+    renditions: Vec<String>,
+    cookies: Vec<crate::playback::CookieGrant>,
+    thumbnails: Option<crate::playback::Thumbnails>,
+}
 
 pub const HLS: &str = "application/vnd.apple.mpegurl";
 pub const DASH: &str = "application/dash+xml";
@@ -89,6 +104,14 @@ async fn authorised(
     Ok(entitled(&ent, content_type))
 }
 
+/// The tier's master playlist. Cookie delivery sets one CloudFront cookie
+/// triple per allowed rendition path; URL delivery points each variant at
+/// the signed media endpoint.
+#[utoipa::path(get, path = "/v1/play/{asset}/master.m3u8", tag = "playback",
+    security(("viewer" = []), ("viewer_query" = [])),
+    params(("asset" = String, Path, description = "The asset")),
+    responses((status = 200, description = "The authorised master",
+        content_type = "application/vnd.apple.mpegurl", body = String)))]
 pub async fn master(
     State(state): State<AppState>,
     MasterViewerClaims(v): MasterViewerClaims,
@@ -98,6 +121,12 @@ pub async fn master(
     authorised(&state, &v, peer, &asset, Format::Hls).await
 }
 
+/// The tier's DASH MPD (cookie delivery).
+#[utoipa::path(get, path = "/v1/play/{asset}/manifest.mpd", tag = "playback",
+    security(("viewer" = []), ("viewer_query" = [])),
+    params(("asset" = String, Path, description = "The asset")),
+    responses((status = 200, description = "The authorised MPD",
+        content_type = "application/dash+xml", body = String)))]
 pub async fn mpd(
     State(state): State<AppState>,
     MasterViewerClaims(v): MasterViewerClaims,
@@ -107,6 +136,11 @@ pub async fn mpd(
     authorised(&state, &v, peer, &asset, Format::Dash).await
 }
 
+/// The viewer's cookies as JSON, also set as `Set-Cookie`.
+#[utoipa::path(post, path = "/v1/play/{asset}/session", tag = "playback",
+    security(("viewer" = [])),
+    params(("asset" = String, Path, description = "The asset")),
+    responses((status = 200, description = "The session", body = Session)))]
 pub async fn session(
     State(state): State<AppState>,
     v: ViewerClaims,
@@ -122,17 +156,16 @@ pub async fn session(
     let thumbnails = state.play.thumbnails(&record, version, ent.expires);
     let mut resp = (
         [(header::CACHE_CONTROL, "private, no-store")],
-        Json(json!({
-            "asset": asset,
-            "tier": v.tier,
-            // A cookie tier whose layout cannot carry cookies, falling back.
-            "delivery": ent.delivery,
-            "master_url": format!("{gateway}/v1/play/{asset}/master.m3u8"),
-            "expires_at": ent.expires,
-            "renditions": ent.renditions,
-            "cookies": ent.cookies,
-            "thumbnails": thumbnails,
-        })),
+        Json(Session {
+            master_url: format!("{gateway}/v1/play/{asset}/master.m3u8"),
+            asset,
+            tier: v.tier.clone(),
+            delivery: ent.delivery,
+            expires_at: ent.expires,
+            renditions: ent.renditions.clone(),
+            cookies: ent.cookies.clone(),
+            thumbnails,
+        }),
     )
         .into_response();
     for v in &ent.set_cookie {
@@ -142,6 +175,14 @@ pub async fn session(
     Ok(resp)
 }
 
+/// URL delivery's media playlist: the CloudFront signature in the query is
+/// verified as CloudFront would, and the playlist is served with it on
+/// every URI.
+#[utoipa::path(get, path = "/v1/play/{asset}/hls/{rest}", tag = "playback",
+    params(("asset" = String, Path, description = "The asset"),
+        ("rest" = String, Path, description = "The playlist path in the version")),
+    responses((status = 200, description = "The signed media playlist",
+        content_type = "application/vnd.apple.mpegurl", body = String)))]
 pub async fn media(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

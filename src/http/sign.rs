@@ -21,28 +21,71 @@ use crate::engine::cloudfront::signer::{SignOptions, Signature, sign_url};
 use crate::http::auth::ServiceClaims;
 use crate::http::extract::Json;
 use crate::http::problem::{Error, Result};
+use crate::playback::CookieGrant;
 use crate::playback::{Format, Viewer};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// Which cookies to sign: a tier's grant for one asset.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CookieRequest {
+    #[schema(example = "a1b2c3")]
     asset: AssetId,
+    #[schema(example = "premium")]
     tier: TierName,
+    /// Required when the tier binds signatures to the viewer's address.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
     viewer_ip: Option<IpAddr>,
+    /// At most the tier's `signature_ttl` and `signing.max_ttl`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "2h")]
     ttl: Option<HumanDuration>,
 }
 
-fn no_store(body: serde_json::Value) -> Response {
+/// The cookies a viewer of the tier needs for the asset, with ready
+/// `Set-Cookie` values.
+#[derive(Serialize, ToSchema)]
+pub struct SignedCookies {
+    asset: AssetId,
+    tier: TierName,
+    /// Epoch seconds.
+    expires_at: u64,
+    /// The allowed renditions' playlist URLs.
+    renditions: Vec<String>,
+    cookies: Vec<CookieGrant>,
+    set_cookie: Vec<String>,
+}
+
+/// Signed URLs, or one custom-policy signature for a wildcard resource.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignedUrls {
+    Urls {
+        /// Epoch seconds.
+        expires_at: u64,
+        urls: Vec<String>,
+    },
+    Resource {
+        /// Epoch seconds.
+        expires_at: u64,
+        resource: String,
+        /// Append to any URL the resource matches.
+        query: String,
+        /// The same grant as CloudFront cookies.
+        cookies: BTreeMap<String, String>,
+    },
+}
+
+fn no_store(body: impl Serialize) -> Response {
     (
         [(header::CACHE_CONTROL, "private, no-store")],
         axum::Json(body),
@@ -63,6 +106,11 @@ fn check_ttl(field: &str, ttl: Duration, max: Duration) -> Result<()> {
     Ok(())
 }
 
+/// The cookies a tier's viewer needs for an asset (the grants the master
+/// endpoint sets).
+#[utoipa::path(post, path = "/v1/sign/cookies", tag = "signing",
+    security(("service" = [])), request_body = CookieRequest,
+    responses((status = 200, description = "The cookies", body = SignedCookies)))]
 pub async fn cookies(
     State(state): State<AppState>,
     ServiceClaims(who): ServiceClaims,
@@ -112,17 +160,19 @@ pub async fn cookies(
     }
     let cookies = &ent.cookies;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.cookies", asset = %req.asset, tier = %req.tier, "signed cookies");
-    Ok(no_store(json!({
-        "asset": req.asset,
-        "tier": req.tier,
-        "expires_at": ent.expires,
-        "renditions": ent.renditions,
-        "cookies": cookies,
-        "set_cookie": cookies.iter().map(|c| c.set_cookie.as_str()).collect::<Vec<_>>(),
-    })))
+    Ok(no_store(SignedCookies {
+        set_cookie: cookies.iter().map(|c| c.set_cookie.clone()).collect(),
+        cookies: cookies.clone(),
+        asset: req.asset,
+        tier: req.tier,
+        expires_at: ent.expires,
+        renditions: ent.renditions.clone(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// What to sign: `urls` (one signed URL each) or `resource` (a wildcard
+/// pattern, one custom-policy signature); `expires` or `ttl`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UrlRequest {
     #[serde(default)]
@@ -130,10 +180,13 @@ pub struct UrlRequest {
     /// A wildcard pattern (`https://cdn…/assets/a/v1/hls/720p/*`).
     #[serde(default)]
     resource: Option<String>,
+    /// Epoch seconds.
     #[serde(default)]
     expires: Option<u64>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "1h")]
     ttl: Option<HumanDuration>,
+    /// An IPv4 address or CIDR the signature is bound to.
     #[serde(default)]
     ip: Option<String>,
 }
@@ -178,6 +231,11 @@ impl Published {
     }
 }
 
+/// Signed URLs, or a custom-policy signature for a wildcard resource, of
+/// one asset's published output.
+#[utoipa::path(post, path = "/v1/sign/urls", tag = "signing",
+    security(("service" = [])), request_body = UrlRequest,
+    responses((status = 200, description = "The signatures", body = SignedUrls)))]
 pub async fn urls(
     State(state): State<AppState>,
     ServiceClaims(who): ServiceClaims,
@@ -235,7 +293,10 @@ pub async fn urls(
                         .map_err(|e| Error::bad_request(field, e.to_string()))?,
                 );
             }
-            json!({"expires_at": expires, "urls": signed})
+            SignedUrls::Urls {
+                expires_at: expires,
+                urls: signed,
+            }
         }
         (None, Some(pattern)) => {
             Published::default()
@@ -243,12 +304,16 @@ pub async fn urls(
                 .await?;
             let sig = Signature::for_resource(key, pattern, &opts)
                 .map_err(|e| Error::bad_request("body.resource", e.to_string()))?;
-            json!({
-                "expires_at": expires,
-                "resource": pattern,
-                "query": sig.query(),
-                "cookies": sig.cookies().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-            })
+            SignedUrls::Resource {
+                expires_at: expires,
+                resource: pattern.clone(),
+                query: sig.query(),
+                cookies: sig
+                    .cookies()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            }
         }
         _ => {
             return Err(Error::bad_request(

@@ -17,7 +17,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Tier rules from a JSON body: every field checked as in the config, and
 /// every lifetime within `signing.max_ttl` (`max`).
@@ -51,26 +52,55 @@ fn rules_from_body(body: &[u8], max: std::time::Duration) -> Result<TierRules> {
     }
 }
 
+/// A tier and its rules; `revision` is also the `ETag`.
+#[derive(Serialize, ToSchema)]
+pub struct Tier<'a> {
+    #[schema(example = "premium")]
+    name: &'a TierName,
+    revision: u64,
+    rules: &'a TierRules,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TierList<'a> {
+    tiers: Vec<Tier<'a>>,
+}
+
 fn one(name: &TierName, rules: &TierRules, revision: u64) -> Response {
     json_with_etag(
-        json!({"name": name, "revision": revision, "rules": rules}),
+        Tier {
+            name,
+            revision,
+            rules,
+        },
         revision,
     )
 }
 
+/// Every tier.
+#[utoipa::path(get, path = "/v1/tiers", tag = "tiers", security(("admin" = [])),
+    responses((status = 200, description = "The tiers", body = TierList)))]
 pub async fn list(State(state): State<AppState>, _admin: AdminClaims) -> Result<Response> {
     let tiers = state.store.list_tiers().await?;
     let items: Vec<_> = tiers
         .iter()
-        .map(|(n, v)| json!({"name": n, "revision": v.revision, "rules": v.value}))
+        .map(|(n, v)| Tier {
+            name: n,
+            revision: v.revision,
+            rules: &v.value,
+        })
         .collect();
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({ "tiers": items })),
+        Json(TierList { tiers: items }),
     )
         .into_response())
 }
 
+/// One tier.
+#[utoipa::path(get, path = "/v1/tiers/{name}", tag = "tiers", security(("admin" = [])),
+    params(("name" = String, Path, description = "The tier")),
+    responses((status = 200, description = "The tier; `ETag` is its revision", body = Tier)))]
 pub async fn get(
     State(state): State<AppState>,
     _admin: AdminClaims,
@@ -80,6 +110,13 @@ pub async fn get(
     Ok(one(&name, &v.value, v.revision))
 }
 
+/// Creates a tier (no precondition, or `If-None-Match: *`) or replaces its
+/// rules (`If-Match` with the current revision: 428 without, 412 when stale).
+#[utoipa::path(put, path = "/v1/tiers/{name}", tag = "tiers", security(("admin" = [])),
+    params(("name" = String, Path, description = "The tier")),
+    request_body = TierRules,
+    responses((status = 200, description = "Updated", body = Tier),
+        (status = 201, description = "Created", body = Tier)))]
 pub async fn put(
     State(state): State<AppState>,
     AdminClaims(who): AdminClaims,
@@ -109,6 +146,10 @@ pub async fn put(
     Ok(resp)
 }
 
+/// Deletes a tier (`If-Match` optional).
+#[utoipa::path(delete, path = "/v1/tiers/{name}", tag = "tiers", security(("admin" = [])),
+    params(("name" = String, Path, description = "The tier")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     AdminClaims(who): AdminClaims,

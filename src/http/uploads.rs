@@ -14,6 +14,7 @@
 //! - `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}` (cancel).
 
 use crate::backends::storage::ObjectKey;
+use crate::backends::store::Job;
 use crate::backends::store::{Asset, AssetStatus, Expect, SourceObject, StoreExt};
 use crate::domain::{AssetId, JobId};
 use crate::http::auth::IngestClaims;
@@ -25,18 +26,82 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// An upload to declare: the file's name, media type and exact size.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUpload {
+    #[schema(example = "clip.mp4")]
     filename: String,
+    #[schema(example = "video/mp4")]
     content_type: String,
+    /// Bytes, at most `pipeline.max_upload`.
     size: u64,
     #[serde(default)]
     title: Option<String>,
+}
+
+/// The declared asset and where to send its bytes.
+#[derive(Serialize, ToSchema)]
+pub struct UploadCreated {
+    asset_id: AssetId,
+    upload: UploadPlan,
+}
+
+/// How to send the bytes: `PUT` to `url` with `headers` (local, or a
+/// presigned S3 PUT), or `MULTIPART`: each of `parts`, then `complete`.
+#[derive(Serialize, ToSchema)]
+pub struct UploadPlan {
+    #[schema(example = "PUT")]
+    method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parts: Option<Vec<PartPlan>>,
+    /// Mode aws: the request that ends the upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    complete: Option<Step>,
+    /// Epoch seconds; the presigned requests expire then.
+    expires_at: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PartPlan {
+    part_number: u64,
+    size: u64,
+    method: String,
+    url: String,
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Step {
+    method: &'static str,
+    url: String,
+}
+
+/// The source as received.
+#[derive(Serialize, ToSchema)]
+pub struct Received {
+    asset_id: AssetId,
+    size: u64,
+    /// Local uploads: the SHA-256 of the bytes, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    /// S3 uploads: S3's ETag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobBody {
+    job: Job,
 }
 
 /// A plain file name with a media container's extension: no directories,
@@ -93,6 +158,10 @@ fn local_upload(state: &AppState) -> Result<()> {
     }
 }
 
+/// Declares an upload: creates the asset and says where to send the bytes.
+#[utoipa::path(post, path = "/v1/uploads", tag = "pipeline", security(("ingest" = [])),
+    request_body = NewUpload,
+    responses((status = 201, description = "Declared", body = UploadCreated)))]
 pub async fn create_upload(
     State(state): State<AppState>,
     IngestClaims(who): IngestClaims,
@@ -116,14 +185,24 @@ pub async fn create_upload(
     let key_text = format!("assets/{id}/source/{}", req.filename);
     let key = ObjectKey::parse(&key_text).map_err(Error::internal)?;
     let public = state.config.server.public_url.trim_end_matches('/');
-    let complete = json!({"method": "POST", "url": format!("{public}/v1/uploads/{id}/complete")});
+    let complete = Step {
+        method: "POST",
+        url: format!("{public}/v1/uploads/{id}/complete"),
+    };
+    let expires_at = now + ttl.as_secs();
     let (upload, upload_id) = match &state.uploads {
         None => (
-            json!({
-                "method": "PUT",
-                "url": format!("{public}/v1/uploads/{id}/source"),
-                "headers": {"content-type": req.content_type},
-            }),
+            UploadPlan {
+                method: "PUT".into(),
+                url: Some(format!("{public}/v1/uploads/{id}/source")),
+                headers: Some(BTreeMap::from([(
+                    "content-type".to_owned(),
+                    req.content_type.clone(),
+                )])),
+                parts: None,
+                complete: None,
+                expires_at,
+            },
             None,
         ),
         Some(s3) if req.size <= state.config.pipeline.multipart_threshold => {
@@ -131,7 +210,14 @@ pub async fn create_upload(
                 .presign_put(&key, &req.content_type, req.size, ttl)
                 .await?;
             (
-                json!({"method": p.method, "url": p.url, "headers": p.headers, "complete": complete}),
+                UploadPlan {
+                    method: p.method,
+                    url: Some(p.url),
+                    headers: Some(p.headers),
+                    parts: None,
+                    complete: Some(complete),
+                    expires_at,
+                },
                 None,
             )
         }
@@ -149,10 +235,23 @@ pub async fn create_upload(
                 let size = part.min(req.size - (n - 1) * part);
                 let number = i32::try_from(n).map_err(Error::internal)?;
                 let p = s3.presign_part(&key, &upload_id, number, size, ttl).await?;
-                parts.push(json!({"part_number": n, "size": size, "method": p.method, "url": p.url, "headers": p.headers}));
+                parts.push(PartPlan {
+                    part_number: n,
+                    size,
+                    method: p.method,
+                    url: p.url,
+                    headers: p.headers,
+                });
             }
             (
-                json!({"method": "MULTIPART", "parts": parts, "complete": complete}),
+                UploadPlan {
+                    method: "MULTIPART".into(),
+                    url: None,
+                    headers: None,
+                    parts: Some(parts),
+                    complete: Some(complete),
+                    expires_at,
+                },
                 Some(upload_id),
             )
         }
@@ -181,23 +280,25 @@ pub async fn create_upload(
     };
     state.store.put_asset(&asset, Expect::Absent).await?;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "upload.create", asset = %id, "upload created");
-    let mut upload = upload;
-    upload["expires_at"] = json!(now + ttl.as_secs());
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"asset_id": id, "upload": upload})),
+        axum::Json(UploadCreated {
+            asset_id: id,
+            upload,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// A multipart upload's parts (empty for a single PUT).
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Completion {
     #[serde(default)]
     parts: Vec<PartDone>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartDone {
     part_number: i32,
@@ -207,6 +308,10 @@ pub struct PartDone {
 /// `POST /v1/uploads/{asset}/complete` (mode aws): after the direct PUT,
 /// or with the parts' ETags after a multipart upload. The object must be
 /// there with the declared size.
+#[utoipa::path(post, path = "/v1/uploads/{asset}/complete", tag = "pipeline", security(("ingest" = [])),
+    params(("asset" = String, Path, description = "The asset")),
+    request_body(content = Option<Completion>, description = "The parts' ETags (multipart only)"),
+    responses((status = 200, description = "Complete", body = Received)))]
 pub async fn complete_upload(
     State(state): State<AppState>,
     IngestClaims(who): IngestClaims,
@@ -281,9 +386,21 @@ pub async fn complete_upload(
         .put_asset(&asset, Expect::Revision(v.revision))
         .await?;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "upload.complete", asset = %id, bytes = meta.size, "source uploaded to S3");
-    Ok(axum::Json(json!({"asset_id": id, "size": meta.size, "etag": meta.etag})).into_response())
+    Ok(axum::Json(Received {
+        asset_id: id,
+        size: meta.size,
+        sha256: None,
+        etag: Some(meta.etag),
+    })
+    .into_response())
 }
 
+/// Mode local: the source bytes, streamed, with the declared
+/// `Content-Type` and exactly the declared size.
+#[utoipa::path(put, path = "/v1/uploads/{asset}/source", tag = "pipeline", security(("ingest" = [])),
+    params(("asset" = String, Path, description = "The asset")),
+    request_body(content = Vec<u8>, description = "The file", content_type = "video/*"),
+    responses((status = 200, description = "Received", body = Received)))]
 pub async fn put_source(
     State(state): State<AppState>,
     IngestClaims(who): IngestClaims,
@@ -364,10 +481,13 @@ pub async fn put_source(
         return Err(e.into());
     }
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "upload.complete", asset = %id, bytes = declared.size, "source uploaded");
-    Ok(
-        axum::Json(json!({"asset_id": id, "size": declared.size, "sha256": sha256}))
-            .into_response(),
-    )
+    Ok(axum::Json(Received {
+        asset_id: id,
+        size: declared.size,
+        sha256: Some(sha256),
+        etag: None,
+    })
+    .into_response())
 }
 
 /// Streams `body` into `path`: exactly `size` bytes, hashed on the way.
@@ -405,6 +525,12 @@ async fn receive(mut body: Body, path: &std::path::Path, size: u64) -> Result<St
     Ok(crate::domain::hex(&hasher.finish()))
 }
 
+/// Starts the encode: 202 with a new job, 200 with the one already queued
+/// or running.
+#[utoipa::path(post, path = "/v1/assets/{id}/transcode", tag = "pipeline", security(("ingest" = [])),
+    params(("id" = String, Path, description = "The asset")),
+    responses((status = 202, description = "Queued", body = JobBody),
+        (status = 200, description = "Already queued or running", body = JobBody)))]
 pub async fn transcode(
     State(state): State<AppState>,
     IngestClaims(who): IngestClaims,
@@ -419,9 +545,12 @@ pub async fn transcode(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(json!({"job": job}))).into_response())
+    Ok((status, axum::Json(JobBody { job })).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "pipeline", security(("ingest" = [])),
+    params(("id" = String, Path, description = "The job")),
+    responses((status = 200, description = "The job", body = JobBody)))]
 pub async fn job(
     State(state): State<AppState>,
     _w: IngestClaims,
@@ -430,11 +559,15 @@ pub async fn job(
     let job = state.pipeline.job(&id).await?;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({"job": job})),
+        axum::Json(JobBody { job }),
     )
         .into_response())
 }
 
+/// Cancels a job.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "pipeline", security(("ingest" = [])),
+    params(("id" = String, Path, description = "The job")),
+    responses((status = 200, description = "Cancel requested", body = JobBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     IngestClaims(who): IngestClaims,
@@ -442,5 +575,5 @@ pub async fn cancel(
 ) -> Result<Response> {
     let job = state.pipeline.cancel(&id).await?;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "job.cancel", job = %id, "cancel requested");
-    Ok(axum::Json(json!({"job": job})).into_response())
+    Ok(axum::Json(JobBody { job }).into_response())
 }

@@ -45,7 +45,7 @@ pub fn put_expectation(headers: &HeaderMap, exists: bool, what: &str) -> Result<
 }
 
 /// A JSON body with the revision as `ETag`, never cached.
-pub fn json_with_etag(body: serde_json::Value, revision: u64) -> Response {
+pub fn json_with_etag(body: impl serde::Serialize, revision: u64) -> Response {
     let mut resp = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
         resp.headers_mut().insert(header::ETAG, v);

@@ -6,17 +6,32 @@ use crate::http::auth::ViewerClaims;
 use axum::Json;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+/// What playgate makes of the caller's viewer token.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    subject: String,
+    issuer: String,
+    tier: String,
+    /// ISO 3166-1 alpha-2, when known.
+    country: Option<String>,
+    /// Epoch seconds.
+    expires_at: u64,
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "viewers", security(("viewer" = [])),
+    responses((status = 200, description = "The token as playgate reads it", body = Me)))]
 pub async fn me(v: ViewerClaims) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "private, no-store")],
-        Json(json!({
-            "subject": v.token.subject,
-            "issuer": v.token.issuer,
-            "tier": v.tier,
-            "country": v.country,
-            "expires_at": v.token.exp,
-        })),
+        Json(Me {
+            subject: v.token.subject.clone(),
+            issuer: v.token.issuer.clone(),
+            tier: v.tier.to_string(),
+            country: v.country.clone(),
+            expires_at: v.token.exp,
+        }),
     )
 }

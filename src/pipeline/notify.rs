@@ -16,6 +16,26 @@
 
 use crate::config::Webhook;
 use serde::Serialize;
+use std::sync::Arc;
+
+/// Where a job's end is told: each delivers in the background and returns
+/// at once, so a slow receiver never holds a job up.
+pub trait Notifier: Send + Sync {
+    fn notify(&self, n: &Notification, now: u64);
+}
+
+/// The notifiers the config asks for: the webhook (`notify.webhook_url`)
+/// and, in mode aws, SNS (`aws.sns_topic_arn`).
+pub fn configured(webhook: Option<&Webhook>, sns: Option<Sns>) -> Vec<Arc<dyn Notifier>> {
+    let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
+    if let Some(hook) = webhook {
+        out.push(Arc::new(hook.clone()));
+    }
+    if let Some(sns) = sns {
+        out.push(Arc::new(sns));
+    }
+    out
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Notification {
@@ -82,9 +102,22 @@ impl Sns {
     }
 }
 
-/// Sends `n` everywhere configured; returns at once (webhooks and SNS
-/// deliver in the background).
-pub fn send(n: Notification, webhook: Option<&Webhook>, sns: Option<&Sns>, now: u64) {
+impl Notifier for Sns {
+    fn notify(&self, n: &Notification, _now: u64) {
+        let (sns, n) = (self.clone(), n.clone());
+        tokio::spawn(async move { sns.publish(&n).await });
+    }
+}
+
+impl Notifier for Webhook {
+    fn notify(&self, n: &Notification, now: u64) {
+        let (hook, n) = (self.clone(), n.clone());
+        tokio::spawn(async move { deliver(&hook, &n, now).await });
+    }
+}
+
+/// Logs `n` and hands it to every notifier; returns at once.
+pub fn send(n: &Notification, notifiers: &[Arc<dyn Notifier>], now: u64) {
     tracing::info!(
         target: "playgate::notify",
         asset = %n.asset_id,
@@ -92,12 +125,9 @@ pub fn send(n: Notification, webhook: Option<&Webhook>, sns: Option<&Sns>, now: 
         status = %n.status,
         "encode finished"
     );
-    if let Some(sns) = sns.cloned() {
-        let n = n.clone();
-        tokio::spawn(async move { sns.publish(&n).await });
+    for notifier in notifiers {
+        notifier.notify(n, now);
     }
-    let Some(hook) = webhook.cloned() else { return };
-    tokio::spawn(async move { deliver(&hook, &n, now).await });
 }
 
 async fn deliver(hook: &Webhook, n: &Notification, now: u64) -> bool {

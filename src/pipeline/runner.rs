@@ -62,7 +62,8 @@ pub struct Pipeline {
     clock: crate::clock::SharedClock,
     queue: tokio::sync::mpsc::UnboundedSender<JobId>,
     cancels: Mutex<HashMap<JobId, tokio::sync::watch::Sender<bool>>>,
-    sns: Option<super::notify::Sns>,
+    /// Told when a job ends (webhook, SNS).
+    notifiers: Vec<Arc<dyn super::notify::Notifier>>,
     /// Jobs whose output is being moved into per-rendition directories
     /// (a duplicate COMPLETE meanwhile changes nothing).
     publishing: Mutex<std::collections::HashSet<JobId>>,
@@ -84,7 +85,7 @@ impl Pipeline {
         store: Arc<dyn Store>,
         objects: Arc<dyn ObjectStore>,
         clock: crate::clock::SharedClock,
-        sns: Option<super::notify::Sns>,
+        notifiers: Vec<Arc<dyn super::notify::Notifier>>,
         backend: Backend,
         protection: Option<Arc<crate::protect::Protection>>,
     ) -> Arc<Self> {
@@ -98,7 +99,7 @@ impl Pipeline {
             clock,
             queue: tx,
             cancels: Mutex::new(HashMap::new()),
-            sns,
+            notifiers,
             publishing: Mutex::new(Default::default()),
             protection,
         });
@@ -819,7 +820,7 @@ impl Pipeline {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         super::notify::send(
-            super::notify::Notification {
+            &super::notify::Notification {
                 asset_id: job.asset_id.to_string(),
                 job_id: job.id.to_string(),
                 status,
@@ -838,8 +839,7 @@ impl Pipeline {
                 playback_path: complete.then(|| format!("/v1/play/{}/master.m3u8", job.asset_id)),
                 error: job.error.clone(),
             },
-            self.config.notify.webhook.as_ref(),
-            self.sns.as_ref(),
+            &self.notifiers,
             self.clock.now_epoch(),
         );
     }

@@ -170,7 +170,7 @@ pub struct Entitlement {
 
 /// Signed frame captures (posters, scrub previews): append `?{query}` to
 /// any of `urls`; `poster` is the first, signed.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Thumbnails {
     pub poster: String,
     pub urls: Vec<String>,
@@ -180,7 +180,7 @@ pub struct Thumbnails {
 
 /// A cookie as the session and sign endpoints describe it. `Expires`
 /// only (no `Max-Age`), so one rendering serves the whole bucket.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CookieGrant {
     pub name: &'static str,
     pub value: String,

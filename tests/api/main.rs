@@ -13,6 +13,7 @@ mod keys;
 mod layouts;
 #[path = "../common/media.rs"]
 mod media;
+mod openapi;
 mod ops;
 mod pipeline;
 mod play;

@@ -87,7 +87,7 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<Vec<Record>>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssetStatus {
     /// Created, waiting for its source upload.
@@ -135,7 +135,7 @@ pub struct Asset {
 }
 
 /// An asset's original file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceObject {
     /// `assets/{id}/source/{filename}`.
     pub key: String,
@@ -161,7 +161,7 @@ impl SourceObject {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
     Submitted,
@@ -171,7 +171,7 @@ pub enum JobState {
     Canceled,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: JobId,
     pub asset_id: AssetId,
