@@ -1321,3 +1321,29 @@ fn manifest_filter_handles_manifests_from_the_wild() {
         "the HEVC ad period goes: {mpd}"
     );
 }
+
+#[test]
+fn openapi_prints_the_description_and_a_reader_may_stop_early() {
+    let out = playgate().arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/sign/cookies"]["post"].is_object());
+    // `playgate openapi | head`: the document is larger than a pipe's
+    // buffer, so the write meets a closed pipe. That is not a failure (it
+    // was a panic, exit 101, with println!).
+    assert!(out.stdout.len() > 65_536, "too small to fill a pipe");
+    let mut child = playgate()
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "exit {:?}: {stderr}", done.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -6,7 +6,8 @@
 # Also the clip encrypted (`publish --encrypt`) as asset `load-enc`, and
 # a free viewer's key request for it: $key_url with $key_cookie.
 # Leaves: $BIN, $work, $PG_PORT, $PG_PID, $pids, $master, $token; a trap
-# stops everything on exit. Env: TOKENS (1000).
+# stops everything on exit. Env: TOKENS (1000), PLAYGATE_BIN (a binary to
+# measure instead of building this checkout's).
 # Other settings: PLAYGATE__SECTION__KEY variables in the environment.
 set -euo pipefail
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -24,9 +25,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-echo "building playgate (release)…" >&2
-cargo build --quiet --release --bin playgate
-BIN="$TARGET/release/playgate"
+if [ -n "${PLAYGATE_BIN:-}" ]; then
+  BIN="$PLAYGATE_BIN"  # another build (e.g. an earlier commit's), measured by these scripts
+else
+  echo "building playgate (release)…" >&2
+  cargo build --quiet --release --bin playgate
+  BIN="$TARGET/release/playgate"
+fi
 
 work="$(mktemp -d /tmp/playgate-load.XXXXXX)"
 pids=()

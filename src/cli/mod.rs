@@ -303,8 +303,13 @@ pub fn main() -> ExitCode {
         Command::Doctor { config } => doctor(&config),
         Command::Health { url } => health(&url),
         Command::Openapi => {
-            println!("{}", crate::http::openapi::document());
-            Ok(ExitCode::SUCCESS)
+            use std::io::Write;
+            // A reader that stops early (`| head`) is not an error.
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", crate::http::openapi::document()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Fail(e.to_string())),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
     };
     match result {
