@@ -14,10 +14,11 @@
 //!   signature on every URI.
 
 use crate::engine::cloudfront::signer::{SignError, Signature};
+use crate::engine::dash::mpd::{MpdError, MpdOptions};
 use crate::engine::hls::master::{Filtered, MasterUri, UriKind, rewrite};
 use crate::engine::hls::scope::{Scope, ScopeError, Scopes, scopes};
 use crate::engine::hls::{HlsError, media};
-use crate::engine::tiers::Delivery;
+use crate::engine::tiers::{Delivery, TierRules};
 use std::collections::HashMap;
 use std::time::Duration;
 use url::Url;
@@ -44,6 +45,8 @@ pub enum PlaybackError {
     NotGatewayLayout(String),
     #[error(transparent)]
     Sign(#[from] SignError),
+    #[error(transparent)]
+    Mpd(#[from] MpdError),
 }
 
 /// Where things live: the CDN that serves `assets/…` and the gateway.
@@ -285,6 +288,52 @@ pub fn authorise_scoped(
     Ok(Authorised { playlist, grants })
 }
 
+/// The authorised MPD.
+#[derive(Debug)]
+pub struct AuthorisedMpd {
+    pub mpd: String,
+    pub grants: Vec<Grant>,
+    /// The kept representations' ids.
+    pub renditions: Vec<String>,
+}
+
+/// What a tier's viewer of an MPD gets: the MPD filtered for `rules`, and
+/// one signed cookie scope per rendition directory (DASH is delivered with
+/// cookies only, so a layout without a directory per rendition is
+/// `NotPathSeparable`). The DASH twin of `authorise_master`.
+pub fn authorise_mpd(
+    mpd: &[u8],
+    mpd_url: &Url,
+    rules: &TierRules,
+    mut sign: impl FnMut(&Scope) -> Result<Signature, SignError>,
+) -> Result<AuthorisedMpd, PlaybackError> {
+    let opts = MpdOptions {
+        url: Some(mpd_url),
+        signed_query: None,
+    };
+    let filtered = crate::engine::dash::mpd::filter(mpd, rules, &opts)?;
+    let dirs = filtered
+        .scopes()?
+        .cookies
+        .ok_or(PlaybackError::NotPathSeparable)?;
+    let mut grants = Vec::with_capacity(dirs.len());
+    for scope in dirs {
+        let signature = sign(&scope)?;
+        grants.push(Grant { scope, signature });
+    }
+    let renditions = filtered
+        .renditions
+        .iter()
+        .filter(|r| r.kept)
+        .map(|r| r.id.clone())
+        .collect();
+    Ok(AuthorisedMpd {
+        mpd: filtered.mpd,
+        grants,
+        renditions,
+    })
+}
+
 /// The media playlist a URL-delivery viewer gets: URIs made absolute
 /// against the playlist's CDN URL, each carrying `signature`.
 pub fn signed_media_playlist(
@@ -328,5 +377,63 @@ mod tests {
         assert_eq!(expiry(1_200, Duration::from_secs(7200), m5), 8_400);
         assert_eq!(expiry(1_201, Duration::from_secs(7200), m5), 8_700);
         assert_eq!(expiry(5, Duration::ZERO, Duration::ZERO), 5);
+    }
+
+    #[test]
+    fn an_mpd_gets_one_signed_cookie_scope_per_kept_directory() {
+        use crate::engine::cloudfront::keys::{SigningKey, generate};
+        use crate::engine::cloudfront::signer::SignOptions;
+        let mpd = include_bytes!("../../tests/fixtures/dash/ffmpeg_live_profile.mpd");
+        let url = Url::parse("https://cdn.example.com/assets/a/v1/dash/manifest.mpd").unwrap();
+        let free = crate::engine::tiers::free_tier();
+        let (pem, _) = generate(false).unwrap();
+        let id = crate::domain::KeyPairId::parse("KTESTKEY01").unwrap();
+        let key = SigningKey::from_pem(id, &pem, "test key").unwrap();
+        let opts = SignOptions {
+            expires: 2_000_000_000,
+            ..SignOptions::default()
+        };
+        let got = authorise_mpd(mpd, &url, &free, |scope| {
+            Signature::for_resource(&key, &scope.pattern(), &opts)
+        })
+        .unwrap();
+        // The same MPD, scopes and renditions as the filter alone gives.
+        let opts_mpd = MpdOptions {
+            url: Some(&url),
+            signed_query: None,
+        };
+        let f = crate::engine::dash::mpd::filter(mpd, &free, &opts_mpd).unwrap();
+        assert_eq!(got.mpd, f.mpd);
+        let dirs = f.scopes().unwrap().cookies.unwrap();
+        assert!(!dirs.is_empty());
+        let scopes: Vec<_> = got.grants.iter().map(|g| &g.scope).collect();
+        assert_eq!(scopes, dirs.iter().collect::<Vec<_>>());
+        let kept: Vec<_> = f
+            .renditions
+            .iter()
+            .filter(|r| r.kept)
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(got.renditions, kept);
+        assert!(
+            got.renditions.len() < f.renditions.len(),
+            "the free tier keeps everything"
+        );
+        // A refused signature refuses the MPD; nothing is half signed.
+        let refused = authorise_mpd(mpd, &url, &free, |_| Err(SignError::Crypto));
+        assert!(matches!(
+            refused,
+            Err(PlaybackError::Sign(SignError::Crypto))
+        ));
+        // A tier that may play nothing.
+        let none = TierRules {
+            max_height: Some(1),
+            ..TierRules::default()
+        };
+        let nothing = authorise_mpd(mpd, &url, &none, |_| Err(SignError::Crypto));
+        assert!(matches!(
+            nothing,
+            Err(PlaybackError::Mpd(MpdError::NoVideoVariant))
+        ));
     }
 }

@@ -654,45 +654,28 @@ impl Play {
                 )
             }
             Format::Dash => {
-                let opts_mpd = crate::engine::dash::mpd::MpdOptions {
-                    url: Some(&url),
-                    signed_query: None,
-                };
-                let f = match crate::engine::dash::mpd::filter(&fetched.bytes, rules, &opts_mpd) {
-                    Ok(f) => f,
-                    Err(crate::engine::dash::mpd::MpdError::NoVideoVariant) => {
-                        return Err(PlayError::NothingPlayable);
-                    }
-                    Err(e) => return Err(PlayError::Content(e.to_string())),
-                };
-                let scoped = f.scopes().map_err(|e| PlayError::Content(e.to_string()))?;
-                let Some(dirs) = scoped.cookies else {
-                    return Err(PlayError::DeliveryUnavailable {
-                        asked: "DASH (delivered with cookies only)",
-                        reason: PlaybackError::NotPathSeparable.to_string(),
-                        works: None,
-                    });
-                };
-                let mut grants = Vec::with_capacity(dirs.len());
-                for scope in dirs {
-                    let signature = self
-                        .signature(&scope.pattern(), &opts)
-                        .map_err(|e| PlayError::Content(e.to_string()))?;
-                    grants.push(Grant { scope, signature });
-                }
-                let renditions = f
-                    .renditions
-                    .iter()
-                    .filter(|r| r.kept)
-                    .map(|r| r.id.clone())
-                    .collect();
+                let auth =
+                    crate::engine::authorise::authorise_mpd(&fetched.bytes, &url, rules, |scope| {
+                        self.signature(&scope.pattern(), &opts)
+                    })
+                    .map_err(|e| match e {
+                        PlaybackError::Mpd(crate::engine::dash::mpd::MpdError::NoVideoVariant) => {
+                            PlayError::NothingPlayable
+                        }
+                        PlaybackError::NotPathSeparable => PlayError::DeliveryUnavailable {
+                            asked: "DASH (delivered with cookies only)",
+                            reason: e.to_string(),
+                            works: None,
+                        },
+                        other => PlayError::Content(other.to_string()),
+                    })?;
                 self.entitlement(
                     &key,
                     asset,
                     Delivery::Cookies,
-                    f.mpd,
-                    grants,
-                    renditions,
+                    auth.mpd,
+                    auth.grants,
+                    auth.renditions,
                     stale,
                 )
             }
