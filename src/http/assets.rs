@@ -307,3 +307,13 @@ pub async fn delete(
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    axum::Router::new()
+        .route("/v1/assets", axum::routing::get(list))
+        .route(
+            "/v1/assets/{id}",
+            axum::routing::get(get).put(put).delete(delete),
+        )
+}

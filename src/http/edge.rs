@@ -211,6 +211,12 @@ fn is_source(key: &ObjectKey) -> bool {
     parts.next() == Some("assets") && parts.nth(1) == Some("source")
 }
 
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/cdn/{*path}", get(serve))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,12 @@ pub async fn mediaconvert(
     Ok(Json(HookResult { applied }))
 }
 
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::post;
+    axum::Router::new().route("/hooks/mediaconvert", post(mediaconvert))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,3 +70,9 @@ pub async fn key(
     )
         .into_response())
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/v1/keys/{asset}/{key}", get(key))
+}

@@ -181,3 +181,9 @@ pub async fn openapi_json() -> Response {
     )
         .into_response()
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/openapi.json", get(openapi_json))
+}

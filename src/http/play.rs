@@ -206,3 +206,13 @@ pub async fn media(
     stale_marker(resp.headers_mut(), m.stale);
     Ok(resp)
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/play/{asset}/master.m3u8", get(master))
+        .route("/v1/play/{asset}/manifest.mpd", get(mpd))
+        .route("/v1/play/{asset}/session", post(session))
+        .route("/v1/play/{asset}/hls/{*rest}", get(media))
+}

@@ -325,3 +325,11 @@ pub async fn urls(
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.urls", "signed URLs");
     Ok(no_store(body))
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/v1/sign/cookies", post(cookies))
+        .route("/v1/sign/urls", post(urls))
+}

@@ -174,3 +174,13 @@ pub async fn delete(
     );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    axum::Router::new()
+        .route("/v1/tiers", axum::routing::get(list))
+        .route(
+            "/v1/tiers/{name}",
+            axum::routing::get(get).put(put).delete(delete),
+        )
+}

@@ -577,3 +577,14 @@ pub async fn cancel(
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "job.cancel", job = %id, "cancel requested");
     Ok(axum::Json(JobBody { job }).into_response())
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/v1/uploads", post(create_upload))
+        .route("/v1/uploads/{asset}/source", put(put_source))
+        .route("/v1/uploads/{asset}/complete", post(complete_upload))
+        .route("/v1/assets/{id}/transcode", post(transcode))
+        .route("/v1/jobs/{id}", get(job).delete(cancel))
+}

@@ -35,3 +35,9 @@ pub async fn me(v: ViewerClaims) -> impl IntoResponse {
         }),
     )
 }
+
+/// This resource's routes.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/v1/me", get(me))
+}
