@@ -219,6 +219,47 @@ impl<'de> serde::Deserialize<'de> for HumanDuration {
     }
 }
 
+/// A base URL as configured (`server.public_url`, `cdn.base_url`), kept
+/// without a trailing `/`, so `format!("{base}/path")` always has one
+/// slash. The config checks that it is an absolute http(s) URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
+        BaseUrl(url.trim_end_matches('/').to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for BaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for BaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BaseUrl({:?})", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,7 +78,7 @@ pub(crate) fn run(
 ) -> Result<ExitCode, Fail> {
     let config = load_config(config)?;
     let base = server
-        .unwrap_or_else(|| config.server.public_url.clone())
+        .unwrap_or_else(|| config.server.public_url.to_string())
         .trim_end_matches('/')
         .to_owned();
     let credential =

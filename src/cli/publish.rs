@@ -75,7 +75,7 @@ pub(super) fn publish(
         Ok::<_, Fail>((version, asset.and_then(|a| a.value.playability)))
     })?;
     let (version, playability) = published;
-    let base = config.server.public_url.trim_end_matches('/');
+    let base = config.server.public_url.as_str();
     println!("{base}/v1/play/{id}/master.m3u8 (version {version})");
     for t in playability.iter().flat_map(|p| &p.tiers) {
         if !t.hls.playable || t.hls.fallback {

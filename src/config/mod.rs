@@ -13,7 +13,7 @@ use reader::Section as ConfigSection;
 use reader::{Env, Section, apply_env};
 
 pub use crate::domain::HumanDuration;
-use crate::domain::{KeyPairId, TierName};
+use crate::domain::{BaseUrl, KeyPairId, TierName};
 pub use crate::engine::cloudfront::HashAlg;
 pub use crate::engine::cloudfront::cookies::SameSite;
 pub use crate::engine::cloudfront::keys::{KeySpec, Pem};
@@ -237,7 +237,7 @@ pub struct DemoConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How clients reach this gateway (used in URLs it hands out).
-    pub public_url: String,
+    pub public_url: BaseUrl,
     pub request_timeout: Duration,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
@@ -280,7 +280,7 @@ pub struct StoreConfig {
 #[derive(Debug, Clone)]
 pub struct CdnConfig {
     /// Base URL of the CDN that serves `assets/…` (local: `{public_url}/cdn`).
-    pub base_url: String,
+    pub base_url: BaseUrl,
     pub cookie_domain: Option<String>,
     pub same_site: SameSite,
     /// `Secure` on CloudFront cookies (off only for plain-http local use).
@@ -877,7 +877,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
         let listen = s.or("listen", SocketAddr::from(([127, 0, 0, 1], 8080)));
         ServerConfig {
             listen,
-            public_url: s.or("public_url", format!("http://{listen}")),
+            public_url: BaseUrl::new(s.or("public_url", format!("http://{listen}"))),
             request_timeout: dur(s, "request_timeout", "30s"),
             header_timeout: dur(s, "header_timeout", "10s"),
             worker_threads: s.or(
@@ -914,10 +914,7 @@ fn read(table: toml::Table, issues: &mut Vec<Issue>, env: &Env) -> Option<Config
         sqlite_path: s.or("sqlite_path", PathBuf::from("./data/playgate.db")),
     });
     let cdn = root.sub("cdn", |s| CdnConfig {
-        base_url: s.or(
-            "base_url",
-            format!("{}/cdn", server.public_url.trim_end_matches('/')),
-        ),
+        base_url: BaseUrl::new(s.or::<String>("base_url", format!("{}/cdn", server.public_url))),
         cookie_domain: s.opt("cookie_domain"),
         same_site: s.or("same_site", SameSite::None),
         cookie_secure: s.or("cookie_secure", true),

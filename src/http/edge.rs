@@ -94,7 +94,7 @@ pub async fn serve(
     headers: HeaderMap,
 ) -> Response {
     let rest = uri.path().strip_prefix("/cdn").unwrap_or("");
-    let mut url = format!("{}{rest}", state.config.cdn.base_url.trim_end_matches('/'));
+    let mut url = format!("{}{rest}", state.config.cdn.base_url);
     if let Some(q) = uri.query() {
         url.push('?');
         url.push_str(q);

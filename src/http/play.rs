@@ -151,7 +151,7 @@ pub async fn session(
         .play
         .authorise(&asset, &viewer(&v, peer), Format::Hls, Delivery::Cookies)
         .await?;
-    let gateway = state.config.server.public_url.trim_end_matches('/');
+    let gateway = state.config.server.public_url.as_str();
     let (record, version) = state.play.playable_asset(&asset).await?;
     let thumbnails = state.play.thumbnails(&record, version, ent.expires);
     let mut resp = (

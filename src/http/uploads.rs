@@ -184,7 +184,7 @@ pub async fn create_upload(
     let ttl = state.config.pipeline.upload_timeout;
     let key_text = format!("assets/{id}/source/{}", req.filename);
     let key = ObjectKey::parse(&key_text).map_err(Error::internal)?;
-    let public = state.config.server.public_url.trim_end_matches('/');
+    let public = state.config.server.public_url.as_str();
     let complete = Step {
         method: "POST",
         url: format!("{public}/v1/uploads/{id}/complete"),

@@ -445,7 +445,7 @@ impl Play {
     }
 
     fn cdn_base(&self) -> &str {
-        self.config.cdn.base_url.trim_end_matches('/')
+        self.config.cdn.base_url.as_str()
     }
 
     /// Drops this replica's cached record of an asset (after a delete).
@@ -616,7 +616,7 @@ impl Play {
                 );
                 let (media, media_stale) = self.media_of(&wanted).await?;
                 stale |= media_stale;
-                let gateway = self.config.server.public_url.trim_end_matches('/');
+                let gateway = self.config.server.public_url.as_str();
                 let layout = Layout {
                     cdn_base: self.cdn_base(),
                     gateway,
