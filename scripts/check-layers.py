@@ -126,20 +126,12 @@ def paths(src):
 
 
 def resolve(me, path, mods):
-    """The module a path names: the longest known prefix, or None."""
-    head, rest = path[0], path[1:]
-    if head == "crate":
-        base = []
-    elif head == "self":
-        base = list(me)
-    else:
-        base = list(me)
-        while rest[:0] == [] and head == "super":
-            base = base[:-1]
-            if rest and rest[0] == "super":
-                rest = rest[1:]
-                continue
-            break
+    """The module a path names: the longest known prefix, or None. `me` is
+    the module the path is written in (a `mod.rs` is its folder's module)."""
+    base = list(me) if path[0] in ("self", "super") else []
+    rest = path[1:] if path[0] != "super" else path
+    while rest and rest[0] == "super":
+        base, rest = base[:-1], rest[1:]
     full = base + list(rest)
     for n in range(len(full), 0, -1):
         if tuple(full[:n]) in mods:
@@ -243,6 +235,9 @@ def main():
     if "--self-test" in sys.argv:
         return self_test()
     root = next((a for a in sys.argv[1:] if not a.startswith("-")), "src")
+    if not modules(root):
+        print(f"check-layers: no .rs files under {root}", file=sys.stderr)
+        return 1
     problems = check(root)
     for p in problems:
         print(p, file=sys.stderr)

@@ -62,6 +62,28 @@ fn defaults_fill_an_almost_empty_file() {
 }
 
 #[test]
+fn base_urls_keep_no_trailing_slash() {
+    let c = load(&format!(
+        "{MIN}[server]\npublic_url = \"https://play.example.com//\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.server.public_url, "https://play.example.com");
+    assert_eq!(c.cdn.base_url, "https://play.example.com/cdn");
+    let c = load(&format!(
+        "{MIN}[cdn]\nbase_url = \"https://cdn.example.com/\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.cdn.base_url, "https://cdn.example.com");
+    assert_eq!(
+        format!("{}/assets/a", c.cdn.base_url),
+        "https://cdn.example.com/assets/a"
+    );
+    // A slash alone is not a base URL, trimmed or not.
+    let e = load(&format!("{MIN}[cdn]\nbase_url = \"/\"\n")).unwrap_err();
+    assert!(e.0.iter().any(|i| i.path == "cdn.base_url"), "{e:?}");
+}
+
+#[test]
 fn sizes_and_durations_parse() {
     let c = load(&format!(
         "[server]\nmax_body = \"5GiB\"\nshutdown_grace = \"1m 30s\"\n{MIN}"

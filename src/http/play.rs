@@ -29,17 +29,17 @@ use std::net::SocketAddr;
 
 /// The session: the viewer's cookies as JSON (also set), and where to play.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Session {
+pub struct Session<'a> {
     asset: AssetId,
-    tier: crate::domain::TierName,
+    tier: &'a crate::domain::TierName,
     /// `urls` when a cookie tier's asset cannot carry cookies and the tier
     /// falls back.
     delivery: Delivery,
     master_url: String,
     /// Epoch seconds.
     expires_at: u64,
-    renditions: Vec<String>,
-    cookies: Vec<crate::playback::CookieGrant>,
+    renditions: &'a [String],
+    cookies: &'a [crate::playback::CookieGrant],
     thumbnails: Option<crate::playback::Thumbnails>,
 }
 
@@ -159,11 +159,11 @@ pub async fn session(
         Json(Session {
             master_url: format!("{gateway}/v1/play/{asset}/master.m3u8"),
             asset,
-            tier: v.tier.clone(),
+            tier: &v.tier,
             delivery: ent.delivery,
             expires_at: ent.expires,
-            renditions: ent.renditions.clone(),
-            cookies: ent.cookies.clone(),
+            renditions: &ent.renditions,
+            cookies: &ent.cookies,
             thumbnails,
         }),
     )

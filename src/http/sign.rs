@@ -54,15 +54,15 @@ pub struct CookieRequest {
 /// The cookies a viewer of the tier needs for the asset, with ready
 /// `Set-Cookie` values.
 #[derive(Serialize, ToSchema)]
-pub struct SignedCookies {
+pub struct SignedCookies<'a> {
     asset: AssetId,
     tier: TierName,
     /// Epoch seconds.
     expires_at: u64,
     /// The allowed renditions' playlist URLs.
-    renditions: Vec<String>,
-    cookies: Vec<CookieGrant>,
-    set_cookie: Vec<String>,
+    renditions: &'a [String],
+    cookies: &'a [CookieGrant],
+    set_cookie: Vec<&'a str>,
 }
 
 /// Signed URLs, or one custom-policy signature for a wildcard resource.
@@ -161,12 +161,12 @@ pub async fn cookies(
     let cookies = &ent.cookies;
     tracing::info!(target: "playgate::audit", who = %who.who(), action = "sign.cookies", asset = %req.asset, tier = %req.tier, "signed cookies");
     Ok(no_store(SignedCookies {
-        set_cookie: cookies.iter().map(|c| c.set_cookie.clone()).collect(),
-        cookies: cookies.clone(),
+        set_cookie: cookies.iter().map(|c| c.set_cookie.as_str()).collect(),
+        cookies,
         asset: req.asset,
         tier: req.tier,
         expires_at: ent.expires,
-        renditions: ent.renditions.clone(),
+        renditions: &ent.renditions,
     }))
 }
 
